@@ -1,0 +1,94 @@
+using System;
+using System.Globalization;
+using System.Text;
+using KeyShell.Engine.Protocol;
+
+namespace KeyShell.Engine.Logging;
+
+/// <summary>
+/// Writes conversation log lines: <c>[&lt;ISO-8601 UTC&gt; ]&lt;Source&gt;: &lt;payload&gt;</c>, where Source is
+/// SYSTEM, Client or Server. Bytes outside printable ASCII, and the backslash, are escaped as \xNN and \\,
+/// so a request can never end a line early or forge one.
+/// </summary>
+public static class ConversationLine
+{
+    public const string System = "SYSTEM";
+    public const string Client = "Client";
+    public const string Server = "Server";
+
+    // The seed's texts, word for word (its spelling included), so scripts written against it keep working.
+    public const string Launched = "Server launched";
+    public const string Stopped = "Server stopped";
+    public const string Connected = "Client connected!";
+    public const string Disconnected = "Client deconnected!";
+
+    private static readonly byte[] ClientPrefix = Encoding.ASCII.GetBytes(Client + ": ");
+    private static readonly byte[] ServerPrefix = Encoding.ASCII.GetBytes(Server + ": ");
+    private static readonly byte[] SystemPrefix = Encoding.ASCII.GetBytes(System + ": ");
+    private static readonly byte[] HexDigits = Encoding.ASCII.GetBytes("0123456789ABCDEF");
+
+    /// <summary>The timestamp prefix ("2026-11-25T20:17:30.1234567Z "), or "" when timestamps are off.</summary>
+    public static string Timestamp(bool enabled) =>
+        enabled ? DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture) + " " : string.Empty;
+
+    /// <summary><c>Client: &lt;request as received&gt;</c></summary>
+    public static void WriteRequest(ByteBuffer log, string timestamp, ReadOnlySpan<byte> request)
+    {
+        log.WriteAscii(timestamp);
+        log.Write(ClientPrefix);
+        WriteEscaped(log, request);
+        log.WriteByte((byte)'\n');
+    }
+
+    /// <summary><c>Server: &lt;client&gt; &lt;reply&gt;</c>; a request with no valid client shows "?".</summary>
+    public static void WriteReply(ByteBuffer log, string timestamp, ReadOnlySpan<byte> client, ReadOnlySpan<byte> reply)
+    {
+        log.WriteAscii(timestamp);
+        log.Write(ServerPrefix);
+        if (client.IsEmpty)
+        {
+            log.WriteByte((byte)'?');
+        }
+        else
+        {
+            WriteEscaped(log, client);
+        }
+
+        log.WriteByte((byte)' ');
+        WriteEscaped(log, reply);
+        log.WriteByte((byte)'\n');
+    }
+
+    /// <summary><c>SYSTEM: &lt;text&gt;</c></summary>
+    public static void WriteSystem(ByteBuffer log, string timestamp, string text)
+    {
+        log.WriteAscii(timestamp);
+        log.Write(SystemPrefix);
+        WriteEscaped(log, Encoding.UTF8.GetBytes(text));
+        log.WriteByte((byte)'\n');
+    }
+
+    /// <summary>Copies printable ASCII as is; escapes the rest (and the backslash) so the line stays whole.</summary>
+    public static void WriteEscaped(ByteBuffer log, ReadOnlySpan<byte> bytes)
+    {
+        foreach (var b in bytes)
+        {
+            if (b >= 0x20 && b < 0x7F && b != (byte)'\\')
+            {
+                log.WriteByte(b);
+            }
+            else if (b == (byte)'\\')
+            {
+                log.WriteByte((byte)'\\');
+                log.WriteByte((byte)'\\');
+            }
+            else
+            {
+                log.WriteByte((byte)'\\');
+                log.WriteByte((byte)'x');
+                log.WriteByte(HexDigits[b >> 4]);
+                log.WriteByte(HexDigits[b & 0xF]);
+            }
+        }
+    }
+}

@@ -1,0 +1,196 @@
+using System;
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.IO;
+using System.Threading;
+
+namespace KeyShell.Engine.Logging;
+
+/// <summary>
+/// The one writer of a conversation log file. Producers hand it whole lines (a batch per read) through a
+/// lock-free queue and go on; a dedicated thread writes them in the order they were handed in, so lines
+/// are never torn or interleaved and no lock is taken per request. The file is opened once, truncated.
+/// A write failure (disk full, file removed) never stops the server: the lines are counted as lost,
+/// <see cref="WriteFailed"/> is raised, and the writer reopens the file on the next batch.
+/// </summary>
+public sealed class ConversationLogWriter : IDisposable
+{
+    private readonly ConcurrentQueue<Chunk> _queue = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly Thread _thread;
+    private FileStream? _stream;
+    private int _sleeping;
+    private volatile bool _closing;
+    private long _writeErrors;
+    private long _lostBatches;
+
+    /// <summary>Opens (and empties) <paramref name="path"/>; throws when it cannot be written.</summary>
+    public ConversationLogWriter(string path)
+    {
+        Path = System.IO.Path.GetFullPath(path);
+        _stream = Open(FileMode.Create);
+        _thread = new Thread(WriteLoop) { IsBackground = true, Name = "KeyShell conversation log" };
+        _thread.Start();
+    }
+
+    public string Path { get; }
+
+    /// <summary>Write failures so far (each also raised through <see cref="WriteFailed"/>).</summary>
+    public long WriteErrors => Interlocked.Read(ref _writeErrors);
+
+    /// <summary>Batches of lines that could not be written.</summary>
+    public long LostBatches => Interlocked.Read(ref _lostBatches);
+
+    /// <summary>Raised on the writer thread when the file cannot be written.</summary>
+    public event Action<Exception>? WriteFailed;
+
+    /// <summary>Queues whole lines (each ending in LF) for writing, in call order. Copies the bytes.</summary>
+    public void Append(ReadOnlySpan<byte> lines)
+    {
+        if (lines.IsEmpty)
+        {
+            return;
+        }
+
+        var array = ArrayPool<byte>.Shared.Rent(lines.Length);
+        lines.CopyTo(array);
+        Enqueue(new Chunk(array, lines.Length, null));
+    }
+
+    /// <summary>Returns once every line appended before the call is in the file (or the timeout passed).</summary>
+    public bool Flush(TimeSpan timeout)
+    {
+        if (_closing)
+        {
+            return _thread.Join(timeout);
+        }
+
+        using var done = new ManualResetEventSlim();
+        Enqueue(new Chunk(null, 0, done));
+        return done.Wait(timeout);
+    }
+
+    /// <summary>Writes everything queued, closes the file and ends the writer thread.</summary>
+    public void Dispose()
+    {
+        if (_closing)
+        {
+            return;
+        }
+
+        _closing = true;
+        _wake.Release();
+        _thread.Join();
+        _wake.Dispose();
+    }
+
+    private void Enqueue(Chunk chunk)
+    {
+        _queue.Enqueue(chunk);
+        if (Interlocked.Exchange(ref _sleeping, 0) == 1)
+        {
+            _wake.Release();
+        }
+    }
+
+    private void WriteLoop()
+    {
+        while (true)
+        {
+            while (_queue.TryDequeue(out var chunk))
+            {
+                if (chunk.Flushed is { } flushed)
+                {
+                    Flush();
+                    flushed.Set();
+                    continue;
+                }
+
+                Write(chunk);
+            }
+
+            Flush();
+            if (_closing && _queue.IsEmpty)
+            {
+                break;
+            }
+
+            // Announce sleep, then look again: a producer that enqueued before seeing the flag is not missed.
+            Interlocked.Exchange(ref _sleeping, 1);
+            if (_queue.IsEmpty && !_closing)
+            {
+                _wake.Wait();
+            }
+
+            Interlocked.Exchange(ref _sleeping, 0);
+        }
+
+        _stream?.Dispose();
+        _stream = null;
+    }
+
+    private void Write(Chunk chunk)
+    {
+        try
+        {
+            _stream ??= Open(FileMode.Append);
+            _stream.Write(chunk.Array!, 0, chunk.Length);
+        }
+        catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
+        {
+            Interlocked.Increment(ref _lostBatches);
+            Fail(e);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(chunk.Array!);
+        }
+    }
+
+    private void Flush()
+    {
+        try
+        {
+            _stream?.Flush();
+        }
+        catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
+        {
+            Fail(e);
+        }
+    }
+
+    private void Fail(Exception e)
+    {
+        Interlocked.Increment(ref _writeErrors);
+        try
+        {
+            _stream?.Dispose();
+        }
+        catch (IOException)
+        {
+            // The buffered bytes are lost with the failure already reported.
+        }
+
+        _stream = null;
+        WriteFailed?.Invoke(e);
+    }
+
+    private FileStream Open(FileMode mode) =>
+        new(Path, mode, FileAccess.Write, FileShare.Read | FileShare.Delete, 64 * 1024);
+
+    private readonly struct Chunk
+    {
+        public Chunk(byte[]? array, int length, ManualResetEventSlim? flushed)
+        {
+            Array = array;
+            Length = length;
+            Flushed = flushed;
+        }
+
+        public byte[]? Array { get; }
+
+        public int Length { get; }
+
+        public ManualResetEventSlim? Flushed { get; }
+    }
+}

@@ -1,0 +1,294 @@
+using System;
+using System.Buffers;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyShell.Engine.Logging;
+using KeyShell.Engine.Protocol;
+
+namespace KeyShell.Engine.Server;
+
+/// <summary>
+/// One accepted connection. Each read is framed into requests, all of them are answered into one output
+/// buffer and sent with one write, so pipelined requests cost one round trip and replies keep request
+/// order. Log lines for the read are formatted into one batch and handed to the log before the replies
+/// are sent: a reply the client has seen is always in the log.
+/// </summary>
+internal sealed class ServerConnection
+{
+    private const int LoggedRequestLimit = 256; // a too-long request is logged by its head only
+
+    private static readonly byte[] MalformedReply = Encoding.ASCII.GetBytes(Replies.Malformed);
+    private static readonly byte[] BadClientReply = Encoding.ASCII.GetBytes(Replies.BadClient);
+    private static readonly byte[] TooLongReply = Encoding.ASCII.GetBytes(Replies.TooLong + "\n");
+
+    private readonly KeyServer _server;
+    private readonly Socket _socket;
+    private readonly RequestFramer _framer;
+    private readonly ByteBuffer _output = new(512);
+    private readonly ByteBuffer? _log;
+    private bool _connectLogged;
+    private int _busy;
+    private int _aborted;
+
+    public ServerConnection(KeyServer server, Socket socket, long id)
+    {
+        _server = server;
+        _socket = socket;
+        Id = id;
+        _framer = new RequestFramer(server.MaxLineLength, ArrayPool<byte>.Shared.Rent(RequestFramer.BufferSizeFor(server.MaxLineLength)));
+        _log = server.Logger is null ? null : new ByteBuffer(512);
+        LastActivity = Environment.TickCount;
+    }
+
+    public long Id { get; }
+
+    /// <summary>Environment.TickCount when the last complete request arrived (or the connection opened).</summary>
+    public int LastActivity { get; private set; }
+
+    /// <summary>True between a read completing and its replies being sent.</summary>
+    public bool IsBusy => Volatile.Read(ref _busy) == 1;
+
+    public string? RemoteEndPoint
+    {
+        get
+        {
+            try
+            {
+                return _socket.RemoteEndPoint?.ToString();
+            }
+            catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
+            {
+                return null;
+            }
+        }
+    }
+
+    /// <summary>Serves the connection until the peer closes it, it breaks the protocol, or the server stops.</summary>
+    public async Task RunAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                // Idle from here: a stop that sees "not busy" may close the socket under the receive.
+                Interlocked.Exchange(ref _busy, 0);
+                if (_server.IsStopping)
+                {
+                    break;
+                }
+
+                _framer.Compact();
+                var received = await SocketIo.ReceiveAsync(_socket, _framer.ReceiveBuffer, _framer.ReceiveOffset, _framer.ReceiveCount).ConfigureAwait(false);
+                Interlocked.Exchange(ref _busy, 1);
+                if (received == 0)
+                {
+                    break;
+                }
+
+                _framer.Commit(received);
+                var close = Answer();
+                if (_output.Length > 0)
+                {
+                    await SocketIo.SendAsync(_socket, _output.Array, 0, _output.Length).ConfigureAwait(false);
+                }
+
+                if (close)
+                {
+                    await DrainAndCloseAsync().ConfigureAwait(false);
+                    break;
+                }
+            }
+        }
+        catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
+        {
+            // The peer reset the connection, or a stop or the idle timeout closed it.
+        }
+        catch (Exception e)
+        {
+            _server.ReportError(this, e);
+        }
+        finally
+        {
+            Close();
+        }
+    }
+
+    /// <summary>Closes the socket under a pending receive; the connection's own loop then cleans up.</summary>
+    public void Abort()
+    {
+        if (Interlocked.Exchange(ref _aborted, 1) == 0)
+        {
+            _socket.Dispose();
+        }
+    }
+
+    /// <summary>Answers every complete request received so far. Returns true when the connection must close.</summary>
+    private bool Answer()
+    {
+        _output.Clear();
+        _log?.Clear();
+        var timestamp = _log is null ? string.Empty : ConversationLine.Timestamp(_server.Timestamps);
+        if (_log is not null && !_connectLogged)
+        {
+            ConversationLine.WriteSystem(_log, timestamp, ConversationLine.Connected);
+            _connectLogged = true;
+        }
+
+        var map = _server.KeyMap; // read once: a map swapped meanwhile applies from the next read
+        int requests = 0, errors = 0;
+        var close = false;
+        FrameKind kind;
+        while ((kind = _framer.TryReadFrame(out var request)) != FrameKind.None)
+        {
+            requests++;
+            if (kind == FrameKind.TooLong)
+            {
+                errors++;
+                _output.Write(TooLongReply);
+                if (_log is not null)
+                {
+                    ConversationLine.WriteRequest(_log, timestamp, request.Slice(0, Math.Min(request.Length, LoggedRequestLimit)));
+                    ConversationLine.WriteReply(_log, timestamp, default, TooLongReply.AsSpan(0, TooLongReply.Length - 1));
+                }
+
+                close = true;
+                break;
+            }
+
+            if (!AnswerOne(map, request, kind == FrameKind.Legacy, timestamp))
+            {
+                errors++;
+            }
+        }
+
+        if (requests > 0)
+        {
+            LastActivity = Environment.TickCount;
+            _server.CountRequests(requests, errors);
+        }
+
+        if (_log is { Length: > 0 })
+        {
+            _server.Logger!.Log(Microsoft.Extensions.Logging.LogLevel.Information, KeyServer.ConversationEvent, new ConversationBatch(_log.Segment), null, ConversationBatch.Format);
+        }
+
+        return close;
+    }
+
+    /// <summary>Writes the reply to one request; returns false when the reply is an error.</summary>
+    private bool AnswerOne(KeyMap map, ReadOnlySpan<byte> request, bool legacy, string timestamp)
+    {
+        var status = RequestParser.Parse(request, out var clientLength);
+        ReadOnlySpan<byte> client = default;
+        byte[] reply;
+        var found = false;
+        switch (status)
+        {
+            case ParseStatus.Ok:
+                client = request.Slice(0, clientLength);
+                reply = map.ReplyFor(request.Slice(clientLength + 1), out found);
+                break;
+            case ParseStatus.BadClient:
+                reply = BadClientReply;
+                break;
+            default:
+                reply = MalformedReply;
+                break;
+        }
+
+        _output.Write(reply);
+        if (!legacy)
+        {
+            _output.WriteByte((byte)'\n');
+        }
+
+        if (_log is not null)
+        {
+            ConversationLine.WriteRequest(_log, timestamp, request);
+            ConversationLine.WriteReply(_log, timestamp, client, reply);
+        }
+
+        if (_server.HasRequestListeners)
+        {
+            _server.RaiseRequestServed(this, request, clientLength, status, reply);
+        }
+
+        return found;
+    }
+
+    /// <summary>
+    /// After an error that ends the connection: stop sending, then read and discard what the peer is still
+    /// sending for a moment, so closing does not reset the connection before the error reply is read.
+    /// </summary>
+    private async Task DrainAndCloseAsync()
+    {
+        _socket.Shutdown(SocketShutdown.Send);
+        var sink = new byte[4096]; // not the pooled buffer: a receive may still be pending when we give up
+        var deadline = Environment.TickCount + 1000;
+        var discarded = 0;
+        while (discarded < 4 * 1024 * 1024)
+        {
+            var remaining = deadline - Environment.TickCount;
+            if (remaining <= 0)
+            {
+                break;
+            }
+
+            var pending = SocketIo.ReceiveTask(_socket, sink);
+            if (await Task.WhenAny(pending, Task.Delay(remaining)).ConfigureAwait(false) != pending)
+            {
+                break;
+            }
+
+            var count = await pending.ConfigureAwait(false);
+            if (count == 0)
+            {
+                break;
+            }
+
+            discarded += count;
+        }
+    }
+
+    private void Close()
+    {
+        try
+        {
+            if (Interlocked.Exchange(ref _aborted, 1) == 0)
+            {
+                try
+                {
+                    _socket.Shutdown(SocketShutdown.Both);
+                }
+                catch (SocketException)
+                {
+                    // Already reset by the peer.
+                }
+
+                _socket.Dispose();
+            }
+
+            if (_log is not null)
+            {
+                _log.Clear();
+                var timestamp = ConversationLine.Timestamp(_server.Timestamps);
+                if (!_connectLogged)
+                {
+                    ConversationLine.WriteSystem(_log, timestamp, ConversationLine.Connected);
+                }
+
+                ConversationLine.WriteSystem(_log, timestamp, ConversationLine.Disconnected);
+                _server.Logger!.Log(Microsoft.Extensions.Logging.LogLevel.Information, KeyServer.ConversationEvent, new ConversationBatch(_log.Segment), null, ConversationBatch.Format);
+            }
+        }
+        finally
+        {
+            _server.Remove(this);
+            _output.Dispose();
+            _log?.Dispose();
+            ArrayPool<byte>.Shared.Return(_framer.ReceiveBuffer);
+        }
+    }
+}

@@ -1,0 +1,109 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using KeyShell.Engine.Server;
+
+namespace KeyShell.Engine.Tests;
+
+/// <summary>Shared helpers: a temporary folder, servers on free loopback ports, raw socket clients.</summary>
+internal static class TestSupport
+{
+    /// <summary>Every wait in these tests is bounded by this.</summary>
+    public static readonly TimeSpan Bound = TimeSpan.FromSeconds(15);
+
+    public static string TempDirectory()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "keyshell-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(path);
+        return path;
+    }
+
+    /// <summary>A server on 127.0.0.1 with a port the OS picks, logging to a fresh file.</summary>
+    public static KeyServer StartServer(Action<KeyServerOptions>? configure = null)
+    {
+        var options = new KeyServerOptions
+        {
+            Address = IPAddress.Loopback,
+            Port = 0,
+            LogPath = Path.Combine(TempDirectory(), "conversation_log.txt"),
+        };
+        configure?.Invoke(options);
+        return KeyServer.Start(options);
+    }
+
+    public static Socket Connect(int port)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+        {
+            NoDelay = true,
+            ReceiveTimeout = (int)Bound.TotalMilliseconds,
+            SendTimeout = (int)Bound.TotalMilliseconds,
+        };
+        socket.Connect(IPAddress.Loopback, port);
+        return socket;
+    }
+
+    public static void Send(Socket socket, string text) => socket.Send(Encoding.ASCII.GetBytes(text));
+
+    /// <summary>Reads until <paramref name="lines"/> LF-terminated replies have arrived.</summary>
+    public static string[] ReadLines(Socket socket, int lines)
+    {
+        var received = new StringBuilder();
+        var buffer = new byte[4096];
+        while (received.ToString().Count(c => c == '\n') < lines)
+        {
+            var count = socket.Receive(buffer);
+            if (count == 0)
+            {
+                break;
+            }
+
+            received.Append(Encoding.ASCII.GetString(buffer, 0, count));
+        }
+
+        return received.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    /// <summary>Reads what one receive returns (the seed's framing).</summary>
+    public static string ReceiveOnce(Socket socket)
+    {
+        var buffer = new byte[4096];
+        var count = socket.Receive(buffer);
+        return Encoding.ASCII.GetString(buffer, 0, count);
+    }
+
+    /// <summary>Reads until the peer closes; returns everything received.</summary>
+    public static string ReadToEnd(Socket socket)
+    {
+        var received = new StringBuilder();
+        var buffer = new byte[65536];
+        try
+        {
+            int count;
+            while ((count = socket.Receive(buffer)) > 0)
+            {
+                received.Append(Encoding.ASCII.GetString(buffer, 0, count));
+            }
+        }
+        catch (SocketException)
+        {
+            // A reset after the reply still leaves what was read.
+        }
+
+        return received.ToString();
+    }
+
+    /// <summary>Waits, within the bound, for a condition on another thread to hold.</summary>
+    public static void Eventually(Func<bool> condition, string what)
+    {
+        if (!SpinWait.SpinUntil(condition, Bound))
+        {
+            throw new TimeoutException($"Timed out waiting for: {what}");
+        }
+    }
+
+    public static string[] LogLines(string path) =>
+        File.ReadAllLines(path).ToArray();
+
+    public static string Reply(int key) => "Response for the key " + key + " : " + new[] { 12, 45, 78, 23, 56, 89, 34, 67, 90, 10 }[key];
+}
