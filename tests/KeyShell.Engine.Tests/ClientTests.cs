@@ -1,0 +1,186 @@
+using System.Collections.Concurrent;
+using KeyShell.Engine.Client;
+using static KeyShell.Engine.Tests.TestSupport;
+
+namespace KeyShell.Engine.Tests;
+
+public class ClientTests
+{
+    private static readonly string[] SeedSequences = { "1 1 2 3", "2 4 5 6", "3 7 8 9" };
+
+    private sealed class Collector : IKeyClientObserver
+    {
+        public ConcurrentQueue<KeyReply> Replies { get; } = new();
+
+        public ConcurrentQueue<KeyClientFailure> Failures { get; } = new();
+
+        public ConcurrentQueue<string> Sent { get; } = new();
+
+        public bool WantsSendNotices => true;
+
+        public void OnSending(string clientId, string key) => Sent.Enqueue($"{clientId} {key}");
+
+        public void OnReply(KeyReply reply) => Replies.Enqueue(reply);
+
+        public void OnFailure(KeyClientFailure failure) => Failures.Enqueue(failure);
+    }
+
+    private static Task<KeyClientSummary> Run(int port, Collector collector, ConnectionMode mode, Framing framing, params string[] sequences) =>
+        KeyClient.RunAsync(
+            sequences.Select(ClientSequence.Parse).ToArray(),
+            new KeyClientOptions { Port = port, Connection = mode, Framing = framing },
+            collector).WaitAsync(Bound);
+
+    private static void AssertEveryReplyRightAndInOrder(Collector collector, string[] sequences)
+    {
+        foreach (var sequence in sequences.Select(ClientSequence.Parse))
+        {
+            var own = collector.Replies.Where(r => r.ClientId == sequence.ClientId).ToArray();
+            Assert.Equal(Enumerable.Range(0, sequence.Keys.Count), own.Select(r => r.Index));
+            Assert.Equal(sequence.Keys.Select(k => Reply(int.Parse(k))), own.Select(r => r.Reply));
+        }
+    }
+
+    [Theory]
+    [InlineData(ConnectionMode.PerMessage, Framing.Line)]
+    [InlineData(ConnectionMode.Persistent, Framing.Line)]
+    [InlineData(ConnectionMode.PerMessage, Framing.Legacy)]
+    [InlineData(ConnectionMode.Persistent, Framing.Legacy)]
+    public async Task TheSeedsSessionAgainstKeyShell(ConnectionMode mode, Framing framing)
+    {
+        using var server = StartServer();
+        var collector = new Collector();
+        var summary = await Run(server.Port, collector, mode, framing, SeedSequences);
+        Assert.Empty(collector.Failures);
+        Assert.Equal(9, summary.Replies);
+        AssertEveryReplyRightAndInOrder(collector, SeedSequences);
+        Assert.All(collector.Replies, r => Assert.NotNull(r.Value));
+    }
+
+    [Theory]
+    [InlineData(ConnectionMode.PerMessage)]
+    [InlineData(ConnectionMode.Persistent)]
+    public async Task LegacyFramingAgainstAStandInForTheSeedsServer(ConnectionMode mode)
+    {
+        using var seed = new SeedStandInServer();
+        var collector = new Collector();
+        await Run(seed.Port, collector, mode, Framing.Legacy, SeedSequences);
+        Assert.Empty(collector.Failures);
+        AssertEveryReplyRightAndInOrder(collector, SeedSequences);
+        lock (seed.Received)
+        {
+            Assert.Equal(9, seed.Received.Count);
+            Assert.All(seed.Received, m => Assert.DoesNotContain("\n", m));
+        }
+    }
+
+    [Fact]
+    public async Task ALargeSessionKeepsEverySequenceInOrder()
+    {
+        using var server = StartServer();
+        var sequences = Enumerable.Range(1, 50).Select(c => c + " " + string.Join(" ", Enumerable.Range(0, 20).Select(i => (c + i) % 10))).ToArray();
+        var collector = new Collector();
+        await Run(server.Port, collector, ConnectionMode.Persistent, Framing.Line, sequences);
+        Assert.Empty(collector.Failures);
+        Assert.Equal(1000, collector.Replies.Count);
+        AssertEveryReplyRightAndInOrder(collector, sequences);
+    }
+
+    [Fact]
+    public async Task ErrorRepliesAreRepliesNotFailures()
+    {
+        using var server = StartServer();
+        var collector = new Collector();
+        await Run(server.Port, collector, ConnectionMode.Persistent, Framing.Line, "1 42 x 3");
+        Assert.Empty(collector.Failures);
+        Assert.Equal(new[] { true, true, false }, collector.Replies.Select(r => r.IsError));
+        Assert.Null(collector.Replies.First().Value);
+    }
+
+    [Fact]
+    public async Task AClosedPortFailsEverySequenceAtOnce()
+    {
+        var server = StartServer();
+        var port = server.Port;
+        server.Stop();
+        var collector = new Collector();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await Run(port, collector, ConnectionMode.PerMessage, Framing.Line, SeedSequences);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"took {watch.Elapsed}");
+        Assert.Equal(3, collector.Failures.Count);
+        Assert.All(collector.Failures, f => Assert.Equal(0, f.Index));
+        Assert.All(collector.Failures, f => Assert.Contains("connection refused", f.Message));
+    }
+
+    [Fact]
+    public async Task WhenTheServerGoesAwayMidRunTheRunEndsWithinAboutASecond()
+    {
+        var server = StartServer();
+        var sequences = Enumerable.Range(1, 8).Select(c => c + " " + string.Join(" ", Enumerable.Repeat(c % 10, 100_000))).ToArray();
+        var collector = new Collector();
+        var run = Run(server.Port, collector, ConnectionMode.Persistent, Framing.Line, sequences);
+        Eventually(() => collector.Replies.Count > 1000, "the run to get going");
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        server.Stop();
+        await run;
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"the run took {watch.Elapsed} to end");
+        Assert.Equal(8, collector.Failures.Count);
+        Assert.All(collector.Failures, f => Assert.True(f.Index > 0 && f.Index < 100_000));
+    }
+
+    [Fact]
+    public async Task ASilentServerTimesOut()
+    {
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var port = ((System.Net.IPEndPoint)silent.LocalEndpoint).Port;
+        var collector = new Collector();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await KeyClient.RunAsync(new[] { ClientSequence.Parse("1 1") }, new KeyClientOptions { Port = port, Timeout = TimeSpan.FromMilliseconds(500) }, collector).WaitAsync(Bound);
+        Assert.Equal(FailureKind.Timeout, collector.Failures.Single().Kind);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3));
+    }
+
+    [Fact]
+    public async Task CancellingStopsPromptly()
+    {
+        using var server = StartServer();
+        using var cancel = new CancellationTokenSource();
+        var collector = new Collector();
+        var run = KeyClient.RunAsync(new[] { ClientSequence.Parse("1 " + string.Join(" ", Enumerable.Repeat("1", 1_000_000))) }, new KeyClientOptions { Port = server.Port, Connection = ConnectionMode.Persistent }, collector, cancel.Token);
+        Eventually(() => collector.Replies.Count > 100, "the run to get going");
+        cancel.Cancel();
+        await run.WaitAsync(Bound);
+        Assert.Equal(FailureKind.Cancelled, collector.Failures.Single().Kind);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("1")]
+    [InlineData("   ")]
+    public void SequencesWithoutKeysAreRejected(string text)
+    {
+        Assert.Throws<FormatException>(() => ClientSequence.Parse(text));
+    }
+
+    [Fact]
+    public void SequencesParseAsTheSeeds()
+    {
+        var sequence = ClientSequence.Parse("3 7 8 9");
+        Assert.Equal("3", sequence.ClientId);
+        Assert.Equal(new[] { "7", "8", "9" }, sequence.Keys);
+    }
+
+    [Fact]
+    public async Task TheClientLogHasEachRequestAndReply()
+    {
+        using var server = StartServer();
+        var path = Path.Combine(TempDirectory(), "client.txt");
+        await KeyClient.RunAsync(SeedSequences.Select(ClientSequence.Parse).ToArray(), new KeyClientOptions { Port = server.Port, LogPath = path }, new Collector()).WaitAsync(Bound);
+        var lines = File.ReadAllLines(path);
+        Assert.Equal("SYSTEM: Client launched", lines.First());
+        Assert.Equal("SYSTEM: Client stopped", lines.Last());
+        Assert.Equal(new[] { "Client: 3 7", "Server: 3 " + Reply(7), "Client: 3 8", "Server: 3 " + Reply(8), "Client: 3 9", "Server: 3 " + Reply(9) },
+            lines.Where(l => l.Contains(": 3 ")));
+    }
+}

@@ -1,0 +1,285 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using KeyShell.Engine.Server;
+using static KeyShell.Engine.Tests.TestSupport;
+
+namespace KeyShell.Engine.Tests;
+
+public class ServerTests
+{
+    [Fact]
+    public void TheFirstConnectionIsServed()
+    {
+        // The seed accepted its first connection outside the loop and dropped it.
+        using var server = StartServer();
+        using var client = Connect(server.Port);
+        Send(client, "1 1\n");
+        Assert.Equal(new[] { Reply(1) }, ReadLines(client, 1));
+    }
+
+    [Fact]
+    public void LineFramingWithPipelinedRequestsKeepsRequestOrder()
+    {
+        using var server = StartServer();
+        using var client = Connect(server.Port);
+        var keys = Enumerable.Range(0, 200).Select(i => (i * 7) % 10).ToArray();
+        Send(client, string.Concat(keys.Select(k => $"5 {k}\r\n")));
+        Assert.Equal(keys.Select(Reply), ReadLines(client, keys.Length));
+    }
+
+    [Fact]
+    public void LegacyFramingAnswersWithoutTerminator()
+    {
+        using var server = StartServer();
+        using var client = Connect(server.Port);
+        foreach (var key in new[] { 7, 8, 9 })
+        {
+            Send(client, $"3 {key}");
+            Assert.Equal(Reply(key), ReceiveOnce(client));
+        }
+    }
+
+    [Fact]
+    public void BadRequestsGetErrorsAndTheConnectionGoesOn()
+    {
+        using var server = StartServer();
+        using var client = Connect(server.Port);
+        Send(client, "1 10\n7\n1 2 3\n\n" + new string('c', 65) + " 1\n1 4\n");
+        var replies = ReadLines(client, 6);
+        Assert.Equal("Error: enter a number between 0 and 9", replies[0]);
+        Assert.StartsWith("Error: malformed request", replies[1]);
+        Assert.StartsWith("Error: malformed request", replies[2]);
+        Assert.StartsWith("Error: malformed request", replies[3]);
+        Assert.StartsWith("Error: client must be", replies[4]);
+        Assert.Equal(Reply(4), replies[5]);
+        Eventually(() => server.Errors == 5 && server.Requests == 6, "the counters to show 6 requests, 5 errors");
+    }
+
+    [Fact]
+    public void ARequestPastTheLineLimitGetsAnErrorAndTheConnectionCloses()
+    {
+        using var server = StartServer(o => o.MaxLineLength = 100);
+        using var client = Connect(server.Port);
+        Send(client, new string('9', 5000));
+        Assert.Equal("Error: request too long\n", ReadToEnd(client));
+    }
+
+    [Fact]
+    public void SixtyFourClientsConnectingAtOnceAreAllServedPromptly()
+    {
+        using var server = StartServer();
+        using var start = new Barrier(64);
+        var replies = new string[64];
+        var threads = Enumerable.Range(0, 64).Select(i => new Thread(() =>
+        {
+            start.SignalAndWait(Bound);
+            using var client = Connect(server.Port);
+            Send(client, $"{i} {i % 10}\n");
+            replies[i] = ReadLines(client, 1).Single();
+        })).ToList();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => Assert.True(t.Join(Bound)));
+        Assert.Equal(Enumerable.Range(0, 64).Select(i => Reply(i % 10)), replies);
+
+        // A dropped SYN is retried after a full second: a listen queue too short for the burst shows here.
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"64 simultaneous connects took {watch.Elapsed}");
+    }
+
+    [Fact]
+    public void TheLogShowsEveryRequestAndReplyWithItsClientInOrder()
+    {
+        var server = StartServer();
+        var clients = Enumerable.Range(1, 3).Select(_ => Connect(server.Port)).ToArray();
+        for (var round = 0; round < 3; round++)
+        {
+            for (var c = 0; c < 3; c++)
+            {
+                Send(clients[c], $"{c + 1} {(c * 3) + round + 1}\n");
+                ReadLines(clients[c], 1);
+            }
+        }
+
+        foreach (var client in clients)
+        {
+            client.Dispose();
+        }
+
+        server.Stop();
+        var lines = LogLines(server.LogPath!);
+        Assert.Equal("SYSTEM: Server launched", lines.First());
+        Assert.Equal("SYSTEM: Server stopped", lines.Last());
+        Assert.Equal(3, lines.Count(l => l == "SYSTEM: Client connected!"));
+        Assert.Equal(3, lines.Count(l => l == "SYSTEM: Client deconnected!"));
+        for (var c = 1; c <= 3; c++)
+        {
+            var own = lines.Where(l => l.StartsWith($"Client: {c} ") || l.StartsWith($"Server: {c} ")).ToArray();
+            var expected = Enumerable.Range(0, 3).SelectMany(r =>
+            {
+                var key = ((c - 1) * 3) + r + 1;
+                return new[] { $"Client: {c} {key}", $"Server: {c} {Reply(key)}" };
+            });
+            Assert.Equal(expected, own);
+        }
+    }
+
+    [Fact]
+    public void LogEscapesBytesThatCouldForgeALine()
+    {
+        var server = StartServer();
+        using (var client = Connect(server.Port))
+        {
+            client.Send(new byte[] { (byte)'1', (byte)' ', 0x01, (byte)'\r', (byte)'S', (byte)'\\', 0xFF, (byte)'\n' });
+            ReadLines(client, 1);
+        }
+
+        server.Stop();
+        Assert.Contains(@"Client: 1 \x01\x0DS\\\xFF", LogLines(server.LogPath!));
+    }
+
+    [Fact]
+    public void TimestampsArePrefixedInIso8601Utc()
+    {
+        var server = StartServer(o => o.Timestamps = true);
+        server.Stop();
+        var first = LogLines(server.LogPath!).First();
+        var space = first.IndexOf(' ');
+        Assert.True(DateTime.TryParse(first[..space], null, System.Globalization.DateTimeStyles.RoundtripKind, out var time));
+        Assert.Equal(DateTimeKind.Utc, time.Kind);
+        Assert.Equal("SYSTEM: Server launched", first[(space + 1)..]);
+    }
+
+    [Fact]
+    public void APortInUseIsAClearErrorAndLeavesTheOtherServersLogAlone()
+    {
+        using var first = StartServer();
+        using var client = Connect(first.Port);
+        Send(client, "1 1\n");
+        ReadLines(client, 1);
+        var error = Assert.Throws<KeyServerException>(() => StartServer(o => { o.Port = first.Port; o.LogPath = first.LogPath; }));
+        Assert.Equal(KeyServerErrorKind.AddressInUse, error.Kind);
+        Assert.Contains(first.Port.ToString(), error.Message);
+        Eventually(() => File.ReadAllText(first.LogPath!).Contains("Client: 1 1"), "the first server's log to keep its lines");
+    }
+
+    [Fact]
+    public void AnUnwritableLogPathIsAClearErrorAndLeavesNothingListening()
+    {
+        var port = FreePort();
+        var error = Assert.Throws<KeyServerException>(() => StartServer(o => { o.Port = port; o.LogPath = Path.Combine(TempDirectory(), "missing", "dir", "log.txt"); }));
+        Assert.Equal(KeyServerErrorKind.LogPathUnwritable, error.Kind);
+        using var again = StartServer(o => o.Port = port); // the port was released
+        Assert.Equal(port, again.Port);
+    }
+
+    [Fact]
+    public void ARestartOnTheSamePortRightAfterAStopWorks()
+    {
+        var server = StartServer();
+        var port = server.Port;
+        using (var client = Connect(port))
+        {
+            Send(client, "1 1\n");
+            ReadLines(client, 1);
+        }
+
+        server.Stop();
+        using var again = StartServer(o => o.Port = port);
+        using var next = Connect(port);
+        Send(next, "1 2\n");
+        Assert.Equal(Reply(2), ReadLines(next, 1).Single());
+    }
+
+    [Fact]
+    public void StopClosesIdleConnectionsAndReturnsPromptly()
+    {
+        var server = StartServer(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        var clients = Enumerable.Range(0, 20).Select(_ => Connect(server.Port)).ToArray();
+        Eventually(() => server.ActiveConnections == 20, "20 open connections");
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        server.Stop();
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"stop took {watch.Elapsed}");
+        Assert.Equal(KeyServerState.Stopped, server.State);
+        Assert.All(clients, c => Assert.Equal(string.Empty, ReadToEnd(c)));
+        Assert.Throws<SocketException>(() => Connect(server.Port));
+    }
+
+    [Fact]
+    public async Task EveryRequestThatGotAReplyIsInTheLogWhenStopReturns()
+    {
+        var server = StartServer();
+        var answered = new int[8];
+        using var stop = new CancellationTokenSource();
+        var clients = Enumerable.Range(0, 8).Select(i => Task.Run(() =>
+        {
+            using var client = Connect(server.Port);
+            try
+            {
+                for (var n = 0; n < 100_000 && !stop.IsCancellationRequested; n++)
+                {
+                    Send(client, $"{i} {n % 10}\n");
+                    if (ReadLines(client, 1).Length == 0)
+                    {
+                        return;
+                    }
+
+                    answered[i]++;
+                }
+            }
+            catch (SocketException)
+            {
+            }
+        })).ToArray();
+        Eventually(() => server.Requests > 2000, "load to build up");
+        server.Stop();
+        stop.Cancel();
+        await Task.WhenAll(clients).WaitAsync(Bound);
+        var lines = LogLines(server.LogPath!);
+        for (var i = 0; i < 8; i++)
+        {
+            var logged = lines.Count(l => l.StartsWith($"Server: {i} Response"));
+            Assert.True(logged >= answered[i], $"client {i}: {answered[i]} replies received, {logged} in the log");
+        }
+    }
+
+    [Fact]
+    public void IdleConnectionsAreClosedAfterTheTimeoutEvenWhenTrickling()
+    {
+        using var server = StartServer(o => o.IdleTimeout = TimeSpan.FromMilliseconds(300));
+        using var client = Connect(server.Port);
+        Send(client, "1");
+        Thread.Sleep(150);
+        Send(client, " ");
+        Assert.Equal(string.Empty, ReadToEnd(client));
+        Assert.Equal(1, server.IdleClosed);
+    }
+
+    [Fact]
+    public void PastTheConnectionLimitNewClientsAreToldBusyAndOldOnesAreStillServed()
+    {
+        using var server = StartServer(o => o.MaxConnections = 2);
+        using var a = Connect(server.Port);
+        using var b = Connect(server.Port);
+        Eventually(() => server.ActiveConnections == 2, "two open connections");
+        using var c = Connect(server.Port);
+        Assert.Equal("Error: server busy\n", ReadToEnd(c));
+        Send(a, "1 1\n");
+        Assert.Equal(Reply(1), ReadLines(a, 1).Single());
+        Assert.Equal(1, server.Rejected);
+    }
+
+    [Fact]
+    public void ListensOnLoopbackByDefault()
+    {
+        Assert.Equal(IPAddress.Loopback, new KeyServerOptions().Address);
+        Assert.Equal(8080, new KeyServerOptions().Port);
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)probe.LocalEndPoint!).Port;
+    }
+}
