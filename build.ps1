@@ -1,0 +1,183 @@
+<#
+.SYNOPSIS
+    Builds, tests, demonstrates and measures KeyShell.
+
+.DESCRIPTION
+    The one entry point for every task. It runs on the PowerShell pinned by the repository's tool
+    manifest, so a machine with only the .NET SDK needs nothing else:
+
+        dotnet tool restore
+        dotnet pwsh ./build.ps1 -Task Test
+
+    Tasks:
+      Build   (default) Compiles the solution (warnings are errors) and assembles the importable module
+              in out/KeyShell: Import-Module ./out/KeyShell/KeyShell.psd1.
+      Test    Build, then the xunit engine tests and the Pester module tests (in a child pwsh, so no DLL
+              stays locked). Prints 'N passed, N failed' and exits non-zero when anything failed.
+      Demo    Build, then the seed's session: a server on port 8080 (or a free port when 8080 is taken),
+              the seed's three client sequences in parallel, the conversation as the seed's two consoles
+              show it, the FIFO check of the log, and a clean stop. Exits non-zero if anything was wrong.
+      Clean   Removes out/ and every bin/ and obj/ folder.
+
+.PARAMETER Task
+    What to do: Build, Test, Demo or Clean. Build is the default.
+
+.PARAMETER Configuration
+    The .NET build configuration, Release by default.
+
+.PARAMETER TestFilter
+    Runs only the tests whose name contains this text (xunit and Pester alike).
+
+.EXAMPLE
+    dotnet pwsh ./build.ps1
+
+    Builds the module into out/KeyShell.
+
+.EXAMPLE
+    dotnet pwsh ./build.ps1 -Task Test
+
+    Runs every test and prints 'N passed, N failed'.
+
+.EXAMPLE
+    dotnet pwsh ./build.ps1 -Task Demo
+
+    Runs the seed's session end to end against a fresh build.
+#>
+[CmdletBinding()]
+param(
+    [ValidateSet('Build', 'Test', 'Demo', 'Clean')]
+    [string] $Task = 'Build',
+
+    [ValidateSet('Debug', 'Release')]
+    [string] $Configuration = 'Release',
+
+    [string] $TestFilter
+)
+
+Set-StrictMode -Version Latest
+$ErrorActionPreference = 'Stop'
+
+$Root = $PSScriptRoot
+$Out = Join-Path $Root 'out'
+$ModuleOut = Join-Path $Out 'KeyShell'
+$ResultsDir = Join-Path $Out 'test-results'
+
+# Runs dotnet and stops the build when it fails.
+# (A simple function: $args passes every dotnet switch through unbound, -v included.)
+function Invoke-Dotnet {
+    & dotnet @args
+    if ($LASTEXITCODE -ne 0) { throw "dotnet $($args -join ' ') failed with exit code $LASTEXITCODE." }
+}
+
+# The pwsh this script runs on, started as a child process (the tool manifest's, under `dotnet pwsh`).
+function Get-ChildPwsh {
+    $name = if ($IsWindows) { 'pwsh.exe' } else { 'pwsh' }
+    Join-Path $PSHOME $name
+}
+
+function Get-Version {
+    ([xml](Get-Content -Raw (Join-Path $Root 'Directory.Build.props'))).Project.PropertyGroup.Version | Where-Object { $_ } | Select-Object -First 1
+}
+
+function Invoke-Build {
+    Invoke-Dotnet build (Join-Path $Root 'KeyShell.sln') -c $Configuration --nologo -v quiet
+    $engine = Join-Path $Root 'src/KeyShell.Engine'
+    $staging = Join-Path $Out 'staging'
+    Invoke-Dotnet publish $engine -c $Configuration -f net8.0 -o (Join-Path $staging 'Core') --nologo -v quiet
+    Invoke-Dotnet publish $engine -c $Configuration -f netstandard2.0 -o (Join-Path $staging 'Desktop') --nologo -v quiet
+
+    if (Test-Path $ModuleOut) { Remove-Item $ModuleOut -Recurse -Force }
+    $null = New-Item -ItemType Directory -Force -Path $ModuleOut
+    Copy-Item (Join-Path $Root "src/KeyShell/bin/$Configuration/netstandard2.0/KeyShell.dll") $ModuleOut
+    Copy-Item (Join-Path $Root 'module/KeyShell/*') $ModuleOut -Recurse
+    foreach ($edition in 'Core', 'Desktop') {
+        $target = Join-Path $ModuleOut "Dependencies/$edition"
+        $null = New-Item -ItemType Directory -Force -Path $target
+        Copy-Item (Join-Path $staging "$edition/*.dll") $target
+    }
+
+    $manifest = Join-Path $ModuleOut 'KeyShell.psd1'
+    $version = Get-Version
+    (Get-Content -Raw $manifest) -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$version'" |
+        Set-Content -Path $manifest -NoNewline -Encoding utf8
+    Write-Host "Built KeyShell $version in $ModuleOut"
+}
+
+# Runs the xunit project; returns its counts read from the TRX file.
+function Invoke-EngineTests {
+    $trx = Join-Path $ResultsDir 'engine.trx'
+    Remove-Item $trx -ErrorAction Ignore
+    $arguments = @('test', (Join-Path $Root 'tests/KeyShell.Engine.Tests'), '-c', $Configuration, '--no-build', '--nologo',
+        '--logger', "trx;LogFileName=$trx", '--logger', 'console;verbosity=minimal')
+    if ($TestFilter) { $arguments += @('--filter', "FullyQualifiedName~$TestFilter") }
+    & dotnet @arguments
+    if (-not (Test-Path $trx)) {
+        Write-Warning 'The xunit run wrote no results.'
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+    }
+
+    $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
+    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout; Skipped = [int]$counters.notExecuted }
+}
+
+# Runs Pester in a child pwsh, so the module's DLLs are never loaded into this process.
+function Invoke-ModuleTests {
+    Invoke-Dotnet restore (Join-Path $Root 'tests/Tools/Tools.csproj') --nologo -v quiet
+    $packages = (& dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', ''
+    $pester = Join-Path $packages.Trim() 'pester/5.7.1/tools/Pester.psd1'
+    $summary = Join-Path $ResultsDir 'pester-summary.json'
+    Remove-Item $summary -ErrorAction Ignore
+    $runner = Join-Path $Root 'tests/KeyShell.Tests/Invoke-PesterSuite.ps1'
+    & (Get-ChildPwsh) -NoProfile -NonInteractive -File $runner -PesterManifest $pester `
+        -ModuleManifest (Join-Path $ModuleOut 'KeyShell.psd1') -ResultsDirectory $ResultsDir -Filter "$TestFilter"
+    if (-not (Test-Path $summary)) {
+        Write-Warning "The Pester run wrote no summary (exit code $LASTEXITCODE)."
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+    }
+
+    Get-Content -Raw $summary | ConvertFrom-Json
+}
+
+function Invoke-Test {
+    Invoke-Build
+    $null = New-Item -ItemType Directory -Force -Path $ResultsDir
+    $engine = Invoke-EngineTests
+    $module = Invoke-ModuleTests
+    Write-Host ''
+    Write-Host "xunit:  $($engine.Passed) passed, $($engine.Failed) failed, $($engine.Skipped) skipped"
+    Write-Host "Pester: $($module.Passed) passed, $($module.Failed) failed, $($module.Skipped) skipped"
+    $passed = $engine.Passed + $module.Passed
+    $failed = $engine.Failed + $module.Failed
+    $skipped = $engine.Skipped + $module.Skipped
+    Write-Host "$passed passed, $failed failed, $skipped skipped"
+    if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
+}
+
+function Invoke-Demo {
+    Invoke-Build
+    $demo = Join-Path $Root 'docs/examples/Demo.ps1'
+    & (Get-ChildPwsh) -NoProfile -NonInteractive -File $demo -ModuleManifest (Join-Path $ModuleOut 'KeyShell.psd1') -WorkingDirectory (Join-Path $Out 'demo')
+    if ($LASTEXITCODE -ne 0) {
+        Write-Host "Demo FAILED (exit code $LASTEXITCODE)." -ForegroundColor Red
+        exit $LASTEXITCODE
+    }
+}
+
+function Invoke-Clean {
+    if (Test-Path $Out) { Remove-Item $Out -Recurse -Force }
+    Get-ChildItem $Root -Directory -Recurse -Include bin, obj | Remove-Item -Recurse -Force
+    Write-Host 'Cleaned.'
+}
+
+Push-Location $Root
+try {
+    switch ($Task) {
+        'Build' { Invoke-Build }
+        'Test' { Invoke-Test }
+        'Demo' { Invoke-Demo }
+        'Clean' { Invoke-Clean }
+    }
+}
+finally {
+    Pop-Location
+}

@@ -1,0 +1,147 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Text;
+
+namespace KeyShell.Engine.Logging;
+
+/// <summary>
+/// Checks a conversation log: every line is of the log's form; each client's replies come in the order
+/// of its requests (FIFO) and answer the key asked; every request has its reply. Given the sequences
+/// that were sent, it also checks that each client's keys appear in exactly that order.
+/// </summary>
+public sealed class ConversationCheck
+{
+    private const string ReplyPrefix = "Response for the key ";
+
+    private ConversationCheck(string? path, int clients, int requests, int replies, IReadOnlyList<string> problems)
+    {
+        Path = path;
+        Clients = clients;
+        Requests = requests;
+        Replies = replies;
+        Problems = problems;
+    }
+
+    public string? Path { get; }
+
+    public bool IsValid => Problems.Count == 0;
+
+    public int Clients { get; }
+
+    public int Requests { get; }
+
+    public int Replies { get; }
+
+    /// <summary>What is wrong, one sentence each, with line numbers.</summary>
+    public IReadOnlyList<string> Problems { get; }
+
+    /// <summary>Reads a log file (while a server may still be writing it) into entries.</summary>
+    public static IEnumerable<(int LineNumber, string Line, ConversationEntry? Entry)> Read(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        var number = 0;
+        string? line;
+        while ((line = reader.ReadLine()) is not null)
+        {
+            number++;
+            yield return (number, line, ConversationEntry.Parse(line, number));
+        }
+    }
+
+    /// <summary>Checks the log at <paramref name="path"/>; <paramref name="expected"/> maps each client id to
+    /// the keys it sent, in order (null to check pairing and FIFO only).</summary>
+    public static ConversationCheck Verify(string path, IReadOnlyDictionary<string, IReadOnlyList<string>>? expected = null) =>
+        Verify(Read(path), expected, path);
+
+    public static ConversationCheck Verify(
+        IEnumerable<(int LineNumber, string Line, ConversationEntry? Entry)> lines,
+        IReadOnlyDictionary<string, IReadOnlyList<string>>? expected = null,
+        string? path = null)
+    {
+        var problems = new List<string>();
+        var pending = new Dictionary<string, Queue<ConversationEntry>>(StringComparer.Ordinal);
+        var sent = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        int requests = 0, replies = 0;
+        foreach (var (number, line, entry) in lines)
+        {
+            if (entry is null)
+            {
+                if (line.Length > 0)
+                {
+                    problems.Add($"Line {number} is not a conversation line: '{Shorten(line)}'.");
+                }
+
+                continue;
+            }
+
+            if (entry.Source == ConversationLine.Client)
+            {
+                requests++;
+                if (entry.ClientId is null)
+                {
+                    continue; // a malformed request: its error reply carries no client either
+                }
+
+                GetOrAdd(pending, entry.ClientId).Enqueue(entry);
+                GetOrAdd(sent, entry.ClientId).Add(entry.Key!);
+            }
+            else if (entry.Source == ConversationLine.Server)
+            {
+                replies++;
+                if (entry.ClientId is null)
+                {
+                    continue;
+                }
+
+                var queue = GetOrAdd(pending, entry.ClientId);
+                if (queue.Count == 0)
+                {
+                    problems.Add($"Line {number}: a reply to client {entry.ClientId} with no request waiting for it.");
+                    continue;
+                }
+
+                var request = queue.Dequeue();
+                if (entry.Reply!.StartsWith(ReplyPrefix, StringComparison.Ordinal) &&
+                    !entry.Reply.StartsWith(ReplyPrefix + request.Key + " :", StringComparison.Ordinal))
+                {
+                    problems.Add($"Line {number}: client {entry.ClientId} got '{entry.Reply}' for key {request.Key} (line {request.LineNumber}): out of order or wrong.");
+                }
+            }
+        }
+
+        foreach (var waiting in pending.Values.SelectMany(q => q))
+        {
+            problems.Add($"Line {waiting.LineNumber}: client {waiting.ClientId}'s key {waiting.Key} has no reply.");
+        }
+
+        if (expected is not null)
+        {
+            foreach (var pair in expected)
+            {
+                var actual = sent.TryGetValue(pair.Key, out var keys) ? keys : new List<string>();
+                if (!actual.SequenceEqual(pair.Value, StringComparer.Ordinal))
+                {
+                    problems.Add($"Client {pair.Key} sent [{string.Join(" ", pair.Value)}] but the log shows [{string.Join(" ", actual)}].");
+                }
+            }
+        }
+
+        return new ConversationCheck(path, sent.Count, requests, replies, problems);
+    }
+
+    private static T GetOrAdd<T>(Dictionary<string, T> map, string key)
+        where T : new()
+    {
+        if (!map.TryGetValue(key, out var value))
+        {
+            map[key] = value = new T();
+        }
+
+        return value;
+    }
+
+    private static string Shorten(string line) => line.Length <= 80 ? line : line.Substring(0, 77) + "...";
+}

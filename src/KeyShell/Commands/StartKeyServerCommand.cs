@@ -1,0 +1,189 @@
+using System;
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using System.Net;
+using KeyShell.Engine.Server;
+
+namespace KeyShell.Commands;
+
+/// <summary>Starts a key-lookup server in the background and returns it; with -Wait, serves in the foreground.</summary>
+[Cmdlet(VerbsLifecycle.Start, "KeyServer")]
+[OutputType(typeof(KeyServer))]
+public sealed class StartKeyServerCommand : KeyShellCmdlet
+{
+    private const int MaxShownEvents = 10_000; // console lines queued under -Wait before some are skipped
+
+    [Parameter(Position = 0)]
+    [ValidateRange(0, 65535)]
+    public int Port { get; set; } = KeyServerOptions.DefaultPort;
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string Address { get; set; } = "127.0.0.1";
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string LogPath { get; set; } = KeyServerOptions.DefaultLogFileName;
+
+    /// <summary>Runs without a conversation log.</summary>
+    [Parameter]
+    public SwitchParameter NoLog { get; set; }
+
+    /// <summary>Puts an ISO-8601 UTC timestamp in front of each log line.</summary>
+    [Parameter]
+    public SwitchParameter Timestamp { get; set; }
+
+    /// <summary>A hashtable, or the path of a .json or .psd1 file, of keys and values; the seed's map by default.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public object? KeyMap { get; set; }
+
+    [Parameter]
+    [ValidateRange(3, 1024 * 1024)]
+    public int MaxLineLength { get; set; } = 1024;
+
+    [Parameter]
+    [ValidateRange(0, int.MaxValue / 1000)]
+    public int IdleTimeoutSec { get; set; } = 60;
+
+    [Parameter]
+    [ValidateRange(1, 1_000_000)]
+    public int MaxConnections { get; set; } = 10_000;
+
+    [Parameter]
+    [ValidateRange(0, 3600)]
+    public int ShutdownTimeoutSec { get; set; } = 5;
+
+    /// <summary>Serves in the foreground, showing the seed's console lines, until 'q', Ctrl+C or a stop.</summary>
+    [Parameter]
+    public SwitchParameter Wait { get; set; }
+
+    protected override void EndProcessing()
+    {
+        var options = BuildOptions();
+        if (IPAddress.Any.Equals(options.Address) || IPAddress.IPv6Any.Equals(options.Address))
+        {
+            WriteWarning($"The server listens on every interface ({Address}): anyone who can reach this machine can query it and fill its log. KeyShell has no authentication or encryption; see about_KeyShell.");
+        }
+
+        KeyServer server;
+        try
+        {
+            server = KeyServer.Start(options);
+        }
+        catch (KeyServerException e)
+        {
+            ThrowTerminatingError(ErrorIds.Record(e, ErrorIds.For(e.Kind), e.Target));
+            return;
+        }
+
+        ServerRegistry.Add(server);
+        if (Wait)
+        {
+            ServeInForeground(server);
+        }
+        else
+        {
+            WriteObject(server);
+        }
+    }
+
+    private KeyServerOptions BuildOptions()
+    {
+        try
+        {
+            return new KeyServerOptions
+            {
+                Address = KeyServerOptions.ParseAddress(Address),
+                Port = Port,
+                LogPath = NoLog ? null : ResolvePath(LogPath),
+                Timestamps = Timestamp,
+                KeyMap = KeyMap is null ? Engine.Protocol.KeyMap.Seed : KeyMapReader.Read(this, KeyMap),
+                MaxLineLength = MaxLineLength,
+                IdleTimeout = TimeSpan.FromSeconds(IdleTimeoutSec),
+                MaxConnections = MaxConnections,
+                ShutdownTimeout = TimeSpan.FromSeconds(ShutdownTimeoutSec),
+            };
+        }
+        catch (KeyServerException e)
+        {
+            ThrowTerminatingError(ErrorIds.Record(e, ErrorIds.For(e.Kind), e.Target));
+            throw; // not reached
+        }
+        catch (Exception e) when (e is ArgumentException || e is System.IO.IOException || e is FormatException || e is RuntimeException)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidKeyMap, ErrorCategory.InvalidArgument, KeyMap));
+            throw; // not reached
+        }
+    }
+
+    /// <summary>
+    /// The seed's foreground server: its console lines, and 'q' to stop, read only where a person can
+    /// press it (a console host with its input not redirected). Everywhere Ctrl+C, a stop from elsewhere
+    /// (Stop-KeyServer in another runspace, Remove-Module) or process exit ends it.
+    /// </summary>
+    private void ServeInForeground(KeyServer server)
+    {
+        var readKeys = Host.Name == "ConsoleHost" && !Console.IsInputRedirected && Environment.UserInteractive;
+        var lines = new BlockingCollection<string>();
+        var skipped = 0;
+        void Show(string line)
+        {
+            if (lines.Count < MaxShownEvents)
+            {
+                lines.Add(line);
+            }
+            else
+            {
+                System.Threading.Interlocked.Increment(ref skipped);
+            }
+        }
+
+        EventHandler<KeyServerEventArgs> connected = (_, _) => Show("Client connected!");
+        EventHandler<KeyServerEventArgs> served = (_, e) => Show($"Client {e.ClientId ?? "?"} : {e.Key}");
+        EventHandler<KeyServerEventArgs> failed = (_, e) => Show($"[Server] Error: {e.Error?.Message}");
+        server.ClientConnected += connected;
+        server.RequestServed += served;
+        server.ErrorOccurred += failed;
+        try
+        {
+            WriteHostLine(readKeys ? "Server launched... (press 'q' to quit)" : "Server launched... (press Ctrl+C to stop)");
+            WriteHostLine($"Server waiting for connexion on the port {server.Port}...");
+            while (!server.Completion.IsCompleted)
+            {
+                if (lines.TryTake(out var line, 100, Cancellation))
+                {
+                    WriteHostLine(line);
+                }
+
+                var missed = System.Threading.Interlocked.Exchange(ref skipped, 0);
+                if (missed > 0)
+                {
+                    WriteHostLine($"[Server] {missed} console lines skipped (the log has every request).");
+                }
+
+                if (readKeys && Console.KeyAvailable && char.ToLowerInvariant(Console.ReadKey(intercept: true).KeyChar) == 'q')
+                {
+                    WriteHostLine("[Server] Stop asked...");
+                    break;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Ctrl+C: stop below; the pipeline is stopping, so nothing more is written.
+        }
+        finally
+        {
+            server.ClientConnected -= connected;
+            server.RequestServed -= served;
+            server.ErrorOccurred -= failed;
+            server.Stop();
+            ServerRegistry.Remove(server);
+            lines.Dispose();
+        }
+
+        WriteHostLine("[Server] Stopped.");
+        WriteObject(server);
+    }
+}

@@ -1,0 +1,62 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation;
+using KeyShell.Engine.Client;
+using KeyShell.Engine.Logging;
+
+namespace KeyShell.Commands;
+
+/// <summary>
+/// Checks a conversation log: each client's replies in the order of its requests (FIFO), each reply for
+/// the key asked, every request answered; with -Sequences, each client's keys exactly as sent.
+/// </summary>
+[Cmdlet(VerbsDiagnostic.Test, "KeyConversation")]
+[OutputType(typeof(bool), typeof(ConversationCheck))]
+public sealed class TestKeyConversationCommand : KeyShellCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("LogPath", "FullName")]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = string.Empty;
+
+    /// <summary>The sequences that were sent ('1 1 2 3'): each client's keys must appear in this order.</summary>
+    [Parameter(Position = 1)]
+    public string[]? Sequences { get; set; }
+
+    /// <summary>Returns the check (counts and problems) instead of $true/$false.</summary>
+    [Parameter]
+    public SwitchParameter Detailed { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var full = ResolvePath(Path);
+        if (!System.IO.File.Exists(full))
+        {
+            ThrowTerminatingError(new ErrorRecord(new System.IO.FileNotFoundException($"The log '{full}' does not exist.", full), "LogNotFound", ErrorCategory.ObjectNotFound, Path));
+        }
+
+        Dictionary<string, IReadOnlyList<string>>? expected = null;
+        if (Sequences is not null)
+        {
+            expected = new Dictionary<string, IReadOnlyList<string>>();
+            foreach (var sequence in Sequences.Select(ClientSequence.Parse))
+            {
+                expected[sequence.ClientId] = sequence.Keys;
+            }
+        }
+
+        var check = ConversationCheck.Verify(full, expected);
+        if (Detailed)
+        {
+            WriteObject(check);
+            return;
+        }
+
+        foreach (var problem in check.Problems)
+        {
+            WriteVerbose(problem);
+        }
+
+        WriteObject(check.IsValid);
+    }
+}

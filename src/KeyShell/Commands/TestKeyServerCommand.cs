@@ -1,0 +1,86 @@
+using System;
+using System.Management.Automation;
+using KeyShell.Engine.Client;
+
+namespace KeyShell.Commands;
+
+/// <summary>What Test-KeyServer -Detailed returns.</summary>
+public sealed class KeyServerTestResult
+{
+    public KeyServerTestResult(string computerName, int port, ProbeResult probe)
+    {
+        ComputerName = computerName;
+        Port = port;
+        Reachable = probe.Reachable;
+        Latency = probe.Latency;
+        Reply = probe.Reply;
+        Error = probe.Error;
+    }
+
+    public string ComputerName { get; }
+
+    public int Port { get; }
+
+    public bool Reachable { get; }
+
+    /// <summary>Connect and, with a reply, the probe request's round trip.</summary>
+    public TimeSpan? Latency { get; }
+
+    /// <summary>The server's reply to <c>probe 0</c>.</summary>
+    public string? Reply { get; }
+
+    public string? Error { get; }
+}
+
+/// <summary>Tells whether a key server answers: $true/$false, or a detailed object.</summary>
+[Cmdlet(VerbsDiagnostic.Test, "KeyServer")]
+[OutputType(typeof(bool), typeof(KeyServerTestResult))]
+public sealed class TestKeyServerCommand : KeyShellCmdlet
+{
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("Address", "Cn")]
+    [ValidateNotNullOrEmpty]
+    public string ComputerName { get; set; } = "127.0.0.1";
+
+    [Parameter(Position = 1, ValueFromPipelineByPropertyName = true)]
+    [ValidateRange(1, 65535)]
+    public int Port { get; set; } = 8080;
+
+    [Parameter]
+    [ValidateRange(1, 600)]
+    public int TimeoutSec { get; set; } = 2;
+
+    /// <summary>Returns an object with the latency and the reply to a probe request.</summary>
+    [Parameter]
+    public SwitchParameter Detailed { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        // A server bound to every interface is reached through loopback.
+        var target = ComputerName switch
+        {
+            "0.0.0.0" => "127.0.0.1",
+            "::" => "::1",
+            _ => ComputerName,
+        };
+        ProbeResult probe;
+        try
+        {
+            probe = KeyProbe.ProbeAsync(target, Port, TimeSpan.FromSeconds(TimeoutSec), Detailed, Cancellation).GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException || e is ArgumentException)
+        {
+            probe = new ProbeResult(false, null, null, e.Message);
+        }
+
+        if (Detailed)
+        {
+            WriteObject(new KeyServerTestResult(ComputerName, Port, probe));
+        }
+        else
+        {
+            WriteVerbose(probe.Reachable ? $"{ComputerName}:{Port} answered in {probe.Latency?.TotalMilliseconds:0.0} ms." : $"{ComputerName}:{Port}: {probe.Error}");
+            WriteObject(probe.Reachable);
+        }
+    }
+}

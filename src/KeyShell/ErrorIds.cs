@@ -1,0 +1,37 @@
+using System.Management.Automation;
+using KeyShell.Engine.Client;
+using KeyShell.Engine.Server;
+
+namespace KeyShell;
+
+/// <summary>The stable ErrorIds of the module (documented in docs/about_KeyShell.md); scripts may match on them.</summary>
+internal static class ErrorIds
+{
+    public const string KeyServerNotFound = "KeyServerNotFound";
+    public const string InvalidSequence = "InvalidSequence";
+    public const string HostNotFound = "HostNotFound";
+    public const string InvalidKeyMap = "InvalidKeyMap";
+
+    public static (string Id, ErrorCategory Category) For(KeyServerErrorKind kind) => kind switch
+    {
+        KeyServerErrorKind.AddressInUse => ("PortInUse", ErrorCategory.ResourceUnavailable),
+        KeyServerErrorKind.AddressNotAvailable => ("AddressNotAvailable", ErrorCategory.InvalidArgument),
+        KeyServerErrorKind.InvalidAddress => ("InvalidAddress", ErrorCategory.InvalidArgument),
+        KeyServerErrorKind.AccessDenied => ("PortAccessDenied", ErrorCategory.PermissionDenied),
+        KeyServerErrorKind.LogPathUnwritable => ("LogPathUnwritable", ErrorCategory.WriteError),
+        _ => ("ServerSocketError", ErrorCategory.NotSpecified),
+    };
+
+    public static (string Id, ErrorCategory Category) For(FailureKind kind) => kind switch
+    {
+        FailureKind.ConnectFailed => ("ConnectFailed", ErrorCategory.ConnectionError),
+        FailureKind.ConnectionLost => ("ConnectionLost", ErrorCategory.ConnectionError),
+        FailureKind.Timeout => ("ReplyTimeout", ErrorCategory.OperationTimeout),
+        FailureKind.ServerGone => ("ServerGone", ErrorCategory.ConnectionError),
+        FailureKind.ProtocolError => ("ProtocolError", ErrorCategory.ProtocolError),
+        _ => ("Cancelled", ErrorCategory.OperationStopped),
+    };
+
+    public static ErrorRecord Record(System.Exception exception, (string Id, ErrorCategory Category) error, object? target) =>
+        new(exception, error.Id, error.Category, target);
+}

@@ -1,0 +1,33 @@
+using System;
+using System.Management.Automation;
+using System.Threading;
+
+namespace KeyShell;
+
+/// <summary>
+/// What every KeyShell cmdlet shares: one CancellationTokenSource, cancelled by Ctrl+C (StopProcessing)
+/// and passed to every engine call; paths resolved against the PowerShell location; host lines.
+/// </summary>
+public abstract class KeyShellCmdlet : PSCmdlet, IDisposable
+{
+    private readonly CancellationTokenSource _cancellation = new();
+
+    /// <summary>Cancelled when the user presses Ctrl+C or the pipeline is stopped.</summary>
+    protected CancellationToken Cancellation => _cancellation.Token;
+
+    public void Dispose() => _cancellation.Dispose();
+
+    protected override void StopProcessing() => _cancellation.Cancel();
+
+    /// <summary>Resolves a path as PowerShell users expect: relative to $PWD, not the process directory.</summary>
+    protected string ResolvePath(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
+
+    /// <summary>Writes a console line as Write-Host does: shown in the host, capturable as information (6>).</summary>
+    protected void WriteHostLine(string text) =>
+        WriteInformation(new HostInformationMessage { Message = text }, new[] { "PSHOST" });
+
+    protected bool IsVerbose =>
+        MyInvocation.BoundParameters.TryGetValue("Verbose", out var verbose)
+            ? ((SwitchParameter)verbose).IsPresent
+            : GetVariableValue("VerbosePreference") is ActionPreference preference && preference != ActionPreference.SilentlyContinue;
+}
