@@ -65,7 +65,7 @@ $ResultsDir = Join-Path $Out 'test-results'
 # Runs dotnet and stops the build when it fails.
 # (A simple function: $args passes every dotnet switch through unbound, -v included.)
 function Invoke-Dotnet {
-    & dotnet @args
+    & dotnet @args | Out-Host
     if ($LASTEXITCODE -ne 0) { throw "dotnet $($args -join ' ') failed with exit code $LASTEXITCODE." }
 }
 
@@ -110,7 +110,7 @@ function Invoke-EngineTests {
     $arguments = @('test', (Join-Path $Root 'tests/KeyShell.Engine.Tests'), '-c', $Configuration, '--no-build', '--nologo',
         '--logger', "trx;LogFileName=$trx", '--logger', 'console;verbosity=minimal')
     if ($TestFilter) { $arguments += @('--filter', "FullyQualifiedName~$TestFilter") }
-    & dotnet @arguments
+    & dotnet @arguments | Out-Host
     if (-not (Test-Path $trx)) {
         Write-Warning 'The xunit run wrote no results.'
         return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
@@ -129,7 +129,7 @@ function Invoke-ModuleTests {
     Remove-Item $summary -ErrorAction Ignore
     $runner = Join-Path $Root 'tests/KeyShell.Tests/Invoke-PesterSuite.ps1'
     & (Get-ChildPwsh) -NoProfile -NonInteractive -File $runner -PesterManifest $pester `
-        -ModuleManifest (Join-Path $ModuleOut 'KeyShell.psd1') -ResultsDirectory $ResultsDir -Filter "$TestFilter"
+        -ModuleManifest (Join-Path $ModuleOut 'KeyShell.psd1') -ResultsDirectory $ResultsDir -Filter "$TestFilter" | Out-Host
     if (-not (Test-Path $summary)) {
         Write-Warning "The Pester run wrote no summary (exit code $LASTEXITCODE)."
         return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }

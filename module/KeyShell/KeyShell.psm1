@@ -4,4 +4,4 @@
 # run its module initializer (which installs the resolver), then import it.
 $assembly = [System.Reflection.Assembly]::LoadFrom((Join-Path $PSScriptRoot 'KeyShell.dll'))
 [System.Runtime.CompilerServices.RuntimeHelpers]::RunModuleConstructor($assembly.ManifestModule.ModuleHandle)
-Import-Module -Assembly $assembly
+Import-Module -Name $assembly.Location

@@ -1,20 +1,21 @@
 using System;
 using System.Management.Automation;
+using KeyShell.Engine.Server;
 
 namespace KeyShell;
 
-/// <summary>Stops the module's servers when the module is removed or the process is asked to exit,
-/// so no listener outlives its session and every log is flushed.</summary>
+/// <summary>Stops the module's servers when the module is removed or the process is asked to stop
+/// (SIGTERM, exit), so no listener outlives its session and every log is flushed.</summary>
 public sealed class ModuleLifetime : IModuleAssemblyInitializer, IModuleAssemblyCleanup
 {
-    private static bool _hooked;
+    private static readonly object Gate = new();
+    private static IDisposable? _shutdown;
 
     public void OnImport()
     {
-        if (!_hooked)
+        lock (Gate)
         {
-            _hooked = true;
-            AppDomain.CurrentDomain.ProcessExit += (_, _) => ServerRegistry.StopAll();
+            _shutdown ??= ProcessShutdown.Register(ServerRegistry.StopAll);
         }
     }
 

@@ -1,0 +1,152 @@
+BeforeAll {
+    Import-Module $env:KEYSHELL_MODULE -Force
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    $script:Directory = New-TestDirectory
+    $script:SeedSequences = '1 1 2 3', '2 4 5 6', '3 7 8 9'
+    $script:Values = 12, 45, 78, 23, 56, 89, 34, 67, 90, 10
+
+    # Every reply right, and each client's replies in its own key order.
+    function Assert-Replies($Replies, [string[]] $Sequences) {
+        foreach ($sequence in $Sequences) {
+            $client, $keys = $sequence -split ' '
+            $own = @($Replies | Where-Object ClientId -EQ $client)
+            $own.Index | Should -Be (0..($keys.Count - 1))
+            $own.Key | Should -Be $keys
+            $own.Reply | Should -Be ($keys | ForEach-Object { "Response for the key $_ : $($Values[[int]$_])" })
+            $own.Value | Should -Be ($keys | ForEach-Object { $Values[[int]$_] })
+        }
+    }
+
+    # The log shows each client's keys in order, each followed by its reply before the client's next key.
+    function Assert-LogFifo([string] $Path, [string[]] $Sequences) {
+        Test-KeyConversation -Path $Path -Sequences $Sequences | Should -BeTrue
+        $lines = Get-Content $Path
+        foreach ($sequence in $Sequences) {
+            $client, $keys = $sequence -split ' '
+            $own = @($lines | Where-Object { $_ -like "Client: $client *" -or $_ -like "Server: $client *" })
+            $expected = foreach ($key in $keys) { "Client: $client $key"; "Server: $client Response for the key $key : $($Values[[int]$key])" }
+            $own | Should -Be $expected
+        }
+    }
+}
+
+AfterAll { Get-KeyServer | Stop-KeyServer }
+
+Describe 'Invoke-KeyClient' {
+    BeforeEach {
+        $script:Log = Join-Path $Directory ([guid]::NewGuid().ToString('N') + '.txt')
+        $script:Server = Start-KeyServer -Port 0 -LogPath $Log
+    }
+    AfterEach { Get-KeyServer | Stop-KeyServer }
+
+    It 'runs the seed''s session (<Connection>, <Framing>): every reply right, FIFO in the log' -ForEach @(
+        @{ Connection = 'PerMessage'; Framing = 'Line' }
+        @{ Connection = 'Persistent'; Framing = 'Line' }
+        @{ Connection = 'PerMessage'; Framing = 'Legacy' }
+        @{ Connection = 'Persistent'; Framing = 'Legacy' }
+    ) {
+        $replies = Invoke-KeyClient -Sequences $SeedSequences -Port $Server.Port -Connection $Connection -Framing $Framing
+        @($replies).Count | Should -Be 9
+        Assert-Replies $replies $SeedSequences
+        $Server | Stop-KeyServer
+        Assert-LogFifo $Log $SeedSequences
+    }
+
+    It 'runs a large session (50 sequences of 20 keys, <_>) with every reply right and FIFO in the log' -ForEach 'PerMessage', 'Persistent' {
+        $sequences = foreach ($client in 1..50) { "$client " + ((0..19 | ForEach-Object { ($client * 3 + $_ * 7) % 10 }) -join ' ') }
+        $replies = Invoke-KeyClient -Sequences $sequences -Port $Server.Port -Connection $_
+        @($replies).Count | Should -Be 1000
+        Assert-Replies $replies $sequences
+        $Server | Stop-KeyServer
+        Assert-LogFifo $Log $sequences
+        $check = Test-KeyConversation -Path $Log -Detailed
+        $check.Requests | Should -Be 1000
+        $check.Replies | Should -Be 1000
+    }
+
+    It 'takes sequences from the pipeline' {
+        $replies = $SeedSequences | Invoke-KeyClient -Port $Server.Port
+        @($replies).Count | Should -Be 9
+    }
+
+    It 'writes the seed''s console lines with -Verbose' {
+        $verbose = Invoke-KeyClient -Sequences '3 7' -Port $Server.Port -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }
+        $verbose.Message | Should -Be 'Client number 3 > 7', 'Serveur : Response for the key 7 : 67'
+    }
+
+    It 'writes a client-side log with -LogPath' {
+        $clientLog = Join-Path $Directory 'client-side.txt'
+        $null = Invoke-KeyClient -Sequences $SeedSequences -Port $Server.Port -LogPath $clientLog
+        Test-KeyConversation -Path $clientLog -Sequences $SeedSequences | Should -BeTrue
+    }
+
+    It 'reports an error reply as a reply, not an error' {
+        $reply = Invoke-KeyClient -Sequences '1 12' -Port $Server.Port -ErrorVariable failures
+        $failures | Should -BeNullOrEmpty
+        $reply.Reply | Should -Be 'Error: enter a number between 0 and 9'
+        $reply.IsError | Should -BeTrue
+        $reply.Value | Should -BeNullOrEmpty
+    }
+
+    It 'rejects a sequence without keys with InvalidSequence and runs the others' {
+        $replies = Invoke-KeyClient -Sequences '7', '1 1' -Port $Server.Port -ErrorVariable failures -ErrorAction SilentlyContinue
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'InvalidSequence*'
+        @($replies).Count | Should -Be 1
+    }
+
+    It 'has a default table view' {
+        Invoke-KeyClient -Sequences '1 1' -Port $Server.Port | Out-String | Should -Match 'ClientId\s+Index\s+Key'
+    }
+}
+
+Describe 'Invoke-KeyClient when the server goes away' {
+    It 'fails every sequence at once on a closed port, with ConnectFailed errors' {
+        $port = Get-FreePort
+        $elapsed = Measure-Command {
+            $replies = Invoke-KeyClient -Sequences $SeedSequences -Port $port -ErrorVariable failures -ErrorAction SilentlyContinue
+        }
+        $replies | Should -BeNullOrEmpty
+        @($failures).Count | Should -Be 3
+        $failures | ForEach-Object { $_.FullyQualifiedErrorId | Should -BeLike 'ConnectFailed*' }
+        $failures[0].CategoryInfo.Category | Should -Be 'ConnectionError'
+        $failures[0].TargetObject | Should -BeIn $SeedSequences
+        $elapsed.TotalSeconds | Should -BeLessThan 3
+    }
+
+    It 'returns in bounded time with errors and the replies so far when the server process is killed (<_>)' -ForEach 'Persistent', 'PerMessage' {
+        $child = Start-ChildPwsh -Directory $Directory -Command 'Start-KeyServer -Port 0 -NoLog -Wait'
+        try {
+            $port = [int](Wait-ChildOutput $child 'on the port (\d+)')[1]
+            $sequences = 1..8 | ForEach-Object { "$_ " + ((1..20000 | ForEach-Object { $_ % 10 }) -join ' ') }
+            $serverPid = $child.Process.Id
+            $killer = Start-ThreadJob { Start-Sleep -Milliseconds 1500; Stop-Process -Id $using:serverPid -Force; [DateTime]::UtcNow }
+            $replies = Invoke-KeyClient -Sequences $sequences -Port $port -Connection $_ -ErrorVariable failures -ErrorAction SilentlyContinue
+            $ended = [DateTime]::UtcNow
+            $killed = $killer | Wait-Job -Timeout 10 | Receive-Job
+            @($failures).Count | Should -Be 8
+            @($replies).Count | Should -BeGreaterThan 0
+            @($replies).Count | Should -BeLessThan 160000
+            $failures | ForEach-Object { $_.FullyQualifiedErrorId | Should -BeIn 'ConnectFailed,KeyShell.Commands.InvokeKeyClientCommand', 'ConnectionLost,KeyShell.Commands.InvokeKeyClientCommand', 'ServerGone,KeyShell.Commands.InvokeKeyClientCommand' }
+            ($ended - $killed).TotalSeconds | Should -BeLessThan 2.5 -Because 'the run must end within about a second of the server going away'
+        }
+        finally { Stop-ChildPwsh $child }
+    }
+}
+
+Describe 'The server over a raw TcpClient' {
+    BeforeAll { $script:Server = Start-KeyServer -Port 0 -NoLog }
+    AfterAll { $Server | Stop-KeyServer }
+
+    It 'answers line framing, pipelined, in order' {
+        Invoke-RawRequest -Port $Server.Port -Text "1 1`n1 2`r`n1 3`n" -Lines 3 |
+            Should -Be "Response for the key 1 : 45`nResponse for the key 2 : 78`nResponse for the key 3 : 23`n"
+    }
+
+    It 'answers the seed''s legacy framing without a terminator' {
+        Invoke-RawRequest -Port $Server.Port -Text '3 7' | Should -Be 'Response for the key 7 : 67'
+    }
+
+    It 'answers a bad key with the seed''s text' {
+        Invoke-RawRequest -Port $Server.Port -Text "1 10`n" -Lines 1 | Should -Be "Error: enter a number between 0 and 9`n"
+    }
+}

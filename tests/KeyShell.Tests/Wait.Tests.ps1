@@ -1,0 +1,51 @@
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    $script:Directory = New-TestDirectory
+}
+
+Describe 'Start-KeyServer -Wait with redirected input (as in CI)' {
+    It 'serves in the foreground, shows the seed''s console lines, and stops on <Signal>' -Skip:$IsWindows -ForEach @(
+        @{ Signal = 'INT' }
+        @{ Signal = 'TERM' }
+    ) {
+        $log = Join-Path $Directory "wait-$Signal.txt"
+        $child = Start-ChildPwsh -Directory $Directory -Command "Start-KeyServer -Port 0 -LogPath '$log' -Wait"
+        try {
+            Wait-ChildOutput $child 'Server launched\.\.\. \(press Ctrl\+C to stop\)' | Out-Null
+            $port = [int](Wait-ChildOutput $child 'Server waiting for connexion on the port (\d+)\.\.\.')[1]
+            Invoke-RawRequest -Port $port -Text "3 7`n" -Lines 1 | Should -Be "Response for the key 7 : 67`n"
+            Wait-ChildOutput $child '^Client 3 : 7$' | Out-Null
+            & kill -s $Signal $child.Process.Id
+            $child.Process.WaitForExit(15000) | Should -BeTrue
+            (Get-Content $log)[-1] | Should -Be 'SYSTEM: Server stopped'
+            Get-Content $log | Should -Contain 'Server: 3 Response for the key 7 : 67'
+        }
+        finally { Stop-ChildPwsh $child }
+    }
+
+    It 'ends when the server is stopped from another runspace' {
+        $log = Join-Path $Directory 'wait-stop.txt'
+        $command = "`$job = Start-ThreadJob { Import-Module '$env:KEYSHELL_MODULE'; while (-not (Get-KeyServer)) { Start-Sleep -Milliseconds 50 }; Get-KeyServer | Stop-KeyServer }; " +
+            "Start-KeyServer -Port 0 -LogPath '$log' -Wait | Out-Null; 'wait returned'; `$job | Wait-Job -Timeout 10 | Out-Null"
+        $child = Start-ChildPwsh -Directory $Directory -Command $command
+        try {
+            Wait-ChildOutput $child '^wait returned$' | Out-Null
+            $child.Process.WaitForExit(15000) | Should -BeTrue
+            (Get-Content $log)[-1] | Should -Be 'SYSTEM: Server stopped'
+        }
+        finally { Stop-ChildPwsh $child }
+    }
+
+    It 'never reads keys when input is redirected: input on stdin does not stop it' {
+        $child = Start-ChildPwsh -Directory $Directory -Command 'Start-KeyServer -Port 0 -NoLog -Wait'
+        try {
+            $port = [int](Wait-ChildOutput $child 'on the port (\d+)')[1]
+            $child.Process.StandardInput.WriteLine('q')
+            $child.Process.StandardInput.Flush()
+            Start-Sleep -Milliseconds 500
+            $child.Process.HasExited | Should -BeFalse
+            Invoke-RawRequest -Port $port -Text "1 1`n" -Lines 1 | Should -Be "Response for the key 1 : 45`n"
+        }
+        finally { Stop-ChildPwsh $child }
+    }
+}
