@@ -103,4 +103,12 @@ function Invoke-RawRequest {
     finally { $client.Dispose() }
 }
 
+
+# True when something accepts TCP connections on the loopback port.
+function Test-NetConnectionQuick {
+    param([Parameter(Mandatory)] [int] $Port)
+    $client = [System.Net.Sockets.TcpClient]::new()
+    try { $client.Connect([System.Net.IPAddress]::Loopback, $Port); $true } catch { $false } finally { $client.Dispose() }
+}
+
 Export-ModuleMember -Function *

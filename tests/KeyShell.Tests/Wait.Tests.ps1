@@ -49,3 +49,27 @@ Describe 'Start-KeyServer -Wait with redirected input (as in CI)' {
         finally { Stop-ChildPwsh $child }
     }
 }
+
+Describe 'Start-KeyServer -Wait in an interactive console' {
+    BeforeAll {
+        $script:Tmux = Get-Command tmux -CommandType Application -ErrorAction Ignore
+        $script:Session = 'keyshell-' + [guid]::NewGuid().ToString('N').Substring(0, 8)
+    }
+    AfterAll { if ($Tmux) { & tmux kill-session -t $Session 2>$null } }
+
+    It 'stops on the q key' -Skip:($IsWindows -or -not (Get-Command tmux -ErrorAction Ignore)) {
+        # A real terminal (tmux) is the only way to press a key in a console host from a test.
+        $log = Join-Path $Directory 'wait-q.txt'
+        $pwsh = Get-PwshPath
+        & tmux new-session -d -s $Session -x 160 -y 40 "$pwsh -NoProfile"
+        Wait-Until { (& tmux capture-pane -t $Session -p) -match 'PS ' } -Because 'the interactive prompt'
+        & tmux send-keys -t $Session "Import-Module '$env:KEYSHELL_MODULE'; Start-KeyServer -Port 0 -LogPath '$log' -Wait" Enter
+        Wait-Until { (& tmux capture-pane -t $Session -p) -match "press 'q' to quit" } -Because "the 'q' prompt"
+        $port = [int]([regex]::Match((& tmux capture-pane -t $Session -p) -join "`n", 'on the port (\d+)').Groups[1].Value)
+        Invoke-RawRequest -Port $port -Text "3 7`n" -Lines 1 | Should -Be "Response for the key 7 : 67`n"
+        & tmux send-keys -t $Session q
+        Wait-Until { (& tmux capture-pane -t $Session -p) -match 'Stop asked' } -Because 'the stop message'
+        Wait-Until { (Test-Path $log) -and (Get-Content $log)[-1] -eq 'SYSTEM: Server stopped' } -Because 'the log to close'
+        Test-NetConnectionQuick -Port $port | Should -BeFalse
+    }
+}
