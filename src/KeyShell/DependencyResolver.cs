@@ -17,10 +17,7 @@ internal static class DependencyResolver
 {
     internal const string EngineAssembly = "KeyShell.Engine";
 
-#pragma warning disable CA2255 // A module initializer is the only hook that runs before PowerShell reflects over the cmdlets' parameter types.
-    [System.Runtime.CompilerServices.ModuleInitializer]
-#pragma warning restore CA2255
-    internal static void Initialize()
+    internal static void Install()
     {
         var root = Path.GetDirectoryName(typeof(DependencyResolver).Assembly.Location) ?? string.Empty;
         if (RuntimeInformation.FrameworkDescription.StartsWith(".NET Framework", StringComparison.Ordinal))

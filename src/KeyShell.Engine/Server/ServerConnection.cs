@@ -44,6 +44,12 @@ internal sealed class ServerConnection
 
     public long Id { get; }
 
+    /// <summary>Requests answered on this connection (errors included); written only by its own loop.</summary>
+    public long Requests { get; private set; }
+
+    /// <summary>Error replies on this connection.</summary>
+    public long Errors { get; private set; }
+
     /// <summary>Environment.TickCount when the last complete request arrived (or the connection opened).</summary>
     public int LastActivity { get; private set; }
 
@@ -166,7 +172,8 @@ internal sealed class ServerConnection
         if (requests > 0)
         {
             LastActivity = Environment.TickCount;
-            _server.CountRequests(requests, errors);
+            Requests += requests;
+            Errors += errors;
         }
 
         if (_log is { Length: > 0 })
