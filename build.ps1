@@ -11,16 +11,20 @@
 
     Tasks:
       Build   (default) Compiles the solution (warnings are errors) and assembles the importable module
-              in out/KeyShell: Import-Module ./out/KeyShell/KeyShell.psd1.
+              in out/KeyShell, help included: Import-Module ./out/KeyShell/KeyShell.psd1.
+      Docs    Turns docs/*.md into the module's help (en-US/KeyShell.dll-Help.xml, about_KeyShell);
+              Build runs it too.
       Test    Build, then the xunit engine tests and the Pester module tests (in a child pwsh, so no DLL
               stays locked). Prints 'N passed, N failed' and exits non-zero when anything failed.
       Demo    Build, then the seed's session: a server on port 8080 (or a free port when 8080 is taken),
               the seed's three client sequences in parallel, the conversation as the seed's two consoles
               show it, the FIFO check of the log, and a clean stop. Exits non-zero if anything was wrong.
+      Package Build, then out/KeyShell.<version>.nupkg, installable with Install-PSResource or
+              Save-PSResource from a local file repository.
       Clean   Removes out/ and every bin/ and obj/ folder.
 
 .PARAMETER Task
-    What to do: Build, Test, Demo or Clean. Build is the default.
+    What to do: Build, Docs, Test, Demo, Package or Clean. Build is the default.
 
 .PARAMETER Configuration
     The .NET build configuration, Release by default.
@@ -39,13 +43,18 @@
     Runs every test and prints 'N passed, N failed'.
 
 .EXAMPLE
+    dotnet pwsh ./build.ps1 -Task Package
+
+    Makes out/KeyShell.<version>.nupkg.
+
+.EXAMPLE
     dotnet pwsh ./build.ps1 -Task Demo
 
     Runs the seed's session end to end against a fresh build.
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Clean')]
+    [ValidateSet('Build', 'Docs', 'Test', 'Demo', 'Package', 'Clean')]
     [string] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
@@ -100,7 +109,40 @@ function Invoke-Build {
     $version = Get-Version
     (Get-Content -Raw $manifest) -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$version'" |
         Set-Content -Path $manifest -NoNewline -Encoding utf8
+    Invoke-Docs
     Write-Host "Built KeyShell $version in $ModuleOut"
+}
+
+# Help is generated in a child pwsh: it imports the built module, whose DLLs must not stay loaded here.
+function Invoke-Docs {
+    $script = "Import-Module '$ModuleOut/KeyShell.psd1'; Import-Module '$Root/src/Help/MarkdownHelp.psm1'; " +
+        "Build-ModuleHelp -DocsPath '$Root/docs' -ModuleName KeyShell -OutputPath '$ModuleOut/en-US' -HelpFileName KeyShell.dll-Help.xml"
+    & (Get-ChildPwsh) -NoProfile -NonInteractive -Command $script | Out-Host
+    if ($LASTEXITCODE -ne 0) { throw "Building the help failed (exit code $LASTEXITCODE)." }
+}
+
+# The package is made by PSResourceGet itself (bundled with PowerShell 7.4+), publishing to a
+# throw-away local repository, so it is exactly what Install-PSResource expects.
+function Invoke-Package {
+    Invoke-Build
+    $null = New-Package
+}
+
+function New-Package {
+    $version = Get-Version
+    $repository = Join-Path $Out 'package-repository'
+    if (Test-Path $repository) { Remove-Item $repository -Recurse -Force }
+    $null = New-Item -ItemType Directory -Path $repository
+    $name = 'KeyShellBuild' + [guid]::NewGuid().ToString('N').Substring(0, 8)
+    $script = "Register-PSResourceRepository -Name $name -Uri '$repository' -Trusted; " +
+        "try { Publish-PSResource -Path '$ModuleOut' -Repository $name -SkipDependenciesCheck } finally { Unregister-PSResourceRepository -Name $name }"
+    & (Get-ChildPwsh) -NoProfile -NonInteractive -Command $script | Out-Host
+    if ($LASTEXITCODE -ne 0) { throw "Packaging failed (exit code $LASTEXITCODE)." }
+    $package = Join-Path $Out "KeyShell.$version.nupkg"
+    Move-Item (Get-ChildItem $repository -Filter '*.nupkg' | Select-Object -First 1).FullName $package -Force
+    Remove-Item $repository -Recurse -Force
+    Write-Host "Packaged $package"
+    $package
 }
 
 # Runs the xunit project; returns its counts read from the TRX file.
@@ -122,9 +164,13 @@ function Invoke-EngineTests {
 
 # Runs Pester in a child pwsh, so the module's DLLs are never loaded into this process.
 function Invoke-ModuleTests {
+    param([string] $Package)
     Invoke-Dotnet restore (Join-Path $Root 'tests/Tools/Tools.csproj') --nologo -v quiet
-    $packages = (& dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', ''
-    $pester = Join-Path $packages.Trim() 'pester/5.7.1/tools/Pester.psd1'
+    $packages = ((& dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', '').Trim()
+    $pester = Join-Path $packages 'pester/5.7.1/tools/Pester.psd1'
+    # Read by the Pester tests: the package to install, and where NuGet keeps the test tools.
+    $env:KEYSHELL_PACKAGE = $Package
+    $env:KEYSHELL_NUGET_PACKAGES = $packages
     $summary = Join-Path $ResultsDir 'pester-summary.json'
     Remove-Item $summary -ErrorAction Ignore
     $runner = Join-Path $Root 'tests/KeyShell.Tests/Invoke-PesterSuite.ps1'
@@ -141,8 +187,9 @@ function Invoke-ModuleTests {
 function Invoke-Test {
     Invoke-Build
     $null = New-Item -ItemType Directory -Force -Path $ResultsDir
+    $package = New-Package | Select-Object -Last 1
     $engine = Invoke-EngineTests
-    $module = Invoke-ModuleTests
+    $module = Invoke-ModuleTests -Package $package
     Write-Host ''
     Write-Host "xunit:  $($engine.Passed) passed, $($engine.Failed) failed, $($engine.Skipped) skipped"
     Write-Host "Pester: $($module.Passed) passed, $($module.Failed) failed, $($module.Skipped) skipped"
@@ -173,6 +220,8 @@ Push-Location $Root
 try {
     switch ($Task) {
         'Build' { Invoke-Build }
+        'Docs' { Invoke-Docs }
+        'Package' { Invoke-Package }
         'Test' { Invoke-Test }
         'Demo' { Invoke-Demo }
         'Clean' { Invoke-Clean }

@@ -1,5 +1,4 @@
 using System.Collections.Generic;
-using System.Linq;
 using System.Management.Automation;
 using KeyShell.Engine.Client;
 using KeyShell.Engine.Logging;
@@ -39,9 +38,17 @@ public sealed class TestKeyConversationCommand : KeyShellCmdlet
         if (Sequences is not null)
         {
             expected = new Dictionary<string, IReadOnlyList<string>>();
-            foreach (var sequence in Sequences.Select(ClientSequence.Parse))
+            foreach (var text in Sequences)
             {
-                expected[sequence.ClientId] = sequence.Keys;
+                try
+                {
+                    var sequence = ClientSequence.Parse(text);
+                    expected[sequence.ClientId] = sequence.Keys;
+                }
+                catch (System.FormatException e)
+                {
+                    ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidSequence, ErrorCategory.InvalidArgument, text));
+                }
             }
         }
 

@@ -1,0 +1,155 @@
+BeforeAll {
+    Import-Module $env:KEYSHELL_MODULE -Force
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    $script:Directory = New-TestDirectory
+    $script:Expected = 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer'
+}
+
+AfterAll { Get-KeyServer | Stop-KeyServer }
+
+Describe 'The module manifest' {
+    It 'passes Test-ModuleManifest and exports the cmdlets by name' {
+        $manifest = Test-ModuleManifest -Path $env:KEYSHELL_MODULE
+        $manifest.CompatiblePSEditions | Should -Be 'Desktop', 'Core'
+        $manifest.PowerShellVersion | Should -Be '5.1'
+        $data = Import-PowerShellDataFile $env:KEYSHELL_MODULE
+        $data.CmdletsToExport | Sort-Object | Should -Be $Expected
+        $data.CmdletsToExport | Should -Not -Contain '*'
+        $data.FunctionsToExport.Count | Should -Be 0
+        (Get-Command -Module KeyShell).Name | Sort-Object | Should -Be $Expected
+    }
+
+    It 'takes its version from Directory.Build.props, the one place it lives' {
+        $props = [xml](Get-Content -Raw (Join-Path $PSScriptRoot '../../Directory.Build.props'))
+        (Test-ModuleManifest -Path $env:KEYSHELL_MODULE).Version | Should -Be ([version]$props.Project.PropertyGroup.Version)
+    }
+
+    It 'has a changelog entry for its version' {
+        $version = (Test-ModuleManifest -Path $env:KEYSHELL_MODULE).Version.ToString(3)
+        Get-Content -Raw (Join-Path $PSScriptRoot '../../CHANGELOG.md') | Should -Match ([regex]::Escape("[$version]"))
+    }
+}
+
+Describe 'Every cmdlet' -ForEach @(
+    'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer'
+) {
+    It '<_> declares its output type, and each output type has a default view' {
+        $types = (Get-Command $_).OutputType.Name
+        $types | Should -Not -BeNullOrEmpty
+        foreach ($type in $types | Where-Object { $_ -notlike 'System.*' }) {
+            Get-FormatData -TypeName $type | Should -Not -BeNullOrEmpty -Because "$type needs a view"
+        }
+    }
+}
+
+Describe 'Tab completion' {
+    AfterEach { Get-KeyServer | Stop-KeyServer }
+
+    It 'offers the running servers'' ports for -Port of <_>' -ForEach 'Stop-KeyServer', 'Get-KeyServer' {
+        $a = Start-KeyServer -Port 0 -NoLog
+        $b = Start-KeyServer -Port 0 -NoLog
+        $line = "$_ -Port "
+        $completions = (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText
+        $completions | Should -Contain ([string]$a.Port)
+        $completions | Should -Contain ([string]$b.Port)
+    }
+}
+
+Describe 'Progress' {
+    BeforeAll { $script:Server = Start-KeyServer -Port 0 -NoLog }
+    AfterAll { $Server | Stop-KeyServer }
+
+    It 'shows Write-Progress on a long run, ending with a Completed record' {
+        $shell = [powershell]::Create()
+        try {
+            $null = $shell.AddScript("Import-Module '$env:KEYSHELL_MODULE'; `$null = Invoke-KeyClient -Sequences (1..10 | % { `"`$_ `" + ((1..100 | % { `$_ % 10 }) -join ' ') }) -Port $($Server.Port) -Connection Persistent")
+            $null = $shell.Invoke()
+            $shell.HadErrors | Should -BeFalse
+            $shell.Streams.Progress.Count | Should -BeGreaterThan 0
+            $shell.Streams.Progress[-1].RecordType | Should -Be 'Completed'
+        }
+        finally { $shell.Dispose() }
+    }
+
+    It 'honours $ProgressPreference and stays quiet on short runs' {
+        foreach ($script in "`$ProgressPreference = 'SilentlyContinue'; `$null = Invoke-KeyClient -Sequences (1..10 | % { `"`$_ `" + ((1..100 | % { `$_ % 10 }) -join ' ') }) -Port $($Server.Port)",
+            "`$null = Invoke-KeyClient -Sequences '1 1 2 3' -Port $($Server.Port)") {
+            $shell = [powershell]::Create()
+            try {
+                $null = $shell.AddScript("Import-Module '$env:KEYSHELL_MODULE'; $script")
+                $null = $shell.Invoke()
+                $shell.Streams.Progress.Count | Should -Be 0
+            }
+            finally { $shell.Dispose() }
+        }
+    }
+}
+
+Describe 'Dependency isolation' {
+    It 'works beside another version of Microsoft.Extensions.Logging.Abstractions loaded first, and that one keeps working' {
+        $other = Join-Path $env:KEYSHELL_NUGET_PACKAGES 'microsoft.extensions.logging.abstractions/6.0.0/lib/netstandard2.0/Microsoft.Extensions.Logging.Abstractions.dll'
+        Test-Path $other | Should -BeTrue -Because 'build.ps1 restores tests/Tools/Tools.csproj, which downloads it'
+        $script = @"
+Add-Type -Path '$other'
+`$first = [Microsoft.Extensions.Logging.Abstractions.NullLogger]::Instance
+Import-Module '$env:KEYSHELL_MODULE'
+`$server = Start-KeyServer -Port 0 -LogPath '$(Join-Path $Directory 'isolation.txt')'
+`$reply = Invoke-KeyClient -Sequences '1 7' -Port `$server.Port
+`$server | Stop-KeyServer
+`$versions = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -eq 'Microsoft.Extensions.Logging.Abstractions' } | ForEach-Object { `$_.GetName().Version.Major }
+[pscustomobject]@{ Reply = `$reply.Reply; Versions = (`$versions | Sort-Object) -join ','; FirstStillWorks = `$first.IsEnabled('Information') -eq `$false } | ConvertTo-Json -Compress
+"@
+        $json = & (Get-PwshPath) -NoProfile -NonInteractive -Command $script
+        $LASTEXITCODE | Should -Be 0
+        $result = $json | Select-Object -Last 1 | ConvertFrom-Json
+        $result.Reply | Should -Be 'Response for the key 7 : 67'
+        $result.Versions | Should -Be '6,8'
+        $result.FirstStillWorks | Should -BeTrue
+        Get-Content (Join-Path $Directory 'isolation.txt') | Should -Contain 'Server: 1 Response for the key 7 : 67'
+    }
+}
+
+Describe 'The package' {
+    It 'installs from a local file repository with Save-PSResource, then imports and works' {
+        $env:KEYSHELL_PACKAGE | Should -Exist
+        $repository = Join-Path $Directory 'repository'
+        $installed = Join-Path $Directory 'installed'
+        $null = New-Item -ItemType Directory -Path $repository, $installed
+        Copy-Item $env:KEYSHELL_PACKAGE $repository
+        $name = 'KeyShellTest' + [guid]::NewGuid().ToString('N').Substring(0, 8)
+        Register-PSResourceRepository -Name $name -Uri $repository -Trusted
+        try {
+            Save-PSResource -Name KeyShell -Repository $name -Path $installed -TrustRepository
+        }
+        finally { Unregister-PSResourceRepository -Name $name }
+        $manifest = Get-ChildItem $installed -Recurse -Filter KeyShell.psd1 | Select-Object -First 1
+        $manifest | Should -Not -BeNullOrEmpty
+        $script = "Import-Module '$($manifest.FullName)'; `$s = Start-KeyServer -Port 0 -NoLog; (Invoke-KeyClient -Sequences '1 1 2 3' -Port `$s.Port).Value -join ','; `$s | Stop-KeyServer"
+        $output = & (Get-PwshPath) -NoProfile -NonInteractive -Command $script
+        $LASTEXITCODE | Should -Be 0
+        $output | Select-Object -Last 1 | Should -Be '45,78,23'
+        Join-Path $manifest.Directory 'en-US/KeyShell.dll-Help.xml' | Should -Exist
+    }
+}
+
+Describe 'Beyond one machine' {
+    It 'returns reply objects that survive serialization through Start-Job' {
+        $job = Start-Job -ScriptBlock {
+            param($Module)
+            Import-Module $Module
+            $server = Start-KeyServer -Port 0 -NoLog
+            Invoke-KeyClient -Sequences '1 1 2 3', '2 4' -Port $server.Port -Connection Persistent
+            $server | Stop-KeyServer
+        } -ArgumentList $env:KEYSHELL_MODULE
+        try {
+            $null = $job | Wait-Job -Timeout 60
+            $replies = @($job | Receive-Job)
+            $replies.Count | Should -Be 4
+            $replies[0].PSObject.TypeNames[0] | Should -Be 'Deserialized.KeyShell.Engine.Client.KeyReply'
+            ($replies | Where-Object ClientId -EQ '1').Value | Should -Be 45, 78, 23
+            ($replies | Where-Object ClientId -EQ '2').Reply | Should -Be 'Response for the key 4 : 56'
+            $replies[0].Latency | Should -Not -BeNullOrEmpty
+        }
+        finally { $job | Remove-Job -Force }
+    }
+}
