@@ -153,13 +153,20 @@ function Invoke-EngineTests {
         '--logger', "trx;LogFileName=$trx", '--logger', 'console;verbosity=minimal')
     if ($TestFilter) { $arguments += @('--filter', "FullyQualifiedName~$TestFilter") }
     & dotnet @arguments | Out-Host
+    $exitCode = $LASTEXITCODE
     if (-not (Test-Path $trx)) {
         Write-Warning 'The xunit run wrote no results.'
         return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
     }
 
     $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
-    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout; Skipped = [int]$counters.notExecuted }
+    $failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout
+    if ($exitCode -ne 0 -and $failed -eq 0) {
+        # A crashed test host can leave a results file that shows no failure.
+        Write-Warning "dotnet test exited with $exitCode; counting the run as failed."
+        $failed = 1
+    }
+    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = $failed; Skipped = [int]$counters.notExecuted }
 }
 
 # Runs Pester in a child pwsh, so the module's DLLs are never loaded into this process.

@@ -61,6 +61,10 @@ internal sealed class SeedStandInServer : IDisposable
         catch (ObjectDisposedException)
         {
         }
+        catch (InvalidOperationException)
+        {
+            // Stopped between two accepts: "not listening".
+        }
     }
 
     private void Serve(Socket client)

@@ -66,13 +66,20 @@ public sealed class ConversationEntry
             case ConversationLine.System:
                 return new ConversationEntry(lineNumber, line, time, source, text, null, null, null);
             case ConversationLine.Client:
+                // A request the server could not parse is logged as received, and answered for client "?":
+                // judge it by the same grammar, on the bytes it stands for.
+                var request = ConversationLine.Unescape(text);
+                if (Protocol.RequestParser.Parse(request, out var clientLength) != Protocol.ParseStatus.Ok)
+                {
+                    return new ConversationEntry(lineNumber, line, time, source, text, null, text, null);
+                }
+
+                return new ConversationEntry(lineNumber, line, time, source, text, text.Substring(0, clientLength), text.Substring(clientLength + 1), null);
             case ConversationLine.Server:
                 var split = text.IndexOf(' ');
                 var client = split > 0 ? text.Substring(0, split) : null;
-                var value = split > 0 ? text.Substring(split + 1) : text;
-                return source == ConversationLine.Client
-                    ? new ConversationEntry(lineNumber, line, time, source, text, client, value, null)
-                    : new ConversationEntry(lineNumber, line, time, source, text, client == "?" ? null : client, null, value);
+                var reply = split > 0 ? text.Substring(split + 1) : text;
+                return new ConversationEntry(lineNumber, line, time, source, text, client == "?" ? null : client, null, reply);
             default:
                 return null;
         }

@@ -31,12 +31,18 @@ public static class ConversationLine
     public static string Timestamp(bool enabled) =>
         enabled ? DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture) + " " : string.Empty;
 
-    /// <summary><c>Client: &lt;request as received&gt;</c></summary>
-    public static void WriteRequest(ByteBuffer log, string timestamp, ReadOnlySpan<byte> request)
+    /// <summary><c>Client: &lt;request as received&gt;[ &lt;note&gt;]</c></summary>
+    public static void WriteRequest(ByteBuffer log, string timestamp, ReadOnlySpan<byte> request, string? note = null)
     {
         log.WriteAscii(timestamp);
         log.Write(ClientPrefix);
         WriteEscaped(log, request);
+        if (note is not null)
+        {
+            log.WriteByte((byte)' ');
+            log.WriteAscii(note);
+        }
+
         log.WriteByte((byte)'\n');
     }
 
@@ -66,6 +72,31 @@ public static class ConversationLine
         log.Write(SystemPrefix);
         WriteEscaped(log, Encoding.UTF8.GetBytes(text));
         log.WriteByte((byte)'\n');
+    }
+
+    /// <summary>The bytes a logged payload stands for: the inverse of <see cref="WriteEscaped"/>.</summary>
+    public static byte[] Unescape(string text)
+    {
+        var bytes = new System.Collections.Generic.List<byte>(text.Length);
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (text[i] == '\\' && i + 1 < text.Length && text[i + 1] == '\\')
+            {
+                bytes.Add((byte)'\\');
+                i++;
+            }
+            else if (text[i] == '\\' && i + 3 < text.Length && text[i + 1] == 'x' && byte.TryParse(text.Substring(i + 2, 2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var value))
+            {
+                bytes.Add(value);
+                i += 3;
+            }
+            else
+            {
+                bytes.Add(text[i] < 0x80 ? (byte)text[i] : (byte)'?');
+            }
+        }
+
+        return bytes.ToArray();
     }
 
     /// <summary>Copies printable ASCII as is; escapes the rest (and the backslash) so the line stays whole.</summary>

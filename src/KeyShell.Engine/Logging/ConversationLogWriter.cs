@@ -21,6 +21,7 @@ public sealed class ConversationLogWriter : IDisposable
     private readonly ConcurrentQueue<Chunk> _queue = new();
     private readonly SemaphoreSlim _wake = new(0);
     private const int PollMilliseconds = 1;
+    private const int ExistenceCheckMilliseconds = 1000;
     private const int PollsBeforeSleep = 1000;
 
     private readonly Thread _thread;
@@ -29,6 +30,7 @@ public sealed class ConversationLogWriter : IDisposable
     private volatile bool _closing;
     private long _writeErrors;
     private long _lostBatches;
+    private int _lastExistenceCheck = Environment.TickCount;
 
     /// <summary>Opens (and empties) <paramref name="path"/>; throws when it cannot be written.</summary>
     public ConversationLogWriter(string path)
@@ -155,6 +157,7 @@ public sealed class ConversationLogWriter : IDisposable
     {
         try
         {
+            CheckFileStillThere();
             _stream ??= Open(FileMode.Append);
             _stream.Write(chunk.Array!, 0, chunk.Length);
         }
@@ -166,6 +169,24 @@ public sealed class ConversationLogWriter : IDisposable
         finally
         {
             ArrayPool<byte>.Shared.Return(chunk.Array!);
+        }
+    }
+
+    /// <summary>
+    /// Deleting an open file does not fail its writes (they go to the unlinked file), so the writer looks,
+    /// once a second, whether its file is still there; if not, it reports the failure and starts a new one.
+    /// </summary>
+    private void CheckFileStillThere()
+    {
+        if (_stream is null || unchecked(Environment.TickCount - _lastExistenceCheck) < ExistenceCheckMilliseconds)
+        {
+            return;
+        }
+
+        _lastExistenceCheck = Environment.TickCount;
+        if (!File.Exists(Path))
+        {
+            Fail(new FileNotFoundException($"The conversation log '{Path}' was deleted while the server wrote it; a new file was started. Lines written in the last second may be lost.", Path));
         }
     }
 

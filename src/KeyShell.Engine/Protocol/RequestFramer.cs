@@ -33,6 +33,7 @@ public sealed class RequestFramer
     private int _start;   // first byte not yet framed
     private int _scanned; // bytes from _start already searched for LF
     private int _filled;  // end of received data
+    private bool _ended;  // the peer half-closed: no terminator will come
 
     public RequestFramer(int maxLineLength, byte[]? buffer = null)
     {
@@ -63,6 +64,9 @@ public sealed class RequestFramer
 
     /// <summary>Bytes received but not yet part of a complete request.</summary>
     public int PendingCount => _filled - _start;
+
+    /// <summary>The peer will send nothing more (half-close): pending bytes become one last request.</summary>
+    public void EndOfStream() => _ended = true;
 
     /// <summary>Moves pending bytes to the front, so the next receive has the most room.</summary>
     public void Compact()
@@ -129,10 +133,11 @@ public sealed class RequestFramer
             return FrameKind.TooLong;
         }
 
-        if (request.Length > 0 && !IsLineFramed && RequestParser.Parse(request, out _) != ParseStatus.Malformed)
+        if (request.Length > 0 && (_ended || (!IsLineFramed && RequestParser.Parse(request, out _) != ParseStatus.Malformed)))
         {
+            // At the end of the stream, whatever is pending is the last request, in the connection's framing.
             _start = _scanned = _filled;
-            return FrameKind.Legacy;
+            return _ended && IsLineFramed ? FrameKind.Line : FrameKind.Legacy;
         }
 
         request = default;

@@ -90,11 +90,20 @@ internal sealed class ServerConnection
                 Interlocked.Exchange(ref _busy, 1);
                 if (received == 0)
                 {
-                    break;
+                    // Half-closed: answer what is pending (a last request without terminator), then close.
+                    if (_framer.PendingCount == 0)
+                    {
+                        break;
+                    }
+
+                    _framer.EndOfStream();
+                }
+                else
+                {
+                    _framer.Commit(received);
                 }
 
-                _framer.Commit(received);
-                var close = Answer();
+                var close = Answer() || received == 0;
                 if (_output.Length > 0)
                 {
                     await SocketIo.SendAsync(_socket, _output.Array, 0, _output.Length).ConfigureAwait(false);
@@ -102,7 +111,11 @@ internal sealed class ServerConnection
 
                 if (close)
                 {
-                    await DrainAndCloseAsync().ConfigureAwait(false);
+                    if (received > 0)
+                    {
+                        await DrainAndCloseAsync().ConfigureAwait(false);
+                    }
+
                     break;
                 }
             }
@@ -155,7 +168,9 @@ internal sealed class ServerConnection
                 _output.Write(TooLongReply);
                 if (_log is not null)
                 {
-                    ConversationLine.WriteRequest(_log, timestamp, request.Slice(0, Math.Min(request.Length, LoggedRequestLimit)));
+                    // Only the head is logged; the note keeps the line from reading as a valid request.
+                    var head = request.Slice(0, Math.Min(request.Length, LoggedRequestLimit));
+                    ConversationLine.WriteRequest(_log, timestamp, head, $"...(truncated, {request.Length} bytes)");
                     ConversationLine.WriteReply(_log, timestamp, default, TooLongReply.AsSpan(0, TooLongReply.Length - 1));
                 }
 
