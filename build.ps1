@@ -21,10 +21,16 @@
               show it, the FIFO check of the log, and a clean stop. Exits non-zero if anything was wrong.
       Package Build, then out/KeyShell.<version>.nupkg, installable with Install-PSResource or
               Save-PSResource from a local file repository.
+      Fuzz    Instruments the engine with SharpFuzz and runs afl++ over the framing, parsing and log
+              code for -Minutes (needs afl-fuzz: the Debian package afl++). New crashes are copied to
+              tests/KeyShell.Fuzz/regressions, which the xunit suite replays.
       Clean   Removes out/ and every bin/ and obj/ folder.
 
 .PARAMETER Task
-    What to do: Build, Docs, Test, Demo, Package or Clean. Build is the default.
+    What to do: Build, Docs, Test, Demo, Package, Fuzz or Clean. Build is the default.
+
+.PARAMETER Minutes
+    How long Fuzz runs.
 
 .PARAMETER Configuration
     The .NET build configuration, Release by default.
@@ -54,8 +60,11 @@
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Docs', 'Test', 'Demo', 'Package', 'Clean')]
+    [ValidateSet('Build', 'Docs', 'Test', 'Demo', 'Package', 'Fuzz', 'Clean')]
     [string] $Task = 'Build',
+
+    [ValidateRange(1, 1440)]
+    [int] $Minutes = 10,
 
     [ValidateSet('Debug', 'Release')]
     [string] $Configuration = 'Release',
@@ -217,6 +226,35 @@ function Invoke-Demo {
     }
 }
 
+function Invoke-Fuzz {
+    $afl = Get-Command afl-fuzz -CommandType Application -ErrorAction Ignore | Select-Object -First 1
+    if (-not $afl) { throw 'Fuzz needs afl-fuzz on PATH: install the Debian package afl++ (apt-get install afl++).' }
+    $fuzzOut = Join-Path $Out 'fuzz'
+    $bin = Join-Path $fuzzOut 'bin'
+    $findings = Join-Path $fuzzOut 'findings'
+    Invoke-Dotnet tool restore
+    if (Test-Path $bin) { Remove-Item $bin -Recurse -Force } # sharpfuzz instruments in place, once
+    Invoke-Dotnet publish (Join-Path $Root 'tests/KeyShell.Fuzz') -c Release -o $bin --nologo -v quiet
+    Invoke-Dotnet sharpfuzz (Join-Path $bin 'KeyShell.Engine.dll')
+    if (Test-Path $findings) { Remove-Item $findings -Recurse -Force }
+
+    # afl++ runs a .NET program through SharpFuzz's forkserver: no binary check, no UI, a fixed duration.
+    $env:AFL_SKIP_BIN_CHECK = '1'; $env:AFL_NO_UI = '1'; $env:AFL_SKIP_CPUFREQ = '1'
+    $env:AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES = '1'; $env:AFL_NO_AFFINITY = '1'
+    & $afl.Source -i (Join-Path $Root 'tests/KeyShell.Fuzz/corpus') -o $findings -t 5000 -m none -V ($Minutes * 60) -- (Join-Path $bin 'KeyShell.Fuzz') | Out-Host
+
+    $stats = @{}
+    foreach ($line in Get-Content (Join-Path $findings 'default/fuzzer_stats') -ErrorAction Ignore) {
+        if ($line -match '^(\w+)\s*:\s*(.*)$') { $stats[$Matches[1]] = $Matches[2].Trim() }
+    }
+    $crashes = @(Get-ChildItem (Join-Path $findings 'default/crashes') -File -ErrorAction Ignore | Where-Object Name -NE 'README.txt')
+    foreach ($crash in $crashes) {
+        Copy-Item $crash.FullName (Join-Path $Root "tests/KeyShell.Fuzz/regressions/crash-$((Get-FileHash $crash.FullName).Hash.Substring(0, 12))")
+    }
+    Write-Host "Fuzzed $Minutes min: $($stats.execs_done) executions, $($stats.corpus_count) inputs in the corpus, $($stats.edges_found) edges, $($crashes.Count) crashes, $($stats.saved_hangs) hangs."
+    if ($crashes.Count) { Write-Host 'Crashes were copied to tests/KeyShell.Fuzz/regressions: the xunit suite now replays them.' }
+}
+
 function Invoke-Clean {
     if (Test-Path $Out) { Remove-Item $Out -Recurse -Force }
     Get-ChildItem $Root -Directory -Recurse -Include bin, obj | Remove-Item -Recurse -Force
@@ -229,6 +267,7 @@ try {
         'Build' { Invoke-Build }
         'Docs' { Invoke-Docs }
         'Package' { Invoke-Package }
+        'Fuzz' { Invoke-Fuzz }
         'Test' { Invoke-Test }
         'Demo' { Invoke-Demo }
         'Clean' { Invoke-Clean }

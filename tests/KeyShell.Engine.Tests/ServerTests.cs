@@ -139,6 +139,26 @@ public class ServerTests
     }
 
     [Fact]
+    public void AClientNamedQuestionMarkOrHoldingABackslashReadsBackFromTheLog()
+    {
+        // Found by the fuzzer: "?" also marks a reply to a request with no valid client.
+        var server = StartServer();
+        using (var client = Connect(server.Port))
+        {
+            Send(client, "? 1\na\\b 2\n1 2 3\n");
+            ReadLines(client, 3);
+        }
+
+        server.Stop();
+        var lines = LogLines(server.LogPath!);
+        Assert.Contains(@"Server: \x3F " + Reply(1), lines);
+        Assert.Contains(@"Server: ? Error: malformed request, expected '<client> <key>'", lines);
+        var entries = Logging.ConversationCheck.Read(server.LogPath!).Select(l => l.Entry!).ToArray();
+        Assert.Equal(new[] { "?", "?", @"a\b", @"a\b" }, entries.Where(e => e.ClientId is not null).Select(e => e.ClientId));
+        Assert.True(Logging.ConversationCheck.Verify(server.LogPath!).IsValid);
+    }
+
+    [Fact]
     public void TimestampsArePrefixedInIso8601Utc()
     {
         var server = StartServer(o => o.Timestamps = true);

@@ -74,16 +74,21 @@ public sealed class ConversationEntry
                     return new ConversationEntry(lineNumber, line, time, source, text, null, text, null);
                 }
 
-                return new ConversationEntry(lineNumber, line, time, source, text, text.Substring(0, clientLength), text.Substring(clientLength + 1), null);
+                return new ConversationEntry(lineNumber, line, time, source, text, Ascii(request, 0, clientLength), Ascii(request, clientLength + 1, request.Length - clientLength - 1), null);
             case ConversationLine.Server:
                 var split = text.IndexOf(' ');
                 var client = split > 0 ? text.Substring(0, split) : null;
                 var reply = split > 0 ? text.Substring(split + 1) : text;
-                return new ConversationEntry(lineNumber, line, time, source, text, client == "?" ? null : client, null, reply);
+                var clientId = client is null || client == ConversationLine.NoClient ? null : Ascii(ConversationLine.Unescape(client));
+                return new ConversationEntry(lineNumber, line, time, source, text, clientId, null, reply);
             default:
                 return null;
         }
     }
 
     public override string ToString() => Line;
+
+    private static string Ascii(byte[] bytes) => Ascii(bytes, 0, bytes.Length);
+
+    private static string Ascii(byte[] bytes, int offset, int count) => System.Text.Encoding.ASCII.GetString(bytes, offset, count);
 }

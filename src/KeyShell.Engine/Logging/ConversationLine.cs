@@ -46,7 +46,13 @@ public static class ConversationLine
         log.WriteByte((byte)'\n');
     }
 
-    /// <summary><c>Server: &lt;client&gt; &lt;reply&gt;</c>; a request with no valid client shows "?".</summary>
+    /// <summary>In a Server line's client position: the request had no valid client.</summary>
+    public const string NoClient = "?";
+
+    /// <summary>
+    /// <c>Server: &lt;client&gt; &lt;reply&gt;</c>. A request with no valid client shows <see cref="NoClient"/>;
+    /// a client whose id really is "?" is written \x3F, so the two can never be confused.
+    /// </summary>
     public static void WriteReply(ByteBuffer log, string timestamp, ReadOnlySpan<byte> client, ReadOnlySpan<byte> reply)
     {
         log.WriteAscii(timestamp);
@@ -54,6 +60,10 @@ public static class ConversationLine
         if (client.IsEmpty)
         {
             log.WriteByte((byte)'?');
+        }
+        else if (client.Length == 1 && client[0] == (byte)'?')
+        {
+            log.WriteAscii("\\x3F");
         }
         else
         {
