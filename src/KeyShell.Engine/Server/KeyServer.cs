@@ -83,11 +83,17 @@ public sealed class KeyServer : IDisposable
             _idleTimer = new Timer(_ => CloseIdleConnections(), null, period, period);
         }
 
-        // Two accept loops keep a burst of connects moving while one loop hands a connection off.
+        // Two accept loops keep a burst of connects moving while one loop hands a connection off. They, and
+        // the connections they start, run without the caller's ExecutionContext: a server must not carry its
+        // starter's AsyncLocals (a PowerShell runspace's, a test host's), and with no context to restore
+        // each socket completion runs without the boxing ExecutionContext.Run costs.
         _acceptLoops = new Task[Math.Max(2, Math.Min(4, Environment.ProcessorCount))];
-        for (var i = 0; i < _acceptLoops.Length; i++)
+        using (ExecutionContext.SuppressFlow())
         {
-            _acceptLoops[i] = Task.Run(AcceptLoopAsync);
+            for (var i = 0; i < _acceptLoops.Length; i++)
+            {
+                _acceptLoops[i] = Task.Run(AcceptLoopAsync);
+            }
         }
     }
 
