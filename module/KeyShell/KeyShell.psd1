@@ -16,6 +16,7 @@
         'Get-KeyServer'
         'Test-KeyServer'
         'Invoke-KeyClient'
+        'Measure-KeyServer'
         'Get-KeyConversation'
         'Test-KeyConversation'
     )

@@ -89,7 +89,7 @@ Describe 'Example "<Title>" of <Command>' -ForEach $examples {
         Push-Location $Folder
         $script:Port = Get-FreePort
         # Examples are written for port 8080; here they run on a free port, against a live server.
-        $PSDefaultParameterValues = @{ 'Start-KeyServer:Port' = $Port; 'Invoke-KeyClient:Port' = $Port; 'Test-KeyServer:Port' = $Port }
+        $PSDefaultParameterValues = @{ 'Start-KeyServer:Port' = $Port; 'Invoke-KeyClient:Port' = $Port; 'Test-KeyServer:Port' = $Port; 'Measure-KeyServer:Port' = $Port }
         if ($Code -notmatch 'Start-KeyServer') { $null = Start-KeyServer -Port $Port }
     }
     AfterEach {

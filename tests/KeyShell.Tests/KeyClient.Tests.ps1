@@ -150,3 +150,39 @@ Describe 'The server over a raw TcpClient' {
         Invoke-RawRequest -Port $Server.Port -Text "1 10`n" -Lines 1 | Should -Be "Error: enter a number between 0 and 9`n"
     }
 }
+
+Describe 'Measure-KeyServer' {
+    BeforeAll { $script:Server = Start-KeyServer -Port 0 -NoLog }
+    AfterAll { $Server | Stop-KeyServer }
+
+    It 'measures <Connection> x<Concurrency>, pipeline <Pipeline>, with no errors and ordered percentiles' -ForEach @(
+        @{ Connection = 'Persistent'; Concurrency = 8; Pipeline = 1 }
+        @{ Connection = 'PerMessage'; Concurrency = 4; Pipeline = 1 }
+        @{ Connection = 'Persistent'; Concurrency = 4; Pipeline = 16 }
+    ) {
+        $result = Measure-KeyServer -Port $Server.Port -Connection $Connection -Concurrency $Concurrency -Pipeline $Pipeline -Count 2000
+        $result.Requests | Should -Be 2000
+        $result.Errors | Should -Be 0
+        $result.RequestsPerSecond | Should -BeGreaterThan 0
+        $result.P50 | Should -BeLessOrEqual $result.P90
+        $result.P90 | Should -BeLessOrEqual $result.P99
+        $result.P99 | Should -BeLessOrEqual $result.Max
+        $Server.Requests | Should -BeGreaterOrEqual 2000
+    }
+
+    It 'counts failures against a closed port, with a warning, and returns' {
+        $result = Measure-KeyServer -Port (Get-FreePort) -Count 20 -Concurrency 2 -WarningVariable warnings -WarningAction SilentlyContinue
+        $result.Errors | Should -Be 20
+        $warnings | Should -Not -BeNullOrEmpty
+    }
+
+    It 'runs for a duration' {
+        $elapsed = Measure-Command { $result = Measure-KeyServer -Port $Server.Port -Duration 1 -Concurrency 2 }
+        $result.Requests | Should -BeGreaterThan 0
+        $elapsed.TotalSeconds | Should -BeLessThan 5
+    }
+
+    It 'rejects pipelining on PerMessage connections with InvalidLoad' {
+        { Measure-KeyServer -Port $Server.Port -Connection PerMessage -Pipeline 4 -Count 10 } | Should -Throw -ErrorId 'InvalidLoad,KeyShell.Commands.MeasureKeyServerCommand'
+    }
+}

@@ -1,0 +1,249 @@
+using System;
+using System.Diagnostics;
+using System.Linq;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyShell.Engine.Server;
+
+namespace KeyShell.Engine.Client;
+
+/// <summary>What a load run does (Measure-KeyServer's parameters).</summary>
+public sealed class LoadOptions
+{
+    public string ComputerName { get; set; } = "127.0.0.1";
+
+    public int Port { get; set; } = 8080;
+
+    /// <summary>Workers, each with its own connection (or its own stream of connections).</summary>
+    public int Concurrency { get; set; } = 8;
+
+    /// <summary>Requests in all; 0 runs for <see cref="Duration"/> instead.</summary>
+    public long Count { get; set; } = 100_000;
+
+    public TimeSpan Duration { get; set; } = TimeSpan.FromSeconds(10);
+
+    public ConnectionMode Connection { get; set; } = ConnectionMode.Persistent;
+
+    /// <summary>Requests in flight per connection (Persistent, line framing).</summary>
+    public int Pipeline { get; set; } = 1;
+
+    public Framing Framing { get; set; } = Framing.Line;
+
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>What a load run measured. Latencies are per request (per batch when pipelined).</summary>
+public sealed class LoadResult
+{
+    internal LoadResult(LoadOptions options, long requests, long errors, TimeSpan elapsed, LatencyHistogram latency)
+    {
+        ComputerName = options.ComputerName;
+        Port = options.Port;
+        Concurrency = options.Concurrency;
+        Connection = options.Connection;
+        Pipeline = options.Pipeline;
+        Requests = requests;
+        Errors = errors;
+        Elapsed = elapsed;
+        RequestsPerSecond = elapsed.TotalSeconds > 0 ? (requests - errors) / elapsed.TotalSeconds : 0;
+        P50 = Micro(latency.Percentile(50));
+        P90 = Micro(latency.Percentile(90));
+        P99 = Micro(latency.Percentile(99));
+        Max = Micro(latency.Max);
+    }
+
+    public string ComputerName { get; }
+
+    public int Port { get; }
+
+    public int Concurrency { get; }
+
+    public ConnectionMode Connection { get; }
+
+    public int Pipeline { get; }
+
+    /// <summary>Requests sent (answered or failed).</summary>
+    public long Requests { get; }
+
+    /// <summary>Requests that got an error reply, no reply, or no connection.</summary>
+    public long Errors { get; }
+
+    public TimeSpan Elapsed { get; }
+
+    /// <summary>Successful requests per second.</summary>
+    public double RequestsPerSecond { get; }
+
+    public TimeSpan P50 { get; }
+
+    public TimeSpan P90 { get; }
+
+    public TimeSpan P99 { get; }
+
+    public TimeSpan Max { get; }
+
+    private static TimeSpan Micro(long microseconds) => TimeSpan.FromTicks(microseconds * 10);
+}
+
+/// <summary>
+/// Loads any server that speaks KeyShell's protocol, as redis-benchmark does for Redis: workers send
+/// <c>w&lt;n&gt; &lt;key&gt;</c> requests over persistent or per-request connections, optionally pipelined.
+/// </summary>
+public sealed class LoadGenerator
+{
+    private readonly LoadOptions _options;
+    private long _completed;
+    private long _errors;
+
+    public LoadGenerator(LoadOptions options)
+    {
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        if (options.Concurrency < 1 || options.Pipeline < 1 || options.Count < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), "Concurrency and Pipeline must be at least 1, Count at least 0.");
+        }
+
+        if (options.Pipeline > 1 && (options.Connection != ConnectionMode.Persistent || options.Framing != Framing.Line))
+        {
+            throw new ArgumentException("Pipelining needs persistent connections and line framing.", nameof(options));
+        }
+    }
+
+    /// <summary>Requests finished so far (for progress).</summary>
+    public long Completed => Interlocked.Read(ref _completed);
+
+    public async Task<LoadResult> RunAsync(CancellationToken cancellationToken = default)
+    {
+        var endPoint = await KeyClient.ResolveAsync(_options.ComputerName, _options.Port).ConfigureAwait(false);
+        var histograms = Enumerable.Range(0, _options.Concurrency).Select(_ => new LatencyHistogram()).ToArray();
+        var deadline = _options.Count == 0 ? Stopwatch.GetTimestamp() + (long)(_options.Duration.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
+        var stopwatch = Stopwatch.StartNew();
+        var workers = Enumerable.Range(0, _options.Concurrency).Select(id =>
+        {
+            var quota = _options.Count == 0 ? long.MaxValue : (_options.Count / _options.Concurrency) + (id < _options.Count % _options.Concurrency ? 1 : 0);
+            return Task.Run(() => WorkAsync(id, endPoint, quota, deadline, histograms[id], cancellationToken));
+        });
+        await Task.WhenAll(workers).ConfigureAwait(false);
+        var elapsed = stopwatch.Elapsed;
+        var all = new LatencyHistogram();
+        foreach (var histogram in histograms)
+        {
+            all.Add(histogram);
+        }
+
+        return new LoadResult(_options, Completed, Interlocked.Read(ref _errors), elapsed, all);
+    }
+
+    private async Task WorkAsync(int id, IPEndPoint endPoint, long quota, long deadline, LatencyHistogram latency, CancellationToken cancellationToken)
+    {
+        var terminator = _options.Framing == Framing.Line ? "\n" : string.Empty;
+        var requests = Enumerable.Range(0, 10).Select(k => Encoding.ASCII.GetBytes($"w{id} {(id + k) % 10}{terminator}")).ToArray();
+        var buffer = new byte[64 * 1024];
+        var batch = new byte[requests.Max(r => r.Length) * _options.Pipeline];
+        Socket? socket = null;
+        using var cancel = cancellationToken.Register(() => socket?.Dispose());
+        long done = 0;
+        try
+        {
+            while (done < quota && Stopwatch.GetTimestamp() < deadline && !cancellationToken.IsCancellationRequested)
+            {
+                var count = (int)Math.Min(_options.Pipeline, quota - done);
+                var length = 0;
+                for (var i = 0; i < count; i++)
+                {
+                    var request = requests[(done + i) % 10];
+                    Buffer.BlockCopy(request, 0, batch, length, request.Length);
+                    length += request.Length;
+                }
+
+                var started = Stopwatch.GetTimestamp();
+                int errors;
+                try
+                {
+                    if (socket is null)
+                    {
+                        socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                        await socket.ConnectAsync(endPoint).ConfigureAwait(false);
+                    }
+
+                    await SocketIo.SendAsync(socket, batch, 0, length).ConfigureAwait(false);
+                    errors = await ReadRepliesAsync(socket, buffer, count).ConfigureAwait(false);
+                    if (_options.Connection == ConnectionMode.PerMessage)
+                    {
+                        socket.Dispose();
+                        socket = null;
+                    }
+                }
+                catch (Exception e) when (e is SocketException || e is ObjectDisposedException || e is InvalidOperationException)
+                {
+                    errors = count;
+                    socket?.Dispose();
+                    socket = null;
+                    if (!cancellationToken.IsCancellationRequested)
+                    {
+                        await Task.Delay(10).ConfigureAwait(false); // a refused server: do not spin
+                    }
+                }
+
+                var micros = (Stopwatch.GetTimestamp() - started) * 1_000_000 / Stopwatch.Frequency;
+                for (var i = 0; i < count; i++)
+                {
+                    latency.Record(micros);
+                }
+
+                done += count;
+                Interlocked.Add(ref _completed, count);
+                if (errors > 0)
+                {
+                    Interlocked.Add(ref _errors, errors);
+                }
+            }
+        }
+        finally
+        {
+            socket?.Dispose();
+        }
+    }
+
+    /// <summary>Reads <paramref name="count"/> replies; returns how many were errors.</summary>
+    private async Task<int> ReadRepliesAsync(Socket socket, byte[] buffer, int count)
+    {
+        var errors = 0;
+        if (_options.Framing == Framing.Legacy)
+        {
+            var received = await SocketIo.ReceiveAsync(socket, buffer, 0, buffer.Length).ConfigureAwait(false);
+            if (received == 0)
+            {
+                throw new InvalidOperationException("The server closed the connection.");
+            }
+
+            return buffer[0] == (byte)'E' ? 1 : 0;
+        }
+
+        var replies = 0;
+        var atLineStart = true;
+        while (replies < count)
+        {
+            var received = await SocketIo.ReceiveAsync(socket, buffer, 0, buffer.Length).ConfigureAwait(false);
+            if (received == 0)
+            {
+                throw new InvalidOperationException("The server closed the connection.");
+            }
+
+            for (var i = 0; i < received; i++)
+            {
+                if (atLineStart && buffer[i] == (byte)'E')
+                {
+                    errors++; // every error reply starts with "Error:"
+                }
+
+                atLineStart = buffer[i] == (byte)'\n';
+                replies += atLineStart ? 1 : 0;
+            }
+        }
+
+        return errors;
+    }
+}

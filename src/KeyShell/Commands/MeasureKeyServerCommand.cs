@@ -1,0 +1,109 @@
+using System;
+using System.Management.Automation;
+using System.Threading.Tasks;
+using KeyShell.Engine.Client;
+
+namespace KeyShell.Commands;
+
+/// <summary>Loads a KeyShell-protocol server and measures it, as redis-benchmark does for Redis.</summary>
+[Cmdlet(VerbsDiagnostic.Measure, "KeyServer", DefaultParameterSetName = ByCount)]
+[OutputType(typeof(LoadResult))]
+public sealed class MeasureKeyServerCommand : KeyShellCmdlet
+{
+    private const string ByCount = "Count";
+    private const string ByDuration = "Duration";
+
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("Address", "Cn")]
+    [ValidateNotNullOrEmpty]
+    public string ComputerName { get; set; } = "127.0.0.1";
+
+    [Parameter(Position = 1, ValueFromPipelineByPropertyName = true)]
+    [ValidateRange(1, 65535)]
+    public int Port { get; set; } = 8080;
+
+    [Parameter]
+    [ValidateRange(1, 10_000)]
+    public int Concurrency { get; set; } = 8;
+
+    [Parameter(ParameterSetName = ByCount)]
+    [ValidateRange(1, long.MaxValue)]
+    public long Count { get; set; } = 100_000;
+
+    [Parameter(ParameterSetName = ByDuration, Mandatory = true)]
+    [ValidateRange(1, 86_400)]
+    public int Duration { get; set; }
+
+    [Parameter]
+    public ConnectionMode Connection { get; set; } = ConnectionMode.Persistent;
+
+    [Parameter]
+    [ValidateRange(1, 1024)]
+    public int Pipeline { get; set; } = 1;
+
+    [Parameter]
+    public Framing Framing { get; set; } = Framing.Line;
+
+    protected override void ProcessRecord()
+    {
+        var options = new LoadOptions
+        {
+            ComputerName = ComputerName,
+            Port = Port,
+            Concurrency = Concurrency,
+            Count = ParameterSetName == ByDuration ? 0 : Count,
+            Duration = TimeSpan.FromSeconds(Duration),
+            Connection = Connection,
+            Pipeline = Pipeline,
+            Framing = Framing,
+        };
+        LoadGenerator generator;
+        try
+        {
+            generator = new LoadGenerator(options);
+        }
+        catch (ArgumentException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "InvalidLoad", ErrorCategory.InvalidArgument, this));
+            return;
+        }
+
+        var run = Task.Run(() => generator.RunAsync(Cancellation));
+        var progress = new ProgressRecord(2, "Measure-KeyServer", $"{Concurrency} {Connection} connections to {ComputerName}:{Port}");
+        var started = DateTime.UtcNow;
+        try
+        {
+            // The pipeline thread reports progress; the workers only count.
+            while (!run.Wait(250, Cancellation))
+            {
+                var done = generator.Completed;
+                progress.PercentComplete = ParameterSetName == ByDuration
+                    ? (int)Math.Min(100, (DateTime.UtcNow - started).TotalSeconds * 100 / Duration)
+                    : (int)Math.Min(100, done * 100 / Count);
+                progress.StatusDescription = $"{done} requests";
+                WriteProgress(progress);
+            }
+
+            var result = run.GetAwaiter().GetResult();
+            if (result.Errors > 0)
+            {
+                WriteWarning($"{result.Errors} of {result.Requests} requests failed (error replies, or no connection).");
+            }
+
+            WriteObject(result);
+        }
+        catch (OperationCanceledException)
+        {
+            // Ctrl+C: the workers stop through the same token.
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException || e is ArgumentException)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.HostNotFound, ErrorCategory.ObjectNotFound, ComputerName));
+        }
+        finally
+        {
+            progress.RecordType = ProgressRecordType.Completed;
+            WriteProgress(progress);
+        }
+    }
+}
