@@ -21,16 +21,22 @@
               show it, the FIFO check of the log, and a clean stop. Exits non-zero if anything was wrong.
       Package Build, then out/KeyShell.<version>.nupkg, installable with Install-PSResource or
               Save-PSResource from a local file repository.
+      Bench   Build, then the benchmark: KeyShell (log on and off) and memcached driven by the same load
+              generator (keyload) in one run, three alternating rounds, medians; memory per idle connection
+              and over 1,000,000 requests; Invoke-KeyClient against keyload. Table, and JSON in out/bench.
+              Installs nothing: without memcached on PATH it measures KeyShell alone.
+      Soak    Build, then -Minutes of mixed load (PerMessage, Persistent, garbage) on one logging server:
+              errors beyond the garbage's, the server's memory over time, whether the log is complete.
       Fuzz    Instruments the engine with SharpFuzz and runs afl++ over the framing, parsing and log
               code for -Minutes (needs afl-fuzz: the Debian package afl++). New crashes are copied to
               tests/KeyShell.Fuzz/regressions, which the xunit suite replays.
       Clean   Removes out/ and every bin/ and obj/ folder.
 
 .PARAMETER Task
-    What to do: Build, Docs, Test, Demo, Package, Fuzz or Clean. Build is the default.
+    What to do: Build, Docs, Test, Demo, Bench, Soak, Package, Fuzz or Clean. Build is the default.
 
 .PARAMETER Minutes
-    How long Fuzz runs.
+    How long Fuzz and Soak run.
 
 .PARAMETER Configuration
     The .NET build configuration, Release by default.
@@ -60,7 +66,7 @@
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Docs', 'Test', 'Demo', 'Package', 'Fuzz', 'Clean')]
+    [ValidateSet('Build', 'Docs', 'Test', 'Demo', 'Bench', 'Soak', 'Package', 'Fuzz', 'Clean')]
     [string] $Task = 'Build',
 
     [ValidateRange(1, 1440)]
@@ -255,6 +261,20 @@ function Invoke-Fuzz {
     if ($crashes.Count) { Write-Host 'Crashes were copied to tests/KeyShell.Fuzz/regressions: the xunit suite now replays them.' }
 }
 
+function Invoke-Bench {
+    Invoke-Build
+    $script = Join-Path $Root 'tests/KeyShell.Bench/Invoke-Benchmark.ps1'
+    & (Get-ChildPwsh) -NoProfile -NonInteractive -File $script -ModuleManifest (Join-Path $ModuleOut 'KeyShell.psd1') -Root $Root -OutDirectory (Join-Path $Out 'bench')
+    if ($LASTEXITCODE -ne 0) { throw "The benchmark failed (exit code $LASTEXITCODE)." }
+}
+
+function Invoke-Soak {
+    Invoke-Build
+    $script = Join-Path $Root 'tests/KeyShell.Bench/Invoke-Soak.ps1'
+    & (Get-ChildPwsh) -NoProfile -NonInteractive -File $script -ModuleManifest (Join-Path $ModuleOut 'KeyShell.psd1') -OutDirectory (Join-Path $Out 'soak') -Minutes $Minutes
+    if ($LASTEXITCODE -ne 0) { throw "The soak found problems (exit code $LASTEXITCODE)." }
+}
+
 function Invoke-Clean {
     if (Test-Path $Out) { Remove-Item $Out -Recurse -Force }
     Get-ChildItem $Root -Directory -Recurse -Include bin, obj | Remove-Item -Recurse -Force
@@ -268,6 +288,8 @@ try {
         'Docs' { Invoke-Docs }
         'Package' { Invoke-Package }
         'Fuzz' { Invoke-Fuzz }
+        'Bench' { Invoke-Bench }
+        'Soak' { Invoke-Soak }
         'Test' { Invoke-Test }
         'Demo' { Invoke-Demo }
         'Clean' { Invoke-Clean }

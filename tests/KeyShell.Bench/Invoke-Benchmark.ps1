@@ -1,0 +1,148 @@
+<#
+.SYNOPSIS
+    The KeyShell benchmark: build.ps1 -Task Bench runs it in a child pwsh.
+.DESCRIPTION
+    KeyShell (log on, log off) and memcached, driven by the same neutral load generator (keyload) in the
+    same run, alternating, three rounds; medians. Then memory (1,000 idle connections; before and after
+    1,000,000 requests) and the client (Invoke-KeyClient against keyload on the same load). Prints a table
+    and writes JSON to out/bench/.
+#>
+param(
+    [Parameter(Mandatory)] [string] $ModuleManifest,
+    [Parameter(Mandatory)] [string] $Root,
+    [Parameter(Mandatory)] [string] $OutDirectory,
+    [int] $Rounds = 3
+)
+
+$ErrorActionPreference = 'Stop'
+Import-Module (Join-Path $PSScriptRoot 'BenchSupport.psm1') -Force
+Import-Module $ModuleManifest
+$null = New-Item -ItemType Directory -Force -Path $OutDirectory
+
+$keyload = Get-Keyload -Root $Root -OutDirectory $OutDirectory
+if (-not $keyload) {
+    throw "The benchmark needs the neutral load generator keyload: set `$env:KEYLOAD to its binary, or provide ../shared/tools/keyload.c and a C compiler (cc)."
+}
+
+$scenarios = @(
+    @{ Name = 'PerMessage x1'; Mode = 'conn'; Workers = 1; PerWorker = 3000; Depth = 1 }
+    @{ Name = 'PerMessage x8'; Mode = 'conn'; Workers = 8; PerWorker = 1500; Depth = 1 }
+    @{ Name = 'PerMessage x64'; Mode = 'conn'; Workers = 64; PerWorker = 200; Depth = 1 }
+    @{ Name = 'Persistent x1'; Mode = 'persist'; Workers = 1; PerWorker = 30000; Depth = 1 }
+    @{ Name = 'Persistent x8'; Mode = 'persist'; Workers = 8; PerWorker = 15000; Depth = 1 }
+    @{ Name = 'Persistent x64'; Mode = 'persist'; Workers = 64; PerWorker = 2000; Depth = 1 }
+    @{ Name = 'Pipelined 16 x8'; Mode = 'persist'; Workers = 8; PerWorker = 100000; Depth = 16 }
+)
+
+$logPath = Join-Path $OutDirectory 'bench_conversation_log.txt'
+$targets = [System.Collections.Generic.List[object]]::new()
+$targets.Add((Start-BenchServer -ModuleManifest $ModuleManifest -LogPath $logPath))
+$targets.Add((Start-BenchServer -ModuleManifest $ModuleManifest))
+$memcached = Start-Memcached
+if ($memcached) { $targets.Add($memcached) }
+else { Write-Warning 'memcached is not on PATH: KeyShell is measured alone, with no ratio. Install the Debian package memcached (apt-get install memcached) to compare.' }
+
+$samples = @{}
+try {
+    for ($round = 1; $round -le $Rounds; $round++) {
+        foreach ($scenario in $scenarios) {
+            foreach ($target in $targets) {
+                $wire = if ($target.Name -eq 'memcached') { 'memcached' } else { 'line' }
+                Write-Host ("round {0}: {1,-16} {2}" -f $round, $scenario.Name, $target.Name)
+                $run = Invoke-Keyload -Keyload $keyload -Port $target.Port -Wire $wire -Mode $scenario.Mode -Workers $scenario.Workers -PerWorker $scenario.PerWorker -Depth $scenario.Depth
+                $key = "$($scenario.Name)|$($target.Name)"
+                if (-not $samples.ContainsKey($key)) { $samples[$key] = [System.Collections.Generic.List[object]]::new() }
+                $samples[$key].Add($run)
+            }
+        }
+    }
+
+    # Memory: the logging server, with 1,000 idle connections, then around 1,000,000 requests.
+    $server = $targets[0]
+    $baseline = Get-WorkingSet $server.Process
+    $idle = foreach ($i in 1..1000) { $s = [System.Net.Sockets.Socket]::new('InterNetwork', 'Stream', 'Tcp'); $s.Connect('127.0.0.1', $server.Port); $s }
+    Start-Sleep -Seconds 2
+    $withIdle = Get-WorkingSet $server.Process
+    $idle | ForEach-Object { $_.Dispose() }
+    Start-Sleep -Seconds 1
+    $beforeMillion = Get-WorkingSet $server.Process
+    $million = Invoke-Keyload -Keyload $keyload -Port $server.Port -Wire line -Mode persist -Workers 8 -PerWorker 125000
+    Start-Sleep -Seconds 1
+    $afterMillion = Get-WorkingSet $server.Process
+    $million2 = Invoke-Keyload -Keyload $keyload -Port $server.Port -Wire line -Mode persist -Workers 8 -PerWorker 125000
+    Start-Sleep -Seconds 1
+    $afterTwoMillion = Get-WorkingSet $server.Process
+
+    # The client: Invoke-KeyClient against keyload, the same load (64 persistent sequences of 1,000 keys).
+    $plain = $targets[1]
+    $sequences = foreach ($c in 1..64) { "$c " + ((0..999 | ForEach-Object { ($c + $_) % 10 }) -join ' ') }
+    $clientRuns = foreach ($round in 1..$Rounds) {
+        $elapsed = Measure-Command { $replies = Invoke-KeyClient -Sequences $sequences -Port $plain.Port -Connection Persistent -ProgressAction SilentlyContinue }
+        $keyloadRun = Invoke-Keyload -Keyload $keyload -Port $plain.Port -Wire line -Mode persist -Workers 64 -PerWorker 1000
+        [pscustomobject]@{ InvokeKeyClient = @($replies).Count / $elapsed.TotalSeconds; Keyload = $keyloadRun.RequestsPerSecond }
+    }
+}
+finally {
+    foreach ($target in $targets) {
+        if ($target.Name -eq 'memcached') { $target.Process.Kill($true) } else { Stop-BenchServer $target }
+    }
+}
+
+$rows = foreach ($scenario in $scenarios) {
+    $row = [ordered]@{ Scenario = $scenario.Name }
+    foreach ($target in $targets) {
+        $runs = $samples["$($scenario.Name)|$($target.Name)"]
+        $row[$target.Name] = [pscustomobject]@{
+            RequestsPerSecond = Get-Median $runs.RequestsPerSecond
+            P50Microseconds   = Get-Median $runs.P50
+            P99Microseconds   = Get-Median $runs.P99
+            Errors            = ($runs | Measure-Object Bad -Sum).Sum
+            Rounds            = @($runs.RequestsPerSecond)
+        }
+    }
+    if ($memcached) {
+        $row['RatioLogOn'] = $row['KeyShell (log on)'].RequestsPerSecond / [math]::Max(1, $row['memcached'].RequestsPerSecond)
+        $row['RatioLogOff'] = $row['KeyShell (log off)'].RequestsPerSecond / [math]::Max(1, $row['memcached'].RequestsPerSecond)
+    }
+    $row['LogCost'] = 1 - ($row['KeyShell (log on)'].RequestsPerSecond / [math]::Max(1, $row['KeyShell (log off)'].RequestsPerSecond))
+    [pscustomobject]$row
+}
+
+$memory = [pscustomobject]@{
+    BaselineBytes              = $baseline
+    With1000IdleBytes          = $withIdle
+    BytesPerIdleConnection     = ($withIdle - $baseline) / 1000
+    Before1MRequestsBytes      = $beforeMillion
+    After1MRequestsBytes       = $afterMillion
+    After2MRequestsBytes       = $afterTwoMillion
+    MillionRequestsErrors      = $million.Bad + $million2.Bad
+}
+$client = [pscustomobject]@{
+    InvokeKeyClientPerSecond = Get-Median $clientRuns.InvokeKeyClient
+    KeyloadPerSecond         = Get-Median $clientRuns.Keyload
+    Ratio                    = (Get-Median $clientRuns.InvokeKeyClient) / [math]::Max(1, (Get-Median $clientRuns.Keyload))
+}
+
+Write-Host ''
+Write-Host "Medians of $Rounds rounds, requests/s (p50 / p99 in microseconds), keyload on loopback, $([Environment]::ProcessorCount) cores:"
+$table = foreach ($row in $rows) {
+    $line = [ordered]@{ Scenario = $row.Scenario }
+    foreach ($target in $targets) {
+        $m = $row.($target.Name)
+        $line[$target.Name] = '{0,9:N0} ({1:N0}/{2:N0}){3}' -f $m.RequestsPerSecond, $m.P50Microseconds, $m.P99Microseconds, $(if ($m.Errors) { " ERR $($m.Errors)" } else { '' })
+    }
+    if ($memcached) { $line['KS/mc log on'] = '{0:0.00}' -f $row.RatioLogOn; $line['KS/mc log off'] = '{0:0.00}' -f $row.RatioLogOff }
+    $line['log cost'] = '{0:P0}' -f $row.LogCost
+    [pscustomobject]$line
+}
+$table | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
+Write-Host ('Memory: {0:N1} KiB per idle connection (1,000 open); working set {1:N1} MiB before 1M requests, {2:N1} MiB after, {3:N1} MiB after 2M.' -f ($memory.BytesPerIdleConnection / 1KB), ($memory.Before1MRequestsBytes / 1MB), ($memory.After1MRequestsBytes / 1MB), ($memory.After2MRequestsBytes / 1MB))
+Write-Host ('Client: Invoke-KeyClient {0:N0}/s, keyload {1:N0}/s on the same load (64 x 1,000 persistent): ratio {2:0.00}.' -f $client.InvokeKeyClientPerSecond, $client.KeyloadPerSecond, $client.Ratio)
+
+$report = [pscustomobject]@{
+    Date = [DateTime]::UtcNow.ToString('o'); Cores = [Environment]::ProcessorCount; Rounds = $Rounds
+    Keyload = $keyload; Memcached = [bool]$memcached; Scenarios = $rows; Memory = $memory; Client = $client
+}
+$json = Join-Path $OutDirectory ("bench-{0:yyyyMMdd-HHmmss}.json" -f [DateTime]::UtcNow)
+$report | ConvertTo-Json -Depth 6 | Set-Content $json
+Write-Host "Written: $json"
