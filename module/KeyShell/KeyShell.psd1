@@ -17,6 +17,7 @@
         'Test-KeyServer'
         'Invoke-KeyClient'
         'Measure-KeyServer'
+        'Set-KeyServer'
         'Get-KeyConversation'
         'Test-KeyConversation'
     )

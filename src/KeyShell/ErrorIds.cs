@@ -11,6 +11,7 @@ internal static class ErrorIds
     public const string InvalidSequence = "InvalidSequence";
     public const string HostNotFound = "HostNotFound";
     public const string InvalidKeyMap = "InvalidKeyMap";
+    public const string InvalidHandler = "InvalidHandler";
 
     public static (string Id, ErrorCategory Category) For(KeyServerErrorKind kind) => kind switch
     {

@@ -10,9 +10,9 @@ function Get-FreePort {
 
 # Starts a KeyShell server in its own pwsh; returns @{ Process; Port }.
 function Start-BenchServer {
-    param([Parameter(Mandatory)] [string] $ModuleManifest, [string] $LogPath, [int] $IdleTimeoutSec = 60)
+    param([Parameter(Mandatory)] [string] $ModuleManifest, [string] $LogPath, [int] $IdleTimeoutSec = 60, [string] $Answer = 'Default')
     $info = [System.Diagnostics.ProcessStartInfo]::new((Get-PwshPath))
-    $arguments = @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'Start-BenchServer.ps1'), '-ModuleManifest', $ModuleManifest, '-IdleTimeoutSec', $IdleTimeoutSec)
+    $arguments = @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'Start-BenchServer.ps1'), '-ModuleManifest', $ModuleManifest, '-IdleTimeoutSec', $IdleTimeoutSec, '-Answer', $Answer)
     if ($LogPath) { $arguments += @('-LogPath', $LogPath) }
     foreach ($argument in $arguments) { $info.ArgumentList.Add([string]$argument) }
     $info.RedirectStandardInput = $true
@@ -21,7 +21,8 @@ function Start-BenchServer {
     $process = [System.Diagnostics.Process]::Start($info)
     $line = $process.StandardOutput.ReadLineAsync()
     if (-not $line.Wait(30000) -or $line.Result -notmatch '^PORT (\d+)$') { $process.Kill($true); throw "The benchmark server did not start: $($line.Result)" }
-    [pscustomobject]@{ Process = $process; Port = [int]$Matches[1]; Name = $(if ($LogPath) { 'KeyShell (log on)' } else { 'KeyShell (log off)' }) }
+    $name = if ($Answer -ne 'Default') { "KeyShell ($Answer)" } elseif ($LogPath) { 'KeyShell (log on)' } else { 'KeyShell (log off)' }
+    [pscustomobject]@{ Process = $process; Port = [int]$Matches[1]; Name = $name }
 }
 
 function Stop-BenchServer {
@@ -78,8 +79,9 @@ function Get-Keyload {
 # One keyload run: "wire mode workers requests ok bad req_per_s p50_us p99_us".
 function Invoke-Keyload {
     param([Parameter(Mandatory)] [string] $Keyload, [Parameter(Mandatory)] [int] $Port, [Parameter(Mandatory)] [string] $Wire,
-        [Parameter(Mandatory)] [string] $Mode, [int] $Workers, [int] $PerWorker, [int] $Depth = 1)
+        [Parameter(Mandatory)] [string] $Mode, [int] $Workers, [int] $PerWorker, [int] $Depth = 1, [switch] $AnyReply)
     $arguments = @('-p', $Port, '-w', $Wire, '-m', $Mode, '-c', $Workers, '-n', $PerWorker)
+    if ($AnyReply) { $arguments += '-k' }
     if ($Depth -gt 1) { $arguments += @('-d', $Depth) }
     $line = & $Keyload @arguments 2>$null | Select-Object -Last 1
     $f = "$line" -split ' '

@@ -73,6 +73,19 @@ try {
     Start-Sleep -Seconds 1
     $afterTwoMillion = Get-WorkingSet $server.Process
 
+    # Programmable servers: a -Handler script block, and a user's -KeyMap against the default map,
+    # on 8 persistent connections (log off).
+    $programmable = @((Start-BenchServer -ModuleManifest $ModuleManifest -Answer Handler), (Start-BenchServer -ModuleManifest $ModuleManifest -Answer Map))
+    try {
+        $answers = foreach ($round in 1..$Rounds) {
+            foreach ($target in @($programmable) + $targets[1]) {
+                $run = Invoke-Keyload -Keyload $keyload -Port $target.Port -Wire line -Mode persist -Workers 8 -PerWorker $(if ($target.Name -like '*Handler*') { 2500 } else { 15000 }) -AnyReply
+                [pscustomobject]@{ Target = $target.Name; RequestsPerSecond = $run.RequestsPerSecond; Errors = $run.Bad }
+            }
+        }
+    }
+    finally { $programmable | ForEach-Object { Stop-BenchServer $_ } }
+
     # The client: Invoke-KeyClient against keyload, the same load (64 persistent sequences of 1,000 keys).
     $plain = $targets[1]
     $sequences = foreach ($c in 1..64) { "$c " + ((0..999 | ForEach-Object { ($c + $_) % 10 }) -join ' ') }
@@ -117,6 +130,9 @@ $memory = [pscustomobject]@{
     After2MRequestsBytes       = $afterTwoMillion
     MillionRequestsErrors      = $million.Bad + $million2.Bad
 }
+$programmed = foreach ($group in $answers | Group-Object Target) {
+    [pscustomobject]@{ Target = $group.Name; RequestsPerSecond = Get-Median $group.Group.RequestsPerSecond; Errors = ($group.Group | Measure-Object Errors -Sum).Sum }
+}
 $client = [pscustomobject]@{
     InvokeKeyClientPerSecond = Get-Median $clientRuns.InvokeKeyClient
     KeyloadPerSecond         = Get-Median $clientRuns.Keyload
@@ -137,11 +153,12 @@ $table = foreach ($row in $rows) {
 }
 $table | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
 Write-Host ('Memory: {0:N1} KiB per idle connection (1,000 open); working set {1:N1} MiB before 1M requests, {2:N1} MiB after, {3:N1} MiB after 2M.' -f ($memory.BytesPerIdleConnection / 1KB), ($memory.Before1MRequestsBytes / 1MB), ($memory.After1MRequestsBytes / 1MB), ($memory.After2MRequestsBytes / 1MB))
+Write-Host ('Programmable, 8 persistent connections (log off): ' + (($programmed | ForEach-Object { '{0} {1:N0}/s{2}' -f $_.Target, $_.RequestsPerSecond, $(if ($_.Errors) { " ERR $($_.Errors)" }) }) -join '; '))
 Write-Host ('Client: Invoke-KeyClient {0:N0}/s, keyload {1:N0}/s on the same load (64 x 1,000 persistent): ratio {2:0.00}.' -f $client.InvokeKeyClientPerSecond, $client.KeyloadPerSecond, $client.Ratio)
 
 $report = [pscustomobject]@{
     Date = [DateTime]::UtcNow.ToString('o'); Cores = [Environment]::ProcessorCount; Rounds = $Rounds
-    Keyload = $keyload; Memcached = [bool]$memcached; Scenarios = $rows; Memory = $memory; Client = $client
+    Keyload = $keyload; Memcached = [bool]$memcached; Scenarios = $rows; Programmable = $programmed; Memory = $memory; Client = $client
 }
 $json = Join-Path $OutDirectory ("bench-{0:yyyyMMdd-HHmmss}.json" -f [DateTime]::UtcNow)
 $report | ConvertTo-Json -Depth 6 | Set-Content $json

@@ -6,12 +6,19 @@
 param(
     [Parameter(Mandatory)] [string] $ModuleManifest,
     [string] $LogPath,
-    [int] $IdleTimeoutSec = 60
+    [int] $IdleTimeoutSec = 60,
+    [ValidateSet('Default', 'Map', 'Handler')] [string] $Answer = 'Default'
 )
 
 $ErrorActionPreference = 'Stop'
 Import-Module $ModuleManifest
-$server = if ($LogPath) { Start-KeyServer -Port 0 -LogPath $LogPath -IdleTimeoutSec $IdleTimeoutSec } else { Start-KeyServer -Port 0 -NoLog -IdleTimeoutSec $IdleTimeoutSec }
+$log = if ($LogPath) { @{ LogPath = $LogPath } } else { @{ NoLog = $true } }
+$server = switch ($Answer) {
+    # The seed's values again, but given as a user's map: the -KeyMap path against the default one.
+    'Map' { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @log -KeyMap @{ '0' = 12; '1' = 45; '2' = 78; '3' = 23; '4' = 56; '5' = 89; '6' = 34; '7' = 67; '8' = 90; '9' = 10 } }
+    'Handler' { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @log -Handler { param($Request) "Response for the key $($Request.Key) : 1" } }
+    default { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @log }
+}
 [Console]::Out.WriteLine("PORT $($server.Port)")
 [Console]::Out.Flush()
 $null = [Console]::In.ReadToEnd()

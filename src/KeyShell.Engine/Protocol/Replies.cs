@@ -21,6 +21,15 @@ public static class Replies
 
     public const string ErrorPrefix = "Error:";
 
+    /// <summary>A handler took longer than the server's handler timeout.</summary>
+    public const string HandlerTimedOut = "Error: handler timed out";
+
+    /// <summary>A handler threw: the reply names the failure.</summary>
+    public static string HandlerFailed(string message) => "Error: handler failed: " + OneLine(message);
+
+    /// <summary>Makes text one reply line: line breaks become spaces.</summary>
+    public static string OneLine(string text) => text.Replace("\r\n", " ").Replace('\r', ' ').Replace('\n', ' ');
+
     /// <summary>The seed's reply form for a key found in the map.</summary>
     public static string ForKey(string key, string value) => "Response for the key " + key + " : " + value;
 }

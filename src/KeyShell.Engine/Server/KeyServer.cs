@@ -67,6 +67,8 @@ public sealed class KeyServer : IDisposable
         MaxConnections = options.MaxConnections;
         IdleTimeout = options.IdleTimeout;
         ShutdownTimeout = options.ShutdownTimeout;
+        Handler = options.Handler;
+        HandlerTimeout = options.HandlerTimeout;
         StartTime = DateTime.Now;
         if (logProvider is not null)
         {
@@ -127,6 +129,11 @@ public sealed class KeyServer : IDisposable
     public TimeSpan IdleTimeout { get; }
 
     public TimeSpan ShutdownTimeout { get; }
+
+    /// <summary>The handler computing replies, or null when the key map answers.</summary>
+    public IKeyRequestHandler? Handler { get; }
+
+    public TimeSpan HandlerTimeout { get; }
 
     public KeyServerState State => (KeyServerState)Volatile.Read(ref _state);
 
@@ -257,6 +264,7 @@ public sealed class KeyServer : IDisposable
         // An aborted connection cleans up on its own loop; give those loops a bounded moment.
         SpinWait.SpinUntil(() => _connections.IsEmpty, TimeSpan.FromSeconds(2));
         Task.WaitAll(_acceptLoops, TimeSpan.FromSeconds(2));
+        (Handler as IDisposable)?.Dispose();
         if (Logger is not null)
         {
             Logger.Log(LogLevel.Information, SystemEvent, ConversationLine.Stopped, null, static (text, _) => text);
@@ -315,6 +323,10 @@ public sealed class KeyServer : IDisposable
 
         handler(this, new KeyServerEventArgs(connection.Id, null, client, key, Encoding.UTF8.GetString(reply)));
     }
+
+    /// <summary>Raises <see cref="RequestServed"/> for a request answered by the handler.</summary>
+    internal void RaiseRequestServed(ServerConnection connection, KeyRequest request, string reply) =>
+        RequestServed?.Invoke(this, new KeyServerEventArgs(connection.Id, request.RemoteEndPoint, request.ClientId, request.Key, reply));
 
     private static string Ascii(ReadOnlySpan<byte> bytes) => Encoding.ASCII.GetString(bytes.ToArray());
 

@@ -23,6 +23,12 @@ public sealed class KeyServerOptions
 
     public KeyMap KeyMap { get; set; } = KeyMap.Seed;
 
+    /// <summary>Computes replies instead of <see cref="KeyMap"/>; disposed with the server when IDisposable.</summary>
+    public IKeyRequestHandler? Handler { get; set; }
+
+    /// <summary>How long a handler may take for one request before its reply is an error.</summary>
+    public TimeSpan HandlerTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>The longest request, in bytes, without its terminator (the seed's buffer was 1,024).</summary>
     public int MaxLineLength { get; set; } = 1024;
 

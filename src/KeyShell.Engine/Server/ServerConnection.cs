@@ -1,5 +1,6 @@
 using System;
 using System.Buffers;
+using System.Collections.Generic;
 using System.Net.Sockets;
 using System.Text;
 using System.Threading;
@@ -103,7 +104,7 @@ internal sealed class ServerConnection
                     _framer.Commit(received);
                 }
 
-                var close = Answer() || received == 0;
+                var close = (_server.Handler is null ? Answer() : await AnswerWithHandlerAsync().ConfigureAwait(false)) || received == 0;
                 if (_output.Length > 0)
                 {
                     await SocketIo.SendAsync(_socket, _output.Array, 0, _output.Length).ConfigureAwait(false);
@@ -146,15 +147,7 @@ internal sealed class ServerConnection
     /// <summary>Answers every complete request received so far. Returns true when the connection must close.</summary>
     private bool Answer()
     {
-        _output.Clear();
-        _log?.Clear();
-        var timestamp = _log is null ? string.Empty : ConversationLine.Timestamp(_server.Timestamps);
-        if (_log is not null && !_connectLogged)
-        {
-            ConversationLine.WriteSystem(_log, timestamp, ConversationLine.Connected);
-            _connectLogged = true;
-        }
-
+        var timestamp = BeginBatch();
         var map = _server.KeyMap; // read once: a map swapped meanwhile applies from the next read
         int requests = 0, errors = 0;
         var close = false;
@@ -165,25 +158,146 @@ internal sealed class ServerConnection
             if (kind == FrameKind.TooLong)
             {
                 errors++;
-                _output.Write(TooLongReply);
-                if (_log is not null)
-                {
-                    // Only the head is logged; the note keeps the line from reading as a valid request.
-                    var head = request.Slice(0, Math.Min(request.Length, LoggedRequestLimit));
-                    ConversationLine.WriteRequest(_log, timestamp, head, $"...(truncated, {request.Length} bytes)");
-                    ConversationLine.WriteReply(_log, timestamp, default, TooLongReply.AsSpan(0, TooLongReply.Length - 1));
-                }
-
+                AnswerTooLong(request, timestamp);
                 close = true;
                 break;
             }
 
-            if (!AnswerOne(map, request, kind == FrameKind.Legacy, timestamp))
+            var status = RequestParser.Parse(request, out var clientLength);
+            var found = false;
+            var reply = status switch
             {
-                errors++;
+                ParseStatus.Ok => map.ReplyFor(request.Slice(clientLength + 1), out found),
+                ParseStatus.BadClient => BadClientReply,
+                _ => MalformedReply,
+            };
+            WriteAnswer(request, status, clientLength, reply, kind == FrameKind.Legacy, timestamp);
+            if (_server.HasRequestListeners)
+            {
+                _server.RaiseRequestServed(this, request, clientLength, status, reply);
             }
+
+            errors += found ? 0 : 1;
         }
 
+        EndBatch(requests, errors);
+        return close;
+    }
+
+    /// <summary>
+    /// Answers through the server's handler: the read's requests are copied out (the handler is awaited
+    /// between them, and the receive buffer is not touched meanwhile, but spans cannot cross an await),
+    /// then handed over one at a time, so replies keep request order.
+    /// </summary>
+    private async Task<bool> AnswerWithHandlerAsync()
+    {
+        var timestamp = BeginBatch();
+        var pending = new List<(byte[] Request, bool Legacy)>();
+        byte[]? tooLong = null; // a too-long request after the others: logged by its head, answered last
+        FrameKind kind;
+        while ((kind = _framer.TryReadFrame(out var request)) != FrameKind.None)
+        {
+            if (kind == FrameKind.TooLong)
+            {
+                tooLong = request.ToArray();
+                break;
+            }
+
+            pending.Add((request.ToArray(), kind == FrameKind.Legacy));
+        }
+
+        int requests = 0, errors = 0;
+        foreach (var (request, legacy) in pending)
+        {
+            requests++;
+            var status = RequestParser.Parse(request, out var clientLength);
+            byte[] reply;
+            if (status == ParseStatus.Ok)
+            {
+                var keyRequest = new KeyRequest(
+                    Encoding.ASCII.GetString(request, 0, clientLength),
+                    Encoding.ASCII.GetString(request, clientLength + 1, request.Length - clientLength - 1),
+                    Id,
+                    RemoteEndPoint);
+                var (text, failed) = await HandleAsync(keyRequest).ConfigureAwait(false);
+                errors += failed ? 1 : 0;
+                reply = Encoding.UTF8.GetBytes(text);
+                if (_server.HasRequestListeners)
+                {
+                    _server.RaiseRequestServed(this, keyRequest, text);
+                }
+            }
+            else
+            {
+                errors++;
+                reply = status == ParseStatus.BadClient ? BadClientReply : MalformedReply;
+            }
+
+            WriteAnswer(request, status, clientLength, reply, legacy, timestamp);
+        }
+
+        if (tooLong is not null)
+        {
+            requests++;
+            errors++;
+            AnswerTooLong(tooLong, timestamp);
+        }
+
+        EndBatch(requests, errors);
+        return tooLong is not null;
+    }
+
+    /// <summary>Runs the handler with the server's timeout; the reply is one line, and errors are replies.</summary>
+    private async Task<(string Reply, bool Failed)> HandleAsync(KeyRequest request)
+    {
+        using var cancel = new CancellationTokenSource();
+        Task<string> work;
+        try
+        {
+            work = _server.Handler!.HandleAsync(request, cancel.Token);
+        }
+        catch (Exception e)
+        {
+            return (Replies.HandlerFailed(e.Message), true);
+        }
+
+        var timeout = Task.Delay(_server.HandlerTimeout, cancel.Token);
+        if (await Task.WhenAny(work, timeout).ConfigureAwait(false) != work)
+        {
+            cancel.Cancel();
+            _ = work.ContinueWith(t => t.Exception, TaskScheduler.Default); // observed: a late failure is not news
+            return (Replies.HandlerTimedOut, true);
+        }
+
+        cancel.Cancel(); // ends the timer
+        try
+        {
+            var reply = Replies.OneLine(await work.ConfigureAwait(false) ?? string.Empty);
+            return (reply, reply.StartsWith(Replies.ErrorPrefix, StringComparison.Ordinal));
+        }
+        catch (Exception e)
+        {
+            var inner = e is AggregateException { InnerException: { } first } ? first : e;
+            return (Replies.HandlerFailed(inner.Message), true);
+        }
+    }
+
+    private string BeginBatch()
+    {
+        _output.Clear();
+        _log?.Clear();
+        var timestamp = _log is null ? string.Empty : ConversationLine.Timestamp(_server.Timestamps);
+        if (_log is not null && !_connectLogged)
+        {
+            ConversationLine.WriteSystem(_log, timestamp, ConversationLine.Connected);
+            _connectLogged = true;
+        }
+
+        return timestamp;
+    }
+
+    private void EndBatch(int requests, int errors)
+    {
         if (requests > 0)
         {
             LastActivity = Environment.TickCount;
@@ -195,31 +309,23 @@ internal sealed class ServerConnection
         {
             _server.Logger!.Log(Microsoft.Extensions.Logging.LogLevel.Information, KeyServer.ConversationEvent, new ConversationBatch(_log.Segment), null, ConversationBatch.Format);
         }
-
-        return close;
     }
 
-    /// <summary>Writes the reply to one request; returns false when the reply is an error.</summary>
-    private bool AnswerOne(KeyMap map, ReadOnlySpan<byte> request, bool legacy, string timestamp)
+    private void AnswerTooLong(ReadOnlySpan<byte> request, string timestamp)
     {
-        var status = RequestParser.Parse(request, out var clientLength);
-        ReadOnlySpan<byte> client = default;
-        byte[] reply;
-        var found = false;
-        switch (status)
+        _output.Write(TooLongReply);
+        if (_log is not null)
         {
-            case ParseStatus.Ok:
-                client = request.Slice(0, clientLength);
-                reply = map.ReplyFor(request.Slice(clientLength + 1), out found);
-                break;
-            case ParseStatus.BadClient:
-                reply = BadClientReply;
-                break;
-            default:
-                reply = MalformedReply;
-                break;
+            // Only the head is logged; the note keeps the line from reading as a valid request.
+            var head = request.Slice(0, Math.Min(request.Length, LoggedRequestLimit));
+            ConversationLine.WriteRequest(_log, timestamp, head, $"...(truncated, {request.Length} bytes)");
+            ConversationLine.WriteReply(_log, timestamp, default, TooLongReply.AsSpan(0, TooLongReply.Length - 1));
         }
+    }
 
+    /// <summary>Writes one reply, in the request's framing, and its two log lines.</summary>
+    private void WriteAnswer(ReadOnlySpan<byte> request, ParseStatus status, int clientLength, byte[] reply, bool legacy, string timestamp)
+    {
         _output.Write(reply);
         if (!legacy)
         {
@@ -229,15 +335,8 @@ internal sealed class ServerConnection
         if (_log is not null)
         {
             ConversationLine.WriteRequest(_log, timestamp, request);
-            ConversationLine.WriteReply(_log, timestamp, client, reply);
+            ConversationLine.WriteReply(_log, timestamp, status == ParseStatus.Ok ? request.Slice(0, clientLength) : default, reply);
         }
-
-        if (_server.HasRequestListeners)
-        {
-            _server.RaiseRequestServed(this, request, clientLength, status, reply);
-        }
-
-        return found;
     }
 
     /// <summary>

@@ -7,11 +7,13 @@ using KeyShell.Engine.Server;
 namespace KeyShell.Commands;
 
 /// <summary>Starts a key-lookup server in the background and returns it; with -Wait, serves in the foreground.</summary>
-[Cmdlet(VerbsLifecycle.Start, "KeyServer")]
+[Cmdlet(VerbsLifecycle.Start, "KeyServer", DefaultParameterSetName = ByMap)]
 [OutputType(typeof(KeyServer))]
 public sealed class StartKeyServerCommand : KeyShellCmdlet
 {
     private const int MaxShownEvents = 10_000; // console lines queued under -Wait before some are skipped
+    private const string ByMap = "KeyMap";
+    private const string ByHandler = "Handler";
 
     [Parameter(Position = 0)]
     [ValidateRange(0, 65535)]
@@ -34,9 +36,32 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
     public SwitchParameter Timestamp { get; set; }
 
     /// <summary>A hashtable, or the path of a .json or .psd1 file, of keys and values; the seed's map by default.</summary>
-    [Parameter]
+    [Parameter(ParameterSetName = ByMap)]
     [ValidateNotNull]
     public object? KeyMap { get; set; }
+
+    /// <summary>Computes each reply: <c>{ param($Request) ... }</c>, run on a pool of background runspaces.</summary>
+    [Parameter(ParameterSetName = ByHandler, Mandatory = true)]
+    [ValidateNotNull]
+    public ScriptBlock? Handler { get; set; }
+
+    /// <summary>Passed to the handler after the request.</summary>
+    [Parameter(ParameterSetName = ByHandler)]
+    public object[]? ArgumentList { get; set; }
+
+    /// <summary>Runs once in each handler runspace (imports, helper functions).</summary>
+    [Parameter(ParameterSetName = ByHandler)]
+    public ScriptBlock? InitializationScript { get; set; }
+
+    /// <summary>How many handler runspaces run at once.</summary>
+    [Parameter(ParameterSetName = ByHandler)]
+    [ValidateRange(1, 256)]
+    public int ThrottleLimit { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>How long the handler may take for one request before the reply is an error.</summary>
+    [Parameter(ParameterSetName = ByHandler)]
+    [ValidateRange(1, 3600)]
+    public int HandlerTimeoutSec { get; set; } = 30;
 
     [Parameter]
     [ValidateRange(3, 1024 * 1024)]
@@ -73,6 +98,7 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
         }
         catch (KeyServerException e)
         {
+            (options.Handler as IDisposable)?.Dispose();
             ThrowTerminatingError(ErrorIds.Record(e, ErrorIds.For(e.Kind), e.Target));
             return;
         }
@@ -103,6 +129,8 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
                 IdleTimeout = TimeSpan.FromSeconds(IdleTimeoutSec),
                 MaxConnections = MaxConnections,
                 ShutdownTimeout = TimeSpan.FromSeconds(ShutdownTimeoutSec),
+                Handler = Handler is null ? null : CreateHandler(Handler),
+                HandlerTimeout = TimeSpan.FromSeconds(HandlerTimeoutSec),
             };
         }
         catch (KeyServerException e)
@@ -113,6 +141,19 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
         catch (Exception e) when (e is ArgumentException || e is System.IO.IOException || e is FormatException || e is RuntimeException)
         {
             ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidKeyMap, ErrorCategory.InvalidArgument, KeyMap));
+            throw; // not reached
+        }
+    }
+
+    private ScriptBlockHandler CreateHandler(ScriptBlock handler)
+    {
+        try
+        {
+            return new ScriptBlockHandler(handler, ArgumentList, InitializationScript, ThrottleLimit);
+        }
+        catch (Exception e) when (e is InvalidOperationException || e is RuntimeException)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidHandler, ErrorCategory.InvalidArgument, InitializationScript));
             throw; // not reached
         }
     }

@@ -1,0 +1,89 @@
+using System.Collections.Generic;
+using System.Management.Automation;
+using KeyShell.Engine.Server;
+
+namespace KeyShell.Commands;
+
+/// <summary>Changes a running server: replaces its key map, atomically.</summary>
+[Cmdlet(VerbsCommon.Set, "KeyServer", SupportsShouldProcess = true, DefaultParameterSetName = ByObject)]
+[OutputType(typeof(KeyServer))]
+public sealed class SetKeyServerCommand : KeyShellCmdlet
+{
+    private const string ByObject = "InputObject";
+    private const string ByPort = "Port";
+
+    [Parameter(ParameterSetName = ByObject, Mandatory = true, Position = 0, ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public KeyServer[] InputObject { get; set; } = System.Array.Empty<KeyServer>();
+
+    [Parameter(ParameterSetName = ByPort, Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(PortCompleter))]
+    public int[] Port { get; set; } = System.Array.Empty<int>();
+
+    /// <summary>The new map: a hashtable, or the path of a .json or .psd1 file.</summary>
+    [Parameter(Mandatory = true)]
+    [ValidateNotNull]
+    public object KeyMap { get; set; } = null!;
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    private Engine.Protocol.KeyMap? _map;
+
+    protected override void BeginProcessing()
+    {
+        try
+        {
+            // Built whole before any server sees it: a request is answered from the old map or the new one.
+            _map = KeyMapReader.Read(this, KeyMap);
+        }
+        catch (System.Exception e) when (e is System.ArgumentException || e is System.IO.IOException || e is RuntimeException)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidKeyMap, ErrorCategory.InvalidArgument, KeyMap));
+        }
+    }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var server in Targets())
+        {
+            if (!ShouldProcess($"KeyServer {server.Address}:{server.Port}", $"Replace the key map ({_map!.Count} keys)"))
+            {
+                continue;
+            }
+
+            if (server.Handler is not null)
+            {
+                WriteWarning($"The server on port {server.Port} answers through its -Handler; the new map is kept but not used.");
+            }
+
+            server.KeyMap = _map!;
+            if (PassThru)
+            {
+                WriteObject(server);
+            }
+        }
+    }
+
+    private IEnumerable<KeyServer> Targets()
+    {
+        if (ParameterSetName == ByObject)
+        {
+            return InputObject;
+        }
+
+        var found = new List<KeyServer>();
+        foreach (var port in Port)
+        {
+            var onPort = ServerRegistry.OnPort(port);
+            if (onPort.Count == 0)
+            {
+                WriteError(new ErrorRecord(new ItemNotFoundException($"No KeyServer of this session runs on port {port}."), ErrorIds.KeyServerNotFound, ErrorCategory.ObjectNotFound, port));
+            }
+
+            found.AddRange(onPort);
+        }
+
+        return found;
+    }
+}

@@ -1,0 +1,115 @@
+BeforeAll {
+    Import-Module $env:KEYSHELL_MODULE -Force
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    $script:Directory = New-TestDirectory
+}
+
+AfterAll { Get-KeyServer | Stop-KeyServer }
+
+Describe 'Start-KeyServer -Handler' {
+    AfterEach { Get-KeyServer | Stop-KeyServer }
+
+    It 'runs handlers in parallel on several background runspaces' {
+        $server = Start-KeyServer -Port 0 -NoLog -ThrottleLimit 4 -Handler {
+            param($Request)
+            Start-Sleep -Milliseconds 400
+            "$($Request.ClientId) $([runspace]::DefaultRunspace.InstanceId)"
+        }
+        $elapsed = Measure-Command { $replies = Invoke-KeyClient -Sequences 'a 1', 'b 1', 'c 1', 'd 1' -Port $server.Port }
+        @($replies).Count | Should -Be 4
+        @($replies | ForEach-Object { ($_.Reply -split ' ')[1] } | Select-Object -Unique).Count | Should -BeGreaterThan 1
+        $elapsed.TotalMilliseconds | Should -BeLessThan 1500 -Because 'four 400 ms handlers on four runspaces overlap'
+    }
+
+    It 'gives the handler the request, -ArgumentList, and what -InitializationScript defined' {
+        $server = Start-KeyServer -Port 0 -NoLog -ArgumentList 1000, 'x' -InitializationScript { function Double([int] $n) { 2 * $n } } -Handler {
+            param($Request, $Offset, $Suffix)
+            "Response for the key $($Request.Key) : $((Double $Request.Key) + $Offset)$Suffix conn=$($Request.ConnectionId -gt 0) from=$($Request.RemoteEndPoint -like '127.0.0.1:*')"
+        }
+        (Invoke-KeyClient -Sequences 'ci 21' -Port $server.Port).Reply | Should -Be 'Response for the key 21 : 1042x conn=True from=True'
+    }
+
+    It 'turns a throwing handler into an error reply and keeps serving' {
+        $server = Start-KeyServer -Port 0 -NoLog -Handler { param($Request) if ($Request.Key -eq 'bad') { throw 'boom' } 'ok' }
+        $replies = Invoke-KeyClient -Sequences '1 bad good' -Port $server.Port -Connection Persistent
+        $replies.Reply | Should -Be 'Error: handler failed: boom', 'ok'
+        $server.Errors | Should -Be 1
+    }
+
+    It 'stops a handler past -HandlerTimeoutSec with an error reply, and keeps serving' {
+        $server = Start-KeyServer -Port 0 -NoLog -HandlerTimeoutSec 1 -ThrottleLimit 2 -Handler { param($Request) if ($Request.Key -eq 'slow') { Start-Sleep -Seconds 30 } 'quick' }
+        $elapsed = Measure-Command { $replies = Invoke-KeyClient -Sequences '1 slow quick' -Port $server.Port -Connection Persistent }
+        $replies.Reply | Should -Be 'Error: handler timed out', 'quick'
+        $elapsed.TotalSeconds | Should -BeLessThan 5
+        $server.Errors | Should -Be 1
+    }
+
+    It 'fails to start with InvalidHandler when the initialization script fails, leaving nothing listening' {
+        $port = Get-FreePort
+        { Start-KeyServer -Port $port -NoLog -Handler { 'x' } -InitializationScript { throw 'cannot init' } } |
+            Should -Throw -ErrorId 'InvalidHandler,KeyShell.Commands.StartKeyServerCommand'
+        Test-KeyServer -Port $port | Should -BeFalse
+    }
+
+    It 'logs handler replies like map replies' {
+        $log = Join-Path $Directory 'handler.txt'
+        $server = Start-KeyServer -Port 0 -LogPath $log -Handler { param($Request) "Response for the key $($Request.Key) : 7" }
+        $null = Invoke-KeyClient -Sequences '1 a b', '2 c' -Port $server.Port
+        $server | Stop-KeyServer
+        Test-KeyConversation -Path $log -Sequences '1 a b', '2 c' | Should -BeTrue
+    }
+}
+
+Describe 'Key maps' {
+    AfterEach { Get-KeyServer | Stop-KeyServer }
+
+    It 'takes a hashtable with any tokens as keys and numbers or strings as values' {
+        $server = Start-KeyServer -Port 0 -NoLog -KeyMap @{ red = '#ff0000'; 'x-1' = 42 }
+        (Invoke-KeyClient -Sequences 'c red x-1 blue' -Port $server.Port -Connection Persistent).Reply |
+            Should -Be 'Response for the key red : #ff0000', 'Response for the key x-1 : 42', 'Error: unknown key'
+    }
+
+    It 'reads a .json and a .psd1 file' {
+        $json = Join-Path $Directory 'map.json'
+        '{ "a": 1, "b": "two" }' | Set-Content $json
+        $psd1 = Join-Path $Directory 'map.psd1'
+        "@{ a = 3; b = 'four' }" | Set-Content $psd1
+        $fromJson = Start-KeyServer -Port 0 -NoLog -KeyMap $json
+        $fromPsd1 = Start-KeyServer -Port 0 -NoLog -KeyMap $psd1
+        (Invoke-KeyClient -Sequences 'c a b' -Port $fromJson.Port -Connection Persistent).Reply | Should -Be 'Response for the key a : 1', 'Response for the key b : two'
+        (Invoke-KeyClient -Sequences 'c a b' -Port $fromPsd1.Port -Connection Persistent).Reply | Should -Be 'Response for the key a : 3', 'Response for the key b : four'
+    }
+
+    It 'rejects a key that is not a protocol token with InvalidKeyMap' {
+        { Start-KeyServer -Port 0 -NoLog -KeyMap @{ 'two words' = 1 } } | Should -Throw -ErrorId 'InvalidKeyMap,KeyShell.Commands.StartKeyServerCommand'
+    }
+
+    It 'is replaced on a running server by Set-KeyServer' {
+        $server = Start-KeyServer -Port 0 -NoLog
+        (Invoke-KeyClient -Sequences 'c 1' -Port $server.Port).Value | Should -Be 45
+        $server | Set-KeyServer -KeyMap @{ '1' = 1000 } -PassThru | Should -Be $server
+        (Invoke-KeyClient -Sequences 'c 1 2' -Port $server.Port -Connection Persistent).Reply | Should -Be 'Response for the key 1 : 1000', 'Error: unknown key'
+        Set-KeyServer -Port $server.Port -KeyMap @{ '2' = 2 } -WhatIf
+        (Invoke-KeyClient -Sequences 'c 2' -Port $server.Port).Reply | Should -Be 'Error: unknown key'
+    }
+}
+
+Describe 'Watching a background server' {
+    AfterEach {
+        Get-EventSubscriber | Unregister-Event
+        Get-Event | Remove-Event
+        Get-KeyServer | Stop-KeyServer
+    }
+
+    It 'raises events that Register-ObjectEvent can subscribe to' {
+        $server = Start-KeyServer -Port 0 -NoLog
+        $null = Register-ObjectEvent -InputObject $server -EventName RequestServed -SourceIdentifier ks.request
+        $null = Register-ObjectEvent -InputObject $server -EventName ClientConnected -SourceIdentifier ks.connect
+        $null = Invoke-KeyClient -Sequences '7 3' -Port $server.Port
+        $served = Wait-Event -SourceIdentifier ks.request -Timeout 10
+        $served.SourceEventArgs.ClientId | Should -Be '7'
+        $served.SourceEventArgs.Key | Should -Be '3'
+        $served.SourceEventArgs.Reply | Should -Be 'Response for the key 3 : 23'
+        Wait-Event -SourceIdentifier ks.connect -Timeout 10 | Should -Not -BeNullOrEmpty
+    }
+}
