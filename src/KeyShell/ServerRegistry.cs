@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Linq;
+using System.Management.Automation;
 using KeyShell.Engine.Server;
 
 namespace KeyShell;
@@ -37,6 +38,26 @@ internal static class ServerRegistry
     }
 
     public static IReadOnlyList<KeyServer> OnPort(int port) => Running().Where(s => s.Port == port).ToArray();
+
+    /// <summary>The running servers on <paramref name="ports"/>; a port with none is a KeyServerNotFound error.</summary>
+    public static IReadOnlyList<KeyServer> OnPorts(Cmdlet cmdlet, IEnumerable<int> ports)
+    {
+        var found = new List<KeyServer>();
+        foreach (var port in ports)
+        {
+            var onPort = OnPort(port);
+            if (onPort.Count == 0)
+            {
+                cmdlet.WriteError(new ErrorRecord(
+                    new ItemNotFoundException($"No KeyServer of this session runs on port {port}."),
+                    ErrorIds.KeyServerNotFound, ErrorCategory.ObjectNotFound, port));
+            }
+
+            found.AddRange(onPort);
+        }
+
+        return found;
+    }
 
     /// <summary>Stops every server (module removal, process exit).</summary>
     public static void StopAll()

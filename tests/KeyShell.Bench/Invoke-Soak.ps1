@@ -68,12 +68,9 @@ $junk = $garbage | Receive-Job -Wait -AutoRemoveJob
 Stop-BenchServer $server
 
 $check = Test-KeyConversation -Path $log -Detailed
-$logged = @{}
-foreach ($entry in Get-KeyConversation -Path $log -WarningAction SilentlyContinue) {
-    if ($entry.Source -eq 'Server' -and $entry.ClientId -like 'w*' -and $entry.Reply -like 'Response*') { $logged[$entry.ClientId] = 1 + [int]$logged[$entry.ClientId] }
-}
 $served = ($results | ForEach-Object { $_.Requests - $_.Errors } | Measure-Object -Sum).Sum
-$loggedServed = ($logged.Values | Measure-Object -Sum).Sum
+# The load's clients are w0..wN (Measure-KeyServer's); the garbage never forms a valid w-client request.
+$loggedServed = ($check.RepliesByClient.GetEnumerator() | Where-Object Key -Like 'w*' | Measure-Object Value -Sum).Sum
 $report = [pscustomobject]@{
     Minutes              = $Minutes
     LoadRequests         = ($results | Measure-Object Requests -Sum).Sum

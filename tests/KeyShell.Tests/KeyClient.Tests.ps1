@@ -186,3 +186,23 @@ Describe 'Measure-KeyServer' {
         { Measure-KeyServer -Port $Server.Port -Connection PerMessage -Pipeline 4 -Count 10 } | Should -Throw -ErrorId 'InvalidLoad,KeyShell.Commands.MeasureKeyServerCommand'
     }
 }
+
+Describe 'Invoke-KeyClient and Ctrl+C' {
+    BeforeAll { $script:Server = Start-KeyServer -Port 0 -NoLog }
+    AfterAll { $Server | Stop-KeyServer }
+
+    It 'stops promptly when the pipeline is stopped' {
+        $shell = [powershell]::Create()
+        try {
+            $null = $shell.AddScript("Import-Module '$env:KEYSHELL_MODULE'; Invoke-KeyClient -Sequences ('1 ' + ((1..200000 | % { `$_ % 10 }) -join ' ')) -Port $($Server.Port) -Connection Persistent -ProgressAction SilentlyContinue")
+            $output = [System.Management.Automation.PSDataCollection[psobject]]::new()
+            $running = $shell.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $output)
+            Wait-Until { $output.Count -gt 100 } -Because 'replies to arrive'
+            $elapsed = Measure-Command { $shell.Stop() }
+            $elapsed.TotalSeconds | Should -BeLessThan 3
+            $running.IsCompleted | Should -BeTrue
+            $output.Count | Should -BeLessThan 200000
+        }
+        finally { $shell.Dispose() }
+    }
+}

@@ -167,6 +167,15 @@ Describe 'Get-KeyServer' {
         $missing[0].FullyQualifiedErrorId | Should -BeLike 'KeyServerNotFound*'
     }
 
+    It 'warns about a log that could not be written' -Skip:(-not (Test-Path /dev/full)) {
+        $server = Start-KeyServer -Port 0 -LogPath /dev/full
+        $null = Invoke-KeyClient -Sequences '1 1 2 3' -Port $server.Port -Connection Persistent
+        Wait-Until { $server.LogErrors -gt 0 } -Because 'the failed write to be counted'
+        $null = Get-KeyServer -Port $server.Port -WarningVariable warnings -WarningAction SilentlyContinue
+        $warnings[0] | Should -Match 'could not write its log'
+        $server.LastLogError | Should -Not -BeNullOrEmpty
+    }
+
     It 'has a default table view' {
         $null = Start-KeyServer -Port 0 -NoLog
         $text = Get-KeyServer | Out-String

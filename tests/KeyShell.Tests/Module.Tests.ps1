@@ -37,7 +37,9 @@ Describe 'Every cmdlet' -ForEach @(
         $types = (Get-Command $_).OutputType.Name
         $types | Should -Not -BeNullOrEmpty
         foreach ($type in $types | Where-Object { $_ -notlike 'System.*' }) {
-            Get-FormatData -TypeName $type | Should -Not -BeNullOrEmpty -Because "$type needs a view"
+            $views = @((Get-FormatData -TypeName $type).FormatViewDefinition)
+            $views | Should -Not -BeNullOrEmpty -Because "$type needs a view"
+            $views[0].Control | Should -BeOfType [System.Management.Automation.TableControl] -Because "$type's default view is a table"
         }
     }
 }

@@ -15,12 +15,15 @@ public sealed class ConversationCheck
 {
     private const string ReplyPrefix = "Response for the key ";
 
-    private ConversationCheck(string? path, int clients, int requests, int replies, IReadOnlyList<string> problems)
+    private const int MaxProblems = 1000; // a broken log of millions of lines reports the first thousand
+
+    private ConversationCheck(string? path, long requests, long replies, IReadOnlyDictionary<string, long> repliesByClient, IReadOnlyList<string> problems)
     {
         Path = path;
-        Clients = clients;
+        Clients = repliesByClient.Count;
         Requests = requests;
         Replies = replies;
+        RepliesByClient = repliesByClient;
         Problems = problems;
     }
 
@@ -30,9 +33,12 @@ public sealed class ConversationCheck
 
     public int Clients { get; }
 
-    public int Requests { get; }
+    public long Requests { get; }
 
-    public int Replies { get; }
+    public long Replies { get; }
+
+    /// <summary>Replies logged for each client (error replies included).</summary>
+    public IReadOnlyDictionary<string, long> RepliesByClient { get; }
 
     /// <summary>What is wrong, one sentence each, with line numbers.</summary>
     public IReadOnlyList<string> Problems { get; }
@@ -63,15 +69,23 @@ public sealed class ConversationCheck
     {
         var problems = new List<string>();
         var pending = new Dictionary<string, Queue<ConversationEntry>>(StringComparer.Ordinal);
-        var sent = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-        int requests = 0, replies = 0;
+        var sent = new Dictionary<string, List<string>>(StringComparer.Ordinal); // only when there is something to compare
+        var repliesByClient = new Dictionary<string, long>(StringComparer.Ordinal);
+        long requests = 0, replies = 0;
+        void Problem(string text)
+        {
+            if (problems.Count < MaxProblems)
+            {
+                problems.Add(text);
+            }
+        }
         foreach (var (number, line, entry) in lines)
         {
             if (entry is null)
             {
                 if (line.Length > 0)
                 {
-                    problems.Add($"Line {number} is not a conversation line: '{Shorten(line)}'.");
+                    Problem($"Line {number} is not a conversation line: '{Shorten(line)}'.");
                 }
 
                 continue;
@@ -86,7 +100,10 @@ public sealed class ConversationCheck
                 }
 
                 GetOrAdd(pending, entry.ClientId).Enqueue(entry);
-                GetOrAdd(sent, entry.ClientId).Add(entry.Key!);
+                if (expected is not null && expected.ContainsKey(entry.ClientId))
+                {
+                    GetOrAdd(sent, entry.ClientId).Add(entry.Key!);
+                }
             }
             else if (entry.Source == ConversationLine.Server)
             {
@@ -96,10 +113,11 @@ public sealed class ConversationCheck
                     continue;
                 }
 
+                repliesByClient[entry.ClientId] = (repliesByClient.TryGetValue(entry.ClientId, out var count) ? count : 0) + 1;
                 var queue = GetOrAdd(pending, entry.ClientId);
                 if (queue.Count == 0)
                 {
-                    problems.Add($"Line {number}: a reply to client {entry.ClientId} with no request waiting for it.");
+                    Problem($"Line {number}: a reply to client {entry.ClientId} with no request waiting for it.");
                     continue;
                 }
 
@@ -107,14 +125,14 @@ public sealed class ConversationCheck
                 if (entry.Reply!.StartsWith(ReplyPrefix, StringComparison.Ordinal) &&
                     !entry.Reply.StartsWith(ReplyPrefix + request.Key + " :", StringComparison.Ordinal))
                 {
-                    problems.Add($"Line {number}: client {entry.ClientId} got '{entry.Reply}' for key {request.Key} (line {request.LineNumber}): out of order or wrong.");
+                    Problem($"Line {number}: client {entry.ClientId} got '{entry.Reply}' for key {request.Key} (line {request.LineNumber}): out of order or wrong.");
                 }
             }
         }
 
         foreach (var waiting in pending.Values.SelectMany(q => q))
         {
-            problems.Add($"Line {waiting.LineNumber}: client {waiting.ClientId}'s key {waiting.Key} has no reply.");
+            Problem($"Line {waiting.LineNumber}: client {waiting.ClientId}'s key {waiting.Key} has no reply.");
         }
 
         if (expected is not null)
@@ -124,12 +142,12 @@ public sealed class ConversationCheck
                 var actual = sent.TryGetValue(pair.Key, out var keys) ? keys : new List<string>();
                 if (!actual.SequenceEqual(pair.Value, StringComparer.Ordinal))
                 {
-                    problems.Add($"Client {pair.Key} sent [{string.Join(" ", pair.Value)}] but the log shows [{string.Join(" ", actual)}].");
+                    Problem($"Client {pair.Key} sent [{string.Join(" ", pair.Value)}] but the log shows [{string.Join(" ", actual)}].");
                 }
             }
         }
 
-        return new ConversationCheck(path, sent.Count, requests, replies, problems);
+        return new ConversationCheck(path, requests, replies, repliesByClient, problems);
     }
 
     private static T GetOrAdd<T>(Dictionary<string, T> map, string key)

@@ -74,7 +74,11 @@ public sealed class KeyServer : IDisposable
         {
             _loggerFactory = new LoggerFactory(new[] { logProvider });
             Logger = _loggerFactory.CreateLogger("KeyShell.Conversation");
-            logProvider.Writer.WriteFailed += e => RaiseError(0, null, e);
+            logProvider.Writer.WriteFailed += e =>
+            {
+                LastLogError = e.Message;
+                RaiseError(0, null, e);
+            };
             Logger.Log(LogLevel.Information, SystemEvent, ConversationLine.Launched, null, static (text, _) => text);
         }
 
@@ -180,8 +184,11 @@ public sealed class KeyServer : IDisposable
     /// <summary>Connections closed by the idle timeout.</summary>
     public long IdleClosed => Interlocked.Read(ref _idleClosed);
 
-    /// <summary>Failed writes to the conversation log.</summary>
+    /// <summary>Failed writes to the conversation log (requests are served on, unlogged).</summary>
     public long LogErrors => _logProvider?.Writer.WriteErrors ?? 0;
+
+    /// <summary>The last log write failure, or null.</summary>
+    public string? LastLogError { get; private set; }
 
     /// <summary>Unexpected failures inside the server (each raised through <see cref="ErrorOccurred"/>).</summary>
     public long InternalErrors => Interlocked.Read(ref _internalErrors);

@@ -1,4 +1,3 @@
-using System.Linq;
 using System.Management.Automation;
 using KeyShell.Engine.Server;
 
@@ -15,24 +14,16 @@ public sealed class GetKeyServerCommand : KeyShellCmdlet
 
     protected override void EndProcessing()
     {
-        var servers = ServerRegistry.Running();
-        if (Port is null)
+        var servers = Port is null ? ServerRegistry.Running() : ServerRegistry.OnPorts(this, Port);
+        foreach (var server in servers)
         {
-            WriteObject(servers, enumerateCollection: true);
-            return;
-        }
-
-        foreach (var port in Port)
-        {
-            var onPort = servers.Where(s => s.Port == port).ToArray();
-            if (onPort.Length == 0)
+            // A log that cannot be written does not stop a server; the user hears of it here.
+            if (server.LogErrors > 0)
             {
-                WriteError(new ErrorRecord(
-                    new ItemNotFoundException($"No KeyServer of this session runs on port {port}."),
-                    ErrorIds.KeyServerNotFound, ErrorCategory.ObjectNotFound, port));
+                WriteWarning($"The server on port {server.Port} could not write its log {server.LogErrors} time(s) and served those requests unlogged. Last: {server.LastLogError}");
             }
 
-            WriteObject(onPort, enumerateCollection: true);
+            WriteObject(server);
         }
     }
 }

@@ -65,25 +65,6 @@ public sealed class SetKeyServerCommand : KeyShellCmdlet
         }
     }
 
-    private IEnumerable<KeyServer> Targets()
-    {
-        if (ParameterSetName == ByObject)
-        {
-            return InputObject;
-        }
-
-        var found = new List<KeyServer>();
-        foreach (var port in Port)
-        {
-            var onPort = ServerRegistry.OnPort(port);
-            if (onPort.Count == 0)
-            {
-                WriteError(new ErrorRecord(new ItemNotFoundException($"No KeyServer of this session runs on port {port}."), ErrorIds.KeyServerNotFound, ErrorCategory.ObjectNotFound, port));
-            }
-
-            found.AddRange(onPort);
-        }
-
-        return found;
-    }
+    private IEnumerable<KeyServer> Targets() =>
+        ParameterSetName == ByObject ? InputObject : ServerRegistry.OnPorts(this, Port);
 }

@@ -53,21 +53,7 @@ public sealed class StopKeyServerCommand : KeyShellCmdlet
             case AllServers:
                 return ServerRegistry.Running();
             case ByPort:
-                var found = new List<KeyServer>();
-                foreach (var port in Port)
-                {
-                    var onPort = ServerRegistry.OnPort(port);
-                    if (onPort.Count == 0)
-                    {
-                        WriteError(new ErrorRecord(
-                            new ItemNotFoundException($"No KeyServer of this session runs on port {port}."),
-                            ErrorIds.KeyServerNotFound, ErrorCategory.ObjectNotFound, port));
-                    }
-
-                    found.AddRange(onPort);
-                }
-
-                return found;
+                return ServerRegistry.OnPorts(this, Port);
             default:
                 return InputObject;
         }
