@@ -77,6 +77,11 @@ try {
     # on 8 persistent connections (log off).
     $programmable = @((Start-BenchServer -ModuleManifest $ModuleManifest -Answer Handler), (Start-BenchServer -ModuleManifest $ModuleManifest -Answer Map))
     try {
+        foreach ($target in $programmable) {
+            # Warm-up, not measured: the first requests compile the handler and the pipelines in each runspace.
+            $null = Invoke-Keyload -Keyload $keyload -Port $target.Port -Wire line -Mode persist -Workers 8 -PerWorker 1000 -AnyReply
+        }
+
         $answers = foreach ($round in 1..$Rounds) {
             foreach ($target in @($programmable) + $targets[1]) {
                 $run = Invoke-Keyload -Keyload $keyload -Port $target.Port -Wire line -Mode persist -Workers 8 -PerWorker $(if ($target.Name -like '*Handler*') { 2500 } else { 15000 }) -AnyReply

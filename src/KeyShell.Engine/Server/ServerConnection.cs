@@ -250,26 +250,29 @@ internal sealed class ServerConnection
     /// <summary>Runs the handler with the server's timeout; the reply is one line, and errors are replies.</summary>
     private async Task<(string Reply, bool Failed)> HandleAsync(KeyRequest request)
     {
-        using var cancel = new CancellationTokenSource();
+        // Two tokens: the handler's is cancelled only on a timeout (it stops the run); the timer's ends the
+        // timer. Cancelling the handler's after a success could stop whatever the handler does next.
+        using var stopHandler = new CancellationTokenSource();
+        using var stopTimer = new CancellationTokenSource();
         Task<string> work;
         try
         {
-            work = _server.Handler!.HandleAsync(request, cancel.Token);
+            work = _server.Handler!.HandleAsync(request, stopHandler.Token);
         }
         catch (Exception e)
         {
             return (Replies.HandlerFailed(e.Message), true);
         }
 
-        var timeout = Task.Delay(_server.HandlerTimeout, cancel.Token);
+        var timeout = Task.Delay(_server.HandlerTimeout, stopTimer.Token);
         if (await Task.WhenAny(work, timeout).ConfigureAwait(false) != work)
         {
-            cancel.Cancel();
+            stopHandler.Cancel();
             _ = work.ContinueWith(t => t.Exception, TaskScheduler.Default); // observed: a late failure is not news
             return (Replies.HandlerTimedOut, true);
         }
 
-        cancel.Cancel(); // ends the timer
+        stopTimer.Cancel();
         try
         {
             var reply = Replies.OneLine(await work.ConfigureAwait(false) ?? string.Empty);
