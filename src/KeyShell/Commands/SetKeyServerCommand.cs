@@ -1,4 +1,3 @@
-using System.Collections.Generic;
 using System.Management.Automation;
 using KeyShell.Engine.Server;
 
@@ -7,19 +6,8 @@ namespace KeyShell.Commands;
 /// <summary>Changes a running server: replaces its key map, atomically.</summary>
 [Cmdlet(VerbsCommon.Set, "KeyServer", SupportsShouldProcess = true, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(KeyServer))]
-public sealed class SetKeyServerCommand : KeyShellCmdlet
+public sealed class SetKeyServerCommand : KeyServerTargetCmdlet
 {
-    private const string ByObject = "InputObject";
-    private const string ByPort = "Port";
-
-    [Parameter(ParameterSetName = ByObject, Mandatory = true, Position = 0, ValueFromPipeline = true)]
-    [ValidateNotNull]
-    public KeyServer[] InputObject { get; set; } = System.Array.Empty<KeyServer>();
-
-    [Parameter(ParameterSetName = ByPort, Mandatory = true, ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(PortCompleter))]
-    public int[] Port { get; set; } = System.Array.Empty<int>();
-
     /// <summary>The new map: a hashtable, or the path of a .json or .psd1 file.</summary>
     [Parameter(Mandatory = true)]
     [ValidateNotNull]
@@ -64,7 +52,4 @@ public sealed class SetKeyServerCommand : KeyShellCmdlet
             }
         }
     }
-
-    private IEnumerable<KeyServer> Targets() =>
-        ParameterSetName == ByObject ? InputObject : ServerRegistry.OnPorts(this, Port);
 }
