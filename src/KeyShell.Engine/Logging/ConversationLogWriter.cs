@@ -204,7 +204,6 @@ public sealed class ConversationLogWriter : IDisposable
 
     private void Fail(Exception e)
     {
-        Interlocked.Increment(ref _writeErrors);
         try
         {
             _stream?.Dispose();
@@ -215,7 +214,10 @@ public sealed class ConversationLogWriter : IDisposable
         }
 
         _stream = null;
+
+        // Report, then count: whoever sees the counter move knows the failure has been reported.
         WriteFailed?.Invoke(e);
+        Interlocked.Increment(ref _writeErrors);
     }
 
     private FileStream Open(FileMode mode) =>
