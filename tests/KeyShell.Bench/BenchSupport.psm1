@@ -1,12 +1,6 @@
 # Shared by the benchmark and the soak: servers in child processes, the neutral load generator, memcached.
-
-function Get-PwshPath { Join-Path $PSHOME ($(if ($IsWindows) { 'pwsh.exe' } else { 'pwsh' })) }
-
-function Get-FreePort {
-    $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
-    $listener.Start()
-    try { $listener.LocalEndpoint.Port } finally { $listener.Stop() }
-}
+# Get-PwshPath and Get-FreePort come from the Pester helpers.
+Import-Module (Join-Path $PSScriptRoot '../KeyShell.Tests/TestHelpers.psm1') -Force
 
 # Starts a KeyShell server in its own pwsh; returns @{ Process; Port }.
 function Start-BenchServer {

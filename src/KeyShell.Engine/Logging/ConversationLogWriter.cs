@@ -29,7 +29,6 @@ public sealed class ConversationLogWriter : IDisposable
     private volatile int _sleeping;
     private volatile bool _closing;
     private long _writeErrors;
-    private long _lostBatches;
     private int _lastExistenceCheck = Environment.TickCount;
 
     /// <summary>Opens (and empties) <paramref name="path"/>; throws when it cannot be written.</summary>
@@ -45,9 +44,6 @@ public sealed class ConversationLogWriter : IDisposable
 
     /// <summary>Write failures so far (each also raised through <see cref="WriteFailed"/>).</summary>
     public long WriteErrors => Interlocked.Read(ref _writeErrors);
-
-    /// <summary>Batches of lines that could not be written.</summary>
-    public long LostBatches => Interlocked.Read(ref _lostBatches);
 
     /// <summary>Raised on the writer thread when the file cannot be written.</summary>
     public event Action<Exception>? WriteFailed;
@@ -163,7 +159,6 @@ public sealed class ConversationLogWriter : IDisposable
         }
         catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
         {
-            Interlocked.Increment(ref _lostBatches);
             Fail(e);
         }
         finally

@@ -92,10 +92,6 @@ public sealed class KeyMap
     /// <summary>The keys and values, for display.</summary>
     public IReadOnlyDictionary<string, string> Values => _values;
 
-    /// <summary>The reply text for <paramref name="key"/>, as the server sends it.</summary>
-    public string Reply(string key) =>
-        _values.TryGetValue(key, out var value) ? Replies.ForKey(key, value) : UnknownKeyReply;
-
     /// <summary>The encoded reply for a key token, or the unknown-key reply. No allocation.</summary>
     public byte[] ReplyFor(ReadOnlySpan<byte> key, out bool found)
     {

@@ -462,7 +462,4 @@ public sealed class KeyServer : IDisposable
 
     private void RaiseError(long connectionId, string? remote, Exception error) =>
         ErrorOccurred?.Invoke(this, new KeyServerEventArgs(connectionId, remote, error: error));
-
-    /// <summary>Open connections, for tests.</summary>
-    internal ICollection<ServerConnection> OpenConnections => _connections.Values;
 }
