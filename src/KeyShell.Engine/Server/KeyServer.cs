@@ -10,6 +10,9 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Logging;
 using KeyShell.Engine.Protocol;
+#if NET
+using KeyShell.Engine.Server.Linux;
+#endif
 using Microsoft.Extensions.Logging;
 
 namespace KeyShell.Engine.Server;
@@ -38,6 +41,10 @@ public sealed class KeyServer : IDisposable
     private readonly ILoggerFactory? _loggerFactory;
     private readonly ConcurrentDictionary<long, ServerConnection> _connections = new();
     private readonly Task[] _acceptLoops;
+#if NET
+    private readonly EventLoop[]? _eventLoops;
+    private int _nextEventLoop;
+#endif
     private readonly Timer? _idleTimer;
     private readonly TaskCompletionSource<bool> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly object _stopLock = new();
@@ -89,6 +96,17 @@ public sealed class KeyServer : IDisposable
             _idleTimer = new Timer(_ => CloseIdleConnections(), null, period, period);
         }
 
+#if NET
+        if (options.UseEventLoops && options.Handler is null && LinuxSockets.IsSupported)
+        {
+            _eventLoops = StartEventLoops(Port, e =>
+            {
+                Interlocked.Increment(ref _internalErrors);
+                RaiseError(0, null, e);
+            });
+        }
+
+#endif
         // Two accept loops keep a burst of connects moving while one loop hands a connection off. They, and
         // the connections they start, run without the caller's ExecutionContext: a server must not carry its
         // starter's AsyncLocals (a PowerShell runspace's, a test host's), and with no context to restore
@@ -271,6 +289,9 @@ public sealed class KeyServer : IDisposable
         // An aborted connection cleans up on its own loop; give those loops a bounded moment.
         SpinWait.SpinUntil(() => _connections.IsEmpty, TimeSpan.FromSeconds(2));
         Task.WaitAll(_acceptLoops, TimeSpan.FromSeconds(2));
+#if NET
+        StopEventLoops();
+#endif
         (Handler as IDisposable)?.Dispose();
         if (Logger is not null)
         {
@@ -419,12 +440,89 @@ public sealed class KeyServer : IDisposable
         }
 
         socket.NoDelay = true;
-        var connection = new ServerConnection(this, socket, Interlocked.Increment(ref _nextConnectionId));
+#if NET
+        var eventLoop = _eventLoops?[(uint)Interlocked.Increment(ref _nextEventLoop) % (uint)_eventLoops.Length];
+#else
+        object? eventLoop = null;
+#endif
+        var connection = new ServerConnection(this, socket, Interlocked.Increment(ref _nextConnectionId), eventLoop is not null);
         _connections[connection.Id] = connection;
         Interlocked.Increment(ref _connectionsTotal);
         ClientConnected?.Invoke(this, new KeyServerEventArgs(connection.Id, connection.RemoteEndPoint));
+#if NET
+        if (eventLoop is not null)
+        {
+            StartOnEventLoop(connection, eventLoop);
+            return;
+        }
+
+#endif
         _ = connection.RunAsync(); // observes its own exceptions
     }
+
+#if NET
+    /// <summary>One loop per processor (at most 16): each serves its share of the connections.</summary>
+    private static EventLoop[] StartEventLoops(int port, Action<Exception> onError)
+    {
+        var loops = new EventLoop[Math.Min(16, Environment.ProcessorCount)];
+        try
+        {
+            for (var i = 0; i < loops.Length; i++)
+            {
+                loops[i] = new EventLoop($"KeyShell :{port} loop {i + 1}", onError);
+            }
+        }
+        catch
+        {
+            foreach (var loop in loops)
+            {
+                loop?.Dispose();
+            }
+
+            throw;
+        }
+
+        return loops;
+    }
+
+    private void StartOnEventLoop(ServerConnection connection, EventLoop eventLoop)
+    {
+        try
+        {
+            connection.StartOnEventLoop(eventLoop);
+        }
+        catch (SocketException e)
+        {
+            // The kernel refused the registration (out of memory): this connection only is lost.
+            ReportError(connection, e);
+            connection.CloseOnEventLoop();
+        }
+    }
+
+    /// <summary>Ends the loop threads, closes any connection still on them, then frees the loops.</summary>
+    private void StopEventLoops()
+    {
+        if (_eventLoops is null)
+        {
+            return;
+        }
+
+        foreach (var loop in _eventLoops)
+        {
+            loop.Stop();
+        }
+
+        foreach (var connection in _connections.Values)
+        {
+            connection.CloseOnEventLoop(); // no loop thread runs now: this thread may close them
+        }
+
+        foreach (var loop in _eventLoops)
+        {
+            loop.Dispose();
+        }
+    }
+#endif
 
     private static readonly byte[] BusyReply = Encoding.ASCII.GetBytes(Replies.Busy + "\n");
 

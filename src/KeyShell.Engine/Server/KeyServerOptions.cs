@@ -44,6 +44,12 @@ public sealed class KeyServerOptions
     /// <summary>The listen queue: large, so a burst of clients connecting at once is not dropped.</summary>
     public int Backlog { get; set; } = 4096;
 
+    /// <summary>
+    /// Serve key-map connections from Linux event loops where they run (the .NET 8 build on Linux);
+    /// false keeps every connection on the portable async path. Handler servers always use the latter.
+    /// </summary>
+    internal bool UseEventLoops { get; set; } = true;
+
     /// <summary>Reads an address as users write it: an IP literal, "localhost", or "*" for every interface.</summary>
     public static IPAddress ParseAddress(string address)
     {

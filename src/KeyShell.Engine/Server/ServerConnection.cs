@@ -16,7 +16,7 @@ namespace KeyShell.Engine.Server;
 /// order. Log lines for the read are formatted into one batch and handed to the log before the replies
 /// are sent: a reply the client has seen is always in the log.
 /// </summary>
-internal sealed class ServerConnection
+internal sealed partial class ServerConnection
 {
     private const int LoggedRequestLimit = 256; // a too-long request is logged by its head only
 
@@ -31,13 +31,16 @@ internal sealed class ServerConnection
     private readonly ByteBuffer? _log;
     private bool _connectLogged;
     private int _busy;
-    private int _aborted;
+    private int _socketClosed;
+    private int _closed;
 
-    public ServerConnection(KeyServer server, Socket socket, long id)
+    // onEventLoop: an event loop will serve it (StartOnEventLoop), rather than RunAsync.
+    public ServerConnection(KeyServer server, Socket socket, long id, bool onEventLoop)
     {
         _server = server;
         _socket = socket;
         Id = id;
+        _onEventLoop = onEventLoop;
         _framer = new RequestFramer(server.MaxLineLength, ArrayPool<byte>.Shared.Rent(RequestFramer.BufferSizeFor(server.MaxLineLength)));
         _log = server.Logger is null ? null : new ByteBuffer(512);
         LastActivity = Environment.TickCount;
@@ -135,12 +138,13 @@ internal sealed class ServerConnection
         }
     }
 
-    /// <summary>Closes the socket under a pending receive; the connection's own loop then cleans up.</summary>
+    /// <summary>Ends the connection from another thread; the thread serving it then cleans up.</summary>
     public void Abort()
     {
-        if (Interlocked.Exchange(ref _aborted, 1) == 0)
+        if (!AbortOnEventLoop())
         {
-            _socket.Dispose();
+            // Closing the socket under a pending receive ends it with an ObjectDisposedException.
+            DisposeSocket();
         }
     }
 
@@ -376,11 +380,11 @@ internal sealed class ServerConnection
         }
     }
 
-    private void Close()
+    private void DisposeSocket(bool shutdownFirst = false)
     {
-        try
+        if (Interlocked.Exchange(ref _socketClosed, 1) == 0)
         {
-            if (Interlocked.Exchange(ref _aborted, 1) == 0)
+            if (shutdownFirst)
             {
                 try
                 {
@@ -390,9 +394,26 @@ internal sealed class ServerConnection
                 {
                     // Already reset by the peer.
                 }
-
-                _socket.Dispose();
             }
+
+            _socket.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Closes the socket, logs the disconnect, returns the buffers. Once only: a stop may close a connection
+    /// whose own path is closing it too, and a buffer returned twice to the pool would be shared.
+    /// </summary>
+    private void Close()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            DisposeSocket(shutdownFirst: true);
 
             if (_log is not null)
             {

@@ -1,0 +1,166 @@
+#if NET
+using System;
+using System.Runtime.InteropServices;
+using System.Threading;
+
+namespace KeyShell.Engine.Server.Linux;
+
+/// <summary>
+/// One thread serving many connections, as memcached's workers do: epoll says which sockets are ready,
+/// and this thread reads, answers and sends for each of them inline. The default .NET socket engine
+/// also waits on epoll, but then queues every completion to the thread pool; on a busy 2-core machine
+/// that hop cost more than the answer itself. Level-triggered, one read per ready event, so one busy
+/// connection cannot starve the others.
+/// </summary>
+internal sealed class EventLoop : IDisposable
+{
+    private const int MaxEvents = 256;
+    private const ulong WakeToken = 0; // a GCHandle is never zero
+
+    private readonly int _epoll;
+    private readonly int _wake;
+    private readonly Thread _thread;
+    private readonly Action<Exception> _onError;
+    private volatile bool _stopping;
+    private bool _stopped;
+    private bool _disposed;
+
+    public EventLoop(string name, Action<Exception> onError)
+    {
+        _onError = onError;
+        _epoll = LinuxSockets.CreateEpoll();
+        try
+        {
+            _wake = LinuxSockets.CreateEventFd();
+            LinuxSockets.Add(_epoll, _wake, LinuxSockets.EPOLLIN, WakeToken);
+        }
+        catch
+        {
+            LinuxSockets.Close(_epoll);
+            throw;
+        }
+
+        _thread = new Thread(Run) { IsBackground = true, Name = name };
+        _thread.UnsafeStart(); // no ExecutionContext: the server does not carry its starter's AsyncLocals
+    }
+
+    /// <summary>
+    /// A registration for <paramref name="connection"/>, not yet receiving events: the connection must hold
+    /// it before <see cref="Registration.Start"/>, since the first event can arrive before that call returns.
+    /// </summary>
+    public Registration CreateRegistration(ServerConnection connection, int descriptor) =>
+        new(this, descriptor, GCHandle.Alloc(connection));
+
+    /// <summary>Ends the loop's thread (a bounded wait). Its connections can then be closed from the caller.</summary>
+    public void Stop()
+    {
+        _stopping = true;
+        LinuxSockets.Signal(_wake);
+        _stopped = _thread.Join(TimeSpan.FromSeconds(5));
+    }
+
+    /// <summary>Stops the loop if running, then closes its descriptors.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        if (!_stopping)
+        {
+            Stop();
+        }
+
+        if (_stopped)
+        {
+            // Only once the thread is gone: closing under epoll_wait could hand the numbers to new sockets.
+            LinuxSockets.Close(_wake);
+            LinuxSockets.Close(_epoll);
+        }
+    }
+
+    private void Run()
+    {
+        Span<byte> events = stackalloc byte[MaxEvents * LinuxSockets.EventSize];
+        while (!_stopping)
+        {
+            var count = LinuxSockets.Wait(_epoll, events, -1);
+            if (count < 0)
+            {
+                if (count == -LinuxSockets.EINTR)
+                {
+                    continue;
+                }
+
+                _onError(new System.Net.Sockets.SocketException(-count, $"epoll_wait failed with errno {-count}; this loop's connections are closed."));
+                return;
+            }
+
+            for (var i = 0; i < count; i++)
+            {
+                var token = LinuxSockets.EventData(events, i);
+                if (token == WakeToken)
+                {
+                    LinuxSockets.Drain(_wake);
+                    continue;
+                }
+
+                var connection = (ServerConnection)GCHandle.FromIntPtr((nint)token).Target!;
+                connection.OnReady(); // never throws: a failure closes that connection only
+            }
+        }
+    }
+
+    /// <summary>A connection's place in a loop: which events it waits for, and its removal.</summary>
+    internal sealed class Registration
+    {
+        public const uint Reads = LinuxSockets.EPOLLIN | LinuxSockets.EPOLLRDHUP;
+        private const uint Writes = LinuxSockets.EPOLLOUT;
+
+        private readonly EventLoop _loop;
+        private GCHandle _handle;
+
+        public Registration(EventLoop loop, int descriptor, GCHandle handle)
+        {
+            _loop = loop;
+            Descriptor = descriptor;
+            _handle = handle;
+        }
+
+        public int Descriptor { get; }
+
+        public ulong Token => (ulong)GCHandle.ToIntPtr(_handle);
+
+        /// <summary>Starts delivering the socket's readiness to its connection on the loop's thread.</summary>
+        public void Start()
+        {
+            try
+            {
+                LinuxSockets.Add(_loop._epoll, Descriptor, Reads, Token);
+            }
+            catch
+            {
+                _handle.Free();
+                throw;
+            }
+        }
+
+        /// <summary>The socket's send buffer is full: wait until it drains instead of reading more.</summary>
+        public void WaitForWrites() => LinuxSockets.Modify(_loop._epoll, Descriptor, Writes, Token);
+
+        public void WaitForReads() => LinuxSockets.Modify(_loop._epoll, Descriptor, Reads, Token);
+
+        /// <summary>Stops the events. Call before the socket is closed, on the loop's thread.</summary>
+        public void Unregister()
+        {
+            if (_handle.IsAllocated)
+            {
+                LinuxSockets.Remove(_loop._epoll, Descriptor);
+                _handle.Free();
+            }
+        }
+    }
+}
+#endif

@@ -1,0 +1,181 @@
+#if NET
+using System;
+using System.Runtime.InteropServices;
+
+namespace KeyShell.Engine.Server.Linux;
+
+/// <summary>
+/// The few Linux calls the event loop makes: epoll, eventfd, and non-blocking recv/send on a socket's
+/// descriptor. Errors come back as negative errno values, so callers never read a stale errno.
+/// </summary>
+internal static class LinuxSockets
+{
+    public const int EAGAIN = 11;
+    public const int EINTR = 4;
+
+    public const uint EPOLLIN = 0x001;
+    public const uint EPOLLOUT = 0x004;
+    public const uint EPOLLERR = 0x008;
+    public const uint EPOLLHUP = 0x010;
+    public const uint EPOLLRDHUP = 0x2000;
+
+    private const int EPOLL_CTL_ADD = 1;
+    private const int EPOLL_CTL_DEL = 2;
+    private const int EPOLL_CTL_MOD = 3;
+    private const int EPOLL_CLOEXEC = 0x80000;
+    private const int EFD_CLOEXEC = 0x80000;
+    private const int EFD_NONBLOCK = 0x800;
+    private const int MSG_DONTWAIT = 0x40;
+    private const int MSG_NOSIGNAL = 0x4000;
+
+    private const string Libc = "libc";
+
+    /// <summary>
+    /// The size of one <c>struct epoll_event</c>: packed (12 bytes) on x86-64, naturally aligned (16) on
+    /// the other 64-bit ABIs. The event loop runs only where this is known.
+    /// </summary>
+    public static int EventSize { get; } = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
+
+    /// <summary>True where the event loop can run: Linux on x86-64 or Arm64 with a loadable libc.</summary>
+    public static bool IsSupported { get; } = Probe();
+
+    public static int CreateEpoll() => Check(OrErrno(epoll_create1(EPOLL_CLOEXEC)), "epoll_create1");
+
+    public static int CreateEventFd() => Check(OrErrno(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), "eventfd");
+
+    public static void Add(int epoll, int fd, uint events, ulong data) => Check(Control(epoll, EPOLL_CTL_ADD, fd, events, data), "epoll_ctl(ADD)");
+
+    public static void Modify(int epoll, int fd, uint events, ulong data) => Check(Control(epoll, EPOLL_CTL_MOD, fd, events, data), "epoll_ctl(MOD)");
+
+    /// <summary>Removes a descriptor; a negative errno when it was not registered (already closed).</summary>
+    public static int Remove(int epoll, int fd) => Control(epoll, EPOLL_CTL_DEL, fd, 0, 0);
+
+    /// <summary>Waits for events into <paramref name="events"/>; returns their count or a negative errno.</summary>
+    public static unsafe int Wait(int epoll, Span<byte> events, int timeoutMs)
+    {
+        fixed (byte* buffer = events)
+        {
+            var count = epoll_wait(epoll, buffer, events.Length / EventSize, timeoutMs);
+            return count >= 0 ? count : -Marshal.GetLastPInvokeError();
+        }
+    }
+
+    public static uint EventFlags(ReadOnlySpan<byte> events, int index) =>
+        MemoryMarshal.Read<uint>(events.Slice(index * EventSize));
+
+    public static ulong EventData(ReadOnlySpan<byte> events, int index) =>
+        MemoryMarshal.Read<ulong>(events.Slice((index * EventSize) + (EventSize - 8)));
+
+    /// <summary>Reads without waiting: the byte count, 0 at end of stream, or a negative errno.</summary>
+    public static unsafe int Receive(int fd, Span<byte> buffer)
+    {
+        fixed (byte* bytes = buffer)
+        {
+            nint count;
+            do
+            {
+                count = recv(fd, bytes, buffer.Length, MSG_DONTWAIT);
+            }
+            while (count < 0 && Marshal.GetLastPInvokeError() == EINTR);
+
+            return count >= 0 ? (int)count : -Marshal.GetLastPInvokeError();
+        }
+    }
+
+    /// <summary>Writes without waiting (and without SIGPIPE): the byte count taken, or a negative errno.</summary>
+    public static unsafe int Send(int fd, ReadOnlySpan<byte> buffer)
+    {
+        fixed (byte* bytes = buffer)
+        {
+            nint count;
+            do
+            {
+                count = send(fd, bytes, buffer.Length, MSG_DONTWAIT | MSG_NOSIGNAL);
+            }
+            while (count < 0 && Marshal.GetLastPInvokeError() == EINTR);
+
+            return count >= 0 ? (int)count : -Marshal.GetLastPInvokeError();
+        }
+    }
+
+    /// <summary>Wakes a loop blocked in epoll_wait on this eventfd.</summary>
+    public static unsafe void Signal(int eventFd)
+    {
+        ulong one = 1;
+        _ = write(eventFd, &one, sizeof(ulong));
+    }
+
+    /// <summary>Clears an eventfd's count so level-triggered epoll stops reporting it.</summary>
+    public static unsafe void Drain(int eventFd)
+    {
+        ulong count;
+        _ = read(eventFd, &count, sizeof(ulong));
+    }
+
+    public static void Close(int fd) => _ = close(fd);
+
+    private static unsafe int Control(int epoll, int operation, int fd, uint events, ulong data)
+    {
+        var entry = stackalloc byte[16];
+        *(uint*)entry = events;
+        *(ulong*)(entry + EventSize - 8) = data;
+        return epoll_ctl(epoll, operation, fd, entry) == 0 ? 0 : -Marshal.GetLastPInvokeError();
+    }
+
+    private static int Check(int result, string call) =>
+        result >= 0 ? result : throw new System.Net.Sockets.SocketException(Math.Abs(result), $"{call} failed with errno {Math.Abs(result)}.");
+
+    private static bool Probe()
+    {
+        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture is not (Architecture.X64 or Architecture.Arm64))
+        {
+            return false;
+        }
+
+        // "libc" alone resolves only where the development symlink libc.so exists; the runtime library
+        // is libc.so.6 on glibc (musl systems have a plain libc.so). Registered before the first call.
+        NativeLibrary.SetDllImportResolver(typeof(LinuxSockets).Assembly, static (name, _, _) =>
+            name == Libc && (NativeLibrary.TryLoad("libc.so.6", out var handle) || NativeLibrary.TryLoad("libc.so", out handle))
+                ? handle
+                : IntPtr.Zero);
+        try
+        {
+            Close(CreateEpoll());
+            return true;
+        }
+        catch (Exception e) when (e is DllNotFoundException || e is EntryPointNotFoundException || e is System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
+    }
+
+    private static int OrErrno(int result) => result >= 0 ? result : -Marshal.GetLastPInvokeError();
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern int epoll_create1(int flags);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern unsafe int epoll_ctl(int epfd, int op, int fd, byte* eventEntry);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern unsafe int epoll_wait(int epfd, byte* events, int maxevents, int timeout);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern int eventfd(uint initval, int flags);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern unsafe nint recv(int sockfd, byte* buf, nint len, int flags);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern unsafe nint send(int sockfd, byte* buf, nint len, int flags);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern unsafe nint read(int fd, void* buf, nint count);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern unsafe nint write(int fd, void* buf, nint count);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern int close(int fd);
+}
+#endif

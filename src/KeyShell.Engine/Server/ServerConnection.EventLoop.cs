@@ -1,0 +1,233 @@
+using System;
+using System.Net.Sockets;
+using System.Threading;
+using System.Threading.Tasks;
+#if NET
+using KeyShell.Engine.Server.Linux;
+#endif
+
+namespace KeyShell.Engine.Server;
+
+/// <summary>
+/// Serving a connection from a Linux event loop: the loop's thread calls <c>OnReady</c> when the
+/// socket is ready, and it reads once, answers and sends without waiting. Only that thread touches the
+/// descriptor or closes the socket; other threads end a connection with shutdown(2), which the loop
+/// then sees as an event. A reply the socket cannot take at once waits for EPOLLOUT, and no more is
+/// read meanwhile, so a client that does not read its replies cannot make the server buffer without end.
+/// </summary>
+internal sealed partial class ServerConnection
+{
+    private readonly bool _onEventLoop;
+
+#if NET
+    private volatile bool _leftEventLoop; // handed to the async path to drain, or closed
+    private volatile bool _abortRequested;
+    private EventLoop.Registration? _registration;
+    private int _sendOffset;      // bytes of _output already sent while the socket was full
+    private After _afterSend;     // what to do once a blocked reply is sent
+
+    private enum After
+    {
+        Read,
+        Close,
+        DrainThenClose,
+    }
+
+    private enum Flush
+    {
+        Sent,
+        Blocked,
+        Failed,
+    }
+
+    private bool HasPendingOutput => _sendOffset < _output.Length;
+
+    /// <summary>Registers the connection with <paramref name="loop"/>; from now on its thread serves it.</summary>
+    public void StartOnEventLoop(EventLoop loop)
+    {
+        // An Abort before this point only shut the socket down: the first event then closes it.
+        _registration = loop.CreateRegistration(this, (int)_socket.SafeHandle.DangerousGetHandle());
+        _registration.Start();
+    }
+
+    /// <summary>Called on the loop's thread when the socket is ready. Never throws.</summary>
+    public void OnReady()
+    {
+        Volatile.Write(ref _busy, 1);
+        try
+        {
+            if (_abortRequested || (_server.IsStopping && !HasPendingOutput))
+            {
+                CloseOnEventLoop();
+            }
+            else if (HasPendingOutput)
+            {
+                ContinueSending();
+            }
+            else
+            {
+                ReceiveAndAnswer();
+            }
+        }
+        catch (Exception e)
+        {
+            _server.ReportError(this, e);
+            CloseOnEventLoop();
+        }
+    }
+
+    private void ReceiveAndAnswer()
+    {
+        _framer.Compact();
+        var received = LinuxSockets.Receive(_registration!.Descriptor, _framer.ReceiveBuffer.AsSpan(_framer.ReceiveOffset, _framer.ReceiveCount));
+        if (received == -LinuxSockets.EAGAIN)
+        {
+            Volatile.Write(ref _busy, 0); // woken for nothing (another reader took it, or a stale event)
+            return;
+        }
+
+        if (received < 0 || (received == 0 && _framer.PendingCount == 0))
+        {
+            CloseOnEventLoop(); // reset, or closed between requests
+            return;
+        }
+
+        if (received == 0)
+        {
+            _framer.EndOfStream(); // half-closed after a request without terminator: answer it, then close
+        }
+        else
+        {
+            _framer.Commit(received);
+        }
+
+        var close = Answer();
+        _sendOffset = 0;
+        var after = received == 0 ? After.Close : close ? After.DrainThenClose : After.Read;
+        switch (SendOutput())
+        {
+            case Flush.Blocked:
+                _afterSend = after;
+                _registration.WaitForWrites();
+                break;
+            case Flush.Failed:
+                CloseOnEventLoop();
+                break;
+            default:
+                Continue(after);
+                break;
+        }
+    }
+
+    private void ContinueSending()
+    {
+        switch (SendOutput())
+        {
+            case Flush.Blocked:
+                break; // still full: the next EPOLLOUT brings us back
+            case Flush.Failed:
+                CloseOnEventLoop();
+                break;
+            default:
+                _registration!.WaitForReads();
+                Continue(_afterSend);
+                break;
+        }
+    }
+
+    private Flush SendOutput()
+    {
+        while (_sendOffset < _output.Length)
+        {
+            var sent = LinuxSockets.Send(_registration!.Descriptor, _output.Array.AsSpan(_sendOffset, _output.Length - _sendOffset));
+            if (sent == -LinuxSockets.EAGAIN)
+            {
+                return Flush.Blocked;
+            }
+
+            if (sent < 0)
+            {
+                return Flush.Failed; // the peer is gone (EPIPE, ECONNRESET)
+            }
+
+            _sendOffset += sent;
+        }
+
+        _output.Clear();
+        _sendOffset = 0;
+        return Flush.Sent;
+    }
+
+    private void Continue(After after)
+    {
+        switch (after)
+        {
+            case After.Read when _server.IsStopping:
+                CloseOnEventLoop(); // a stop waits for busy connections: this one is done
+                break;
+            case After.Read:
+                Volatile.Write(ref _busy, 0);
+                break;
+            case After.Close:
+                CloseOnEventLoop();
+                break;
+            default:
+                // Rare (a protocol error ends the connection): the async path's drain does the rest.
+                LeaveEventLoop();
+                _ = DrainThenCloseAsync();
+                break;
+        }
+    }
+
+    private async Task DrainThenCloseAsync()
+    {
+        try
+        {
+            await DrainAndCloseAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
+        {
+            // Reset by the peer, or aborted by a stop.
+        }
+        finally
+        {
+            Close();
+        }
+    }
+
+    /// <summary>Closes on the loop's thread, or on the stopping thread once the loops have ended.</summary>
+    internal void CloseOnEventLoop()
+    {
+        LeaveEventLoop();
+        Close();
+    }
+
+    private void LeaveEventLoop()
+    {
+        _registration?.Unregister();
+        _leftEventLoop = true;
+    }
+
+    private bool AbortOnEventLoop()
+    {
+        _abortRequested = true;
+        if (!_onEventLoop || _leftEventLoop)
+        {
+            return false;
+        }
+
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both); // the loop sees the hang-up and closes on its own thread
+        }
+        catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
+        {
+            // Already closed.
+        }
+
+        return true;
+    }
+#else
+    private bool AbortOnEventLoop() => _onEventLoop; // never true: event loops exist only in the .NET 8 build
+#endif
+}
