@@ -10,6 +10,19 @@ namespace KeyShell.Engine.Tests;
 /// <summary>Bad input, overload and faults: each gets an error reply or a clean close, and nothing is lost.</summary>
 public class HardeningTests
 {
+    /// <summary>
+    /// The transport under test: Linux event loops where they run. <see cref="HardeningTestsOnTheAsyncPath"/> runs
+    /// every test again on the portable async path (handlers and other platforms use it).
+    /// </summary>
+    protected virtual bool UseEventLoops => true;
+
+    /// <summary>Hides <see cref="TestSupport.StartServer"/>: the same server, on this class's transport.</summary>
+    private protected KeyServer StartServer(Action<KeyServerOptions>? configure = null) => TestSupport.StartServer(o =>
+    {
+        o.UseEventLoops = UseEventLoops;
+        configure?.Invoke(o);
+    });
+
     public static TheoryData<string, byte[]> BadInputs => new()
     {
         { "empty line", "\n"u8.ToArray() },
@@ -150,6 +163,64 @@ public class HardeningTests
     }
 
     [Fact]
+    public async Task AClientThatSendsWithoutReadingIsHeldBackThenGetsEveryReplyInOrder()
+    {
+        using var server = StartServer(o => o.LogPath = null);
+        using var flooder = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+        {
+            ReceiveBufferSize = 64 * 1024, // fixed before connecting: no autotuning, so the replies back up soon
+            ReceiveTimeout = (int)Bound.TotalMilliseconds,
+        };
+        flooder.Connect(System.Net.IPAddress.Loopback, server.Port);
+        const int Batches = 200, PerBatch = 1000;
+        var batch = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Range(0, PerBatch).Select(i => $"1 {i % 10}\n")));
+        var sender = Task.Run(() =>
+        {
+            for (var b = 0; b < Batches; b++)
+            {
+                flooder.Send(batch);
+            }
+        });
+
+        // The server stops reading from a client whose replies it cannot send: the count stops short.
+        long before = -1, now;
+        var deadline = DateTime.UtcNow + Bound;
+        while ((now = server.Requests) != before && DateTime.UtcNow < deadline)
+        {
+            before = now;
+            await Task.Delay(300);
+        }
+
+        Assert.True(now < Batches * PerBatch, $"the server answered {now} requests of a client that reads nothing");
+        Assert.False(sender.IsCompleted);
+
+        // Everyone else is still served meanwhile.
+        using (var bystander = Connect(server.Port))
+        {
+            Send(bystander, "2 4\n");
+            Assert.Equal(Reply(4), ReadLines(bystander, 1).Single());
+        }
+
+        // Reading lets it go on; every reply arrives, in request order.
+        var expected = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Range(0, PerBatch).Select(i => Reply(i % 10) + "\n")));
+        var received = new byte[expected.Length];
+        for (var b = 0; b < Batches; b++)
+        {
+            var filled = 0;
+            while (filled < received.Length)
+            {
+                var count = flooder.Receive(received, filled, received.Length - filled, SocketFlags.None);
+                Assert.True(count > 0, $"the connection closed after {b} batches");
+                filled += count;
+            }
+
+            Assert.True(expected.AsSpan().SequenceEqual(received), $"batch {b} differs");
+        }
+
+        await sender.WaitAsync(Bound);
+    }
+
+    [Fact]
     public void ADeletedLogIsReportedAndAFreshOneStartedWhileServingGoesOn()
     {
         var server = StartServer();
@@ -252,4 +323,10 @@ public class HardeningTests
 
         public void OnFailure(KeyClientFailure failure) => throw new InvalidOperationException(failure.Message);
     }
+}
+
+/// <summary>Every test of <see cref="HardeningTests"/> on the portable async path.</summary>
+public sealed class HardeningTestsOnTheAsyncPath : HardeningTests
+{
+    protected override bool UseEventLoops => false;
 }

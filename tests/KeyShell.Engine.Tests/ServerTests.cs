@@ -8,6 +8,26 @@ namespace KeyShell.Engine.Tests;
 
 public class ServerTests
 {
+    /// <summary>
+    /// The transport under test: Linux event loops where they run. <see cref="ServerTestsOnTheAsyncPath"/> runs
+    /// every test again on the portable async path (handlers and other platforms use it).
+    /// </summary>
+    protected virtual bool UseEventLoops => true;
+
+    /// <summary>Hides <see cref="TestSupport.StartServer"/>: the same server, on this class's transport.</summary>
+    private protected KeyServer StartServer(Action<KeyServerOptions>? configure = null) => TestSupport.StartServer(o =>
+    {
+        o.UseEventLoops = UseEventLoops;
+        configure?.Invoke(o);
+    });
+
+    [Fact]
+    public void LinuxServesFromEventLoopsAndOtherwiseFromTheAsyncPath()
+    {
+        using var server = StartServer(o => o.LogPath = null);
+        Assert.Equal(UseEventLoops && OperatingSystem.IsLinux(), server.UsesEventLoops);
+    }
+
     [Fact]
     public void TheFirstConnectionIsServed()
     {
@@ -264,4 +284,10 @@ public class ServerTests
         probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         return ((IPEndPoint)probe.LocalEndPoint!).Port;
     }
+}
+
+/// <summary>Every test of <see cref="ServerTests"/> on the portable async path.</summary>
+public sealed class ServerTestsOnTheAsyncPath : ServerTests
+{
+    protected override bool UseEventLoops => false;
 }

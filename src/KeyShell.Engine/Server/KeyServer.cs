@@ -218,6 +218,13 @@ public sealed class KeyServer : IDisposable
 
     internal bool IsStopping => _stopping;
 
+#if NET
+    /// <summary>True when Linux event loops serve the connections (see <see cref="KeyServerOptions.UseEventLoops"/>).</summary>
+    internal bool UsesEventLoops => _eventLoops is not null;
+#else
+    internal bool UsesEventLoops => false;
+#endif
+
     internal bool HasRequestListeners => RequestServed is not null;
 
     /// <summary>Binds, opens the log (emptied), starts listening. Throws <see cref="KeyServerException"/>
