@@ -191,8 +191,8 @@ public class HardeningTests
             await Task.Delay(300);
         }
 
+        // (The sender may well have finished: the kernel buffers hold much of what it sent.)
         Assert.True(now < Batches * PerBatch, $"the server answered {now} requests of a client that reads nothing");
-        Assert.False(sender.IsCompleted);
 
         // Everyone else is still served meanwhile.
         using (var bystander = Connect(server.Port))
