@@ -43,7 +43,7 @@ public sealed class KeyServer : IDisposable
     private readonly Task[] _acceptLoops;
 #if NET
     private readonly EventLoop[]? _eventLoops;
-    private int _nextEventLoop;
+    private readonly SafeSocketHandle? _listenerHandle;
 #endif
     private readonly Timer? _idleTimer;
     private readonly TaskCompletionSource<bool> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -104,6 +104,12 @@ public sealed class KeyServer : IDisposable
                 Interlocked.Increment(ref _internalErrors);
                 RaiseError(0, null, e);
             });
+            _listenerHandle = listener.SafeHandle;
+            LinuxSockets.SetNonBlocking((int)_listenerHandle.DangerousGetHandle());
+            foreach (var loop in _eventLoops)
+            {
+                loop.Listen((int)_listenerHandle.DangerousGetHandle(), AcceptOnEventLoop);
+            }
         }
 
 #endif
@@ -111,7 +117,7 @@ public sealed class KeyServer : IDisposable
         // the connections they start, run without the caller's ExecutionContext: a server must not carry its
         // starter's AsyncLocals (a PowerShell runspace's, a test host's), and with no context to restore
         // each socket completion runs without the boxing ExecutionContext.Run costs.
-        _acceptLoops = new Task[Math.Max(2, Math.Min(4, Environment.ProcessorCount))];
+        _acceptLoops = new Task[UsesEventLoops ? 0 : Math.Max(2, Math.Min(4, Environment.ProcessorCount))];
         using (ExecutionContext.SuppressFlow())
         {
             for (var i = 0; i < _acceptLoops.Length; i++)
@@ -440,31 +446,25 @@ public sealed class KeyServer : IDisposable
 
     private void Serve(Socket socket)
     {
+        var connection = Admit(socket, onEventLoop: false);
+        _ = connection?.RunAsync(); // observes its own exceptions
+    }
+
+    /// <summary>Takes an accepted socket on as a connection, or turns it away at the limit (null).</summary>
+    private ServerConnection? Admit(Socket socket, bool onEventLoop)
+    {
         if (_connections.Count >= MaxConnections || _stopping)
         {
             Reject(socket);
-            return;
+            return null;
         }
 
         socket.NoDelay = true;
-#if NET
-        var eventLoop = _eventLoops?[(uint)Interlocked.Increment(ref _nextEventLoop) % (uint)_eventLoops.Length];
-#else
-        object? eventLoop = null;
-#endif
-        var connection = new ServerConnection(this, socket, Interlocked.Increment(ref _nextConnectionId), eventLoop is not null);
+        var connection = new ServerConnection(this, socket, Interlocked.Increment(ref _nextConnectionId), onEventLoop);
         _connections[connection.Id] = connection;
         Interlocked.Increment(ref _connectionsTotal);
         ClientConnected?.Invoke(this, new KeyServerEventArgs(connection.Id, connection.RemoteEndPoint));
-#if NET
-        if (eventLoop is not null)
-        {
-            StartOnEventLoop(connection, eventLoop);
-            return;
-        }
-
-#endif
-        _ = connection.RunAsync(); // observes its own exceptions
+        return connection;
     }
 
 #if NET
@@ -492,17 +492,78 @@ public sealed class KeyServer : IDisposable
         return loops;
     }
 
-    private void StartOnEventLoop(ServerConnection connection, EventLoop eventLoop)
+    /// <summary>
+    /// Accepts on a loop's thread what is waiting (a bounded number per wake-up, so a burst of connects
+    /// cannot starve the loop's connections) and serves each on that loop; a request that came with the
+    /// connect is answered at once, without waiting for another event. Never throws.
+    /// </summary>
+    private void AcceptOnEventLoop(EventLoop loop)
     {
+        for (var i = 0; i < 32 && !_stopping; i++)
+        {
+            var fd = AcceptOne();
+            if (fd == -LinuxSockets.EAGAIN)
+            {
+                return; // none left, or another loop took it
+            }
+
+            if (fd < 0)
+            {
+                if (fd is -LinuxSockets.EMFILE or -LinuxSockets.ENFILE or -LinuxSockets.ENOBUFS or -LinuxSockets.ENOMEM)
+                {
+                    // Out of descriptors or memory: keep serving, retry accepting shortly.
+                    Interlocked.Increment(ref _internalErrors);
+                    RaiseError(0, null, new SocketException(-fd, $"accept failed with errno {-fd}; accepting again in 10 ms."));
+                    loop.PauseListening(TimeSpan.FromMilliseconds(10));
+                    return;
+                }
+
+                continue; // reset before it was accepted (ECONNABORTED), or the listener is closing
+            }
+
+            ServerConnection? connection = null;
+            try
+            {
+                connection = Admit(new Socket(new SafeSocketHandle((IntPtr)fd, ownsHandle: true)), onEventLoop: true);
+                if (connection is null)
+                {
+                    continue;
+                }
+
+                connection.StartOnEventLoop(loop);
+            }
+            catch (Exception e)
+            {
+                // The kernel refused the registration (out of memory): this connection only is lost.
+                Interlocked.Increment(ref _internalErrors);
+                RaiseError(connection?.Id ?? 0, null, e);
+                connection?.CloseOnEventLoop();
+                continue;
+            }
+
+            connection.OnReady();
+        }
+    }
+
+    /// <summary>accept4 on the listener, holding its handle so a concurrent stop cannot close it under the call.</summary>
+    private int AcceptOne()
+    {
+        var added = false;
         try
         {
-            connection.StartOnEventLoop(eventLoop);
+            _listenerHandle!.DangerousAddRef(ref added);
+            return LinuxSockets.Accept((int)_listenerHandle.DangerousGetHandle());
         }
-        catch (SocketException e)
+        catch (ObjectDisposedException)
         {
-            // The kernel refused the registration (out of memory): this connection only is lost.
-            ReportError(connection, e);
-            connection.CloseOnEventLoop();
+            return -LinuxSockets.EAGAIN; // stopped
+        }
+        finally
+        {
+            if (added)
+            {
+                _listenerHandle!.DangerousRelease();
+            }
         }
     }
 

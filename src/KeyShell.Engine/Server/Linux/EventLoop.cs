@@ -15,7 +15,8 @@ namespace KeyShell.Engine.Server.Linux;
 internal sealed class EventLoop : IDisposable
 {
     private const int MaxEvents = 256;
-    private const ulong WakeToken = 0; // a GCHandle is never zero
+    private const ulong WakeToken = 0; // GCHandles are pointers: never 0 or 1
+    private const ulong ListenerToken = 1;
 
     private readonly int _epoll;
     private readonly int _wake;
@@ -24,6 +25,9 @@ internal sealed class EventLoop : IDisposable
     private volatile bool _stopping;
     private bool _stopped;
     private bool _disposed;
+    private int _listener = -1;
+    private Action<EventLoop>? _onAcceptable;
+    private Timer? _resumeListening;
 
     public EventLoop(string name, Action<Exception> onError)
     {
@@ -51,6 +55,42 @@ internal sealed class EventLoop : IDisposable
     public Registration CreateRegistration(ServerConnection connection, int descriptor) =>
         new(this, descriptor, GCHandle.Alloc(connection));
 
+    /// <summary>
+    /// Also waits for connections on <paramref name="listener"/> (a non-blocking listening socket):
+    /// <paramref name="onAcceptable"/> runs on this thread to accept them. Every loop of a server watches
+    /// the same listener; EPOLLEXCLUSIVE wakes only one of them per connection.
+    /// </summary>
+    public void Listen(int listener, Action<EventLoop> onAcceptable)
+    {
+        _onAcceptable = onAcceptable;
+        _listener = listener;
+        LinuxSockets.Add(_epoll, listener, LinuxSockets.EPOLLIN | LinuxSockets.EPOLLEXCLUSIVE, ListenerToken);
+    }
+
+    /// <summary>
+    /// Stops watching the listener for a moment. Out of descriptors, a pending connection cannot be
+    /// accepted and stays pending; level-triggered epoll would report it again at once, in a busy loop.
+    /// </summary>
+    public void PauseListening(TimeSpan pause)
+    {
+        LinuxSockets.Remove(_epoll, _listener);
+        _resumeListening ??= new Timer(_ =>
+        {
+            try
+            {
+                if (!_stopping)
+                {
+                    LinuxSockets.Add(_epoll, _listener, LinuxSockets.EPOLLIN | LinuxSockets.EPOLLEXCLUSIVE, ListenerToken);
+                }
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                // The server stopped meanwhile: the listener is closed.
+            }
+        });
+        _resumeListening.Change(pause, Timeout.InfiniteTimeSpan);
+    }
+
     /// <summary>Ends the loop's thread (a bounded wait). Its connections can then be closed from the caller.</summary>
     public void Stop()
     {
@@ -68,6 +108,7 @@ internal sealed class EventLoop : IDisposable
         }
 
         _disposed = true;
+        _resumeListening?.Dispose();
         if (!_stopping)
         {
             Stop();
@@ -104,6 +145,12 @@ internal sealed class EventLoop : IDisposable
                 if (token == WakeToken)
                 {
                     LinuxSockets.Drain(_wake);
+                    continue;
+                }
+
+                if (token == ListenerToken)
+                {
+                    _onAcceptable!(this); // never throws
                     continue;
                 }
 

@@ -18,6 +18,12 @@ internal static class LinuxSockets
     public const uint EPOLLERR = 0x008;
     public const uint EPOLLHUP = 0x010;
     public const uint EPOLLRDHUP = 0x2000;
+    public const uint EPOLLEXCLUSIVE = 1u << 28;
+
+    public const int EMFILE = 24;
+    public const int ENFILE = 23;
+    public const int ENOBUFS = 105;
+    public const int ENOMEM = 12;
 
     private const int EPOLL_CTL_ADD = 1;
     private const int EPOLL_CTL_DEL = 2;
@@ -26,6 +32,10 @@ internal static class LinuxSockets
     private const int EFD_CLOEXEC = 0x80000;
     private const int EFD_NONBLOCK = 0x800;
     private const int MSG_DONTWAIT = 0x40;
+    private const int SOCK_CLOEXEC = 0x80000;
+    private const int F_GETFL = 3;
+    private const int F_SETFL = 4;
+    private const int O_NONBLOCK = 0x800;
     private const int MSG_NOSIGNAL = 0x4000;
 
     private const string Libc = "libc";
@@ -98,6 +108,26 @@ internal static class LinuxSockets
         }
     }
 
+    /// <summary>Accepts one pending connection: its descriptor, or a negative errno (EAGAIN when none waits).</summary>
+    public static int Accept(int listener)
+    {
+        int fd;
+        do
+        {
+            fd = OrErrno(accept4(listener, IntPtr.Zero, IntPtr.Zero, SOCK_CLOEXEC));
+        }
+        while (fd == -EINTR);
+
+        return fd;
+    }
+
+    /// <summary>Makes accept(2) on <paramref name="fd"/> return EAGAIN instead of waiting.</summary>
+    public static void SetNonBlocking(int fd)
+    {
+        var flags = Check(OrErrno(fcntl(fd, F_GETFL, 0)), "fcntl(F_GETFL)");
+        Check(OrErrno(fcntl(fd, F_SETFL, flags | O_NONBLOCK)), "fcntl(F_SETFL)");
+    }
+
     /// <summary>Wakes a loop blocked in epoll_wait on this eventfd.</summary>
     public static unsafe void Signal(int eventFd)
     {
@@ -159,6 +189,12 @@ internal static class LinuxSockets
 
     [DllImport(Libc, SetLastError = true)]
     private static extern unsafe int epoll_wait(int epfd, byte* events, int maxevents, int timeout);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern int accept4(int sockfd, IntPtr addr, IntPtr addrlen, int flags);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern int fcntl(int fd, int cmd, int arg);
 
     [DllImport(Libc, SetLastError = true)]
     private static extern int eventfd(uint initval, int flags);
