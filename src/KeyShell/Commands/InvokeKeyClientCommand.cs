@@ -1,5 +1,4 @@
 using System;
-using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
@@ -82,7 +81,7 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
             Timeout = TimeSpan.FromSeconds(TimeoutSec),
             LogPath = LogPath is null ? null : ResolvePath(LogPath),
         };
-        var observer = new QueueObserver(IsVerbose);
+        using var observer = new QueueObserver(IsVerbose);
         var run = Task.Run(() => KeyClient.RunAsync(_sequences, options, observer, Cancellation));
         var total = _sequences.Sum(s => s.Keys.Count);
         var progress = total >= ProgressThreshold ? new ProgressRecord(1, "Invoke-KeyClient", $"{_sequences.Count} sequences, {total} keys to {ComputerName}:{Port}") : null;
@@ -91,7 +90,7 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
         try
         {
             // Worker threads only queue; this, the pipeline thread, writes.
-            while (!(run.IsCompleted && observer.Items.Count == 0))
+            while (!(run.IsCompleted && observer.Items.IsEmpty))
             {
                 if (!observer.Items.TryTake(out var item, 50))
                 {
@@ -147,11 +146,11 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
     }
 
     /// <summary>Hands the engine's callbacks (worker threads) to the pipeline thread.</summary>
-    private sealed class QueueObserver : IKeyClientObserver
+    private sealed class QueueObserver : IKeyClientObserver, IDisposable
     {
         public QueueObserver(bool verbose) => Verbose = verbose;
 
-        public BlockingCollection<object> Items { get; } = new();
+        public PipelineQueue<object> Items { get; } = new();
 
         public bool Verbose { get; }
 
@@ -162,6 +161,8 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
         public void OnReply(KeyReply reply) => Items.Add(reply);
 
         public void OnFailure(KeyClientFailure failure) => Items.Add(failure);
+
+        public void Dispose() => Items.Dispose();
     }
 }
 
