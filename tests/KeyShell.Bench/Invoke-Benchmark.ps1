@@ -57,14 +57,23 @@ try {
         }
     }
 
-    # Memory: the logging server, with 1,000 idle connections, then around 1,000,000 requests.
+    # Memory per idle connection: a fresh logging server (a server that has run the load above has free
+    # heap to spare, and new connections would not show), warmed by one short session, then 1,000
+    # connections that send nothing.
+    $fresh = Start-BenchServer -ModuleManifest $ModuleManifest -LogPath (Join-Path $OutDirectory 'bench_idle_log.txt')
+    try {
+        $null = Invoke-Keyload -Keyload $keyload -Port $fresh.Port -Wire line -Mode persist -Workers 2 -PerWorker 1000
+        Start-Sleep -Seconds 1
+        $baseline = Get-WorkingSet $fresh.Process
+        $idle = foreach ($i in 1..1000) { $s = [System.Net.Sockets.Socket]::new('InterNetwork', 'Stream', 'Tcp'); $s.Connect('127.0.0.1', $fresh.Port); $s }
+        Start-Sleep -Seconds 2
+        $withIdle = Get-WorkingSet $fresh.Process
+        $idle | ForEach-Object { $_.Dispose() }
+    }
+    finally { Stop-BenchServer $fresh }
+
+    # No growth: the logging server of the runs above, around 1,000,000 requests, twice.
     $server = $targets[0]
-    $baseline = Get-WorkingSet $server.Process
-    $idle = foreach ($i in 1..1000) { $s = [System.Net.Sockets.Socket]::new('InterNetwork', 'Stream', 'Tcp'); $s.Connect('127.0.0.1', $server.Port); $s }
-    Start-Sleep -Seconds 2
-    $withIdle = Get-WorkingSet $server.Process
-    $idle | ForEach-Object { $_.Dispose() }
-    Start-Sleep -Seconds 1
     $beforeMillion = Get-WorkingSet $server.Process
     $million = Invoke-Keyload -Keyload $keyload -Port $server.Port -Wire line -Mode persist -Workers 8 -PerWorker 125000
     Start-Sleep -Seconds 1
