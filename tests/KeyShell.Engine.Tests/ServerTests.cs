@@ -29,6 +29,22 @@ public class ServerTests
     }
 
     [Fact]
+    public void EventHandlersThatThrowDoNotStopTheServer()
+    {
+        using var server = StartServer(o => o.LogPath = null);
+        server.ClientConnected += (_, _) => throw new InvalidOperationException("a subscriber's bug");
+        server.ClientDisconnected += (_, _) => throw new InvalidOperationException("a subscriber's bug");
+        for (var i = 0; i < 8; i++)
+        {
+            using var client = Connect(server.Port);
+            Send(client, $"1 {i}\n");
+            Assert.Equal(Reply(i), ReadLines(client, 1).Single());
+        }
+
+        Assert.True(server.InternalErrors >= 8, $"{server.InternalErrors} failures reported");
+    }
+
+    [Fact]
     public void TheFirstConnectionIsServed()
     {
         // The seed accepted its first connection outside the loop and dropped it.

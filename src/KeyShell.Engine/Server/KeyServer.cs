@@ -463,7 +463,15 @@ public sealed class KeyServer : IDisposable
         var connection = new ServerConnection(this, socket, Interlocked.Increment(ref _nextConnectionId), onEventLoop);
         _connections[connection.Id] = connection;
         Interlocked.Increment(ref _connectionsTotal);
-        ClientConnected?.Invoke(this, new KeyServerEventArgs(connection.Id, connection.RemoteEndPoint));
+        try
+        {
+            ClientConnected?.Invoke(this, new KeyServerEventArgs(connection.Id, connection.RemoteEndPoint));
+        }
+        catch (Exception e)
+        {
+            ReportError(connection, e); // a subscriber's failure: the client is served all the same
+        }
+
         return connection;
     }
 

@@ -135,7 +135,7 @@ internal sealed class EventLoop : IDisposable
                     continue;
                 }
 
-                _onError(new System.Net.Sockets.SocketException(-count, $"epoll_wait failed with errno {-count}; this loop's connections are closed."));
+                Report(new System.Net.Sockets.SocketException(-count, $"epoll_wait failed with errno {-count}; this loop stops serving."));
                 return;
             }
 
@@ -148,15 +148,37 @@ internal sealed class EventLoop : IDisposable
                     continue;
                 }
 
-                if (token == ListenerToken)
+                try
                 {
-                    _onAcceptable!(this); // never throws
-                    continue;
+                    // Accepting and OnReady handle their own failures (closing that connection only); what
+                    // can still escape is a user's event handler throwing (ClientConnected, ErrorOccurred),
+                    // and it must not end the thread every connection of this loop depends on.
+                    if (token == ListenerToken)
+                    {
+                        _onAcceptable!(this);
+                    }
+                    else
+                    {
+                        ((ServerConnection)GCHandle.FromIntPtr((nint)token).Target!).OnReady();
+                    }
                 }
-
-                var connection = (ServerConnection)GCHandle.FromIntPtr((nint)token).Target!;
-                connection.OnReady(); // never throws: a failure closes that connection only
+                catch (Exception e)
+                {
+                    Report(e);
+                }
             }
+        }
+    }
+
+    private void Report(Exception error)
+    {
+        try
+        {
+            _onError(error);
+        }
+        catch (Exception)
+        {
+            // The error handler itself failed: nothing is left to tell; the loop goes on.
         }
     }
 
