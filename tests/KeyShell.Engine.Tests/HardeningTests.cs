@@ -8,21 +8,8 @@ using static KeyShell.Engine.Tests.TestSupport;
 namespace KeyShell.Engine.Tests;
 
 /// <summary>Bad input, overload and faults: each gets an error reply or a clean close, and nothing is lost.</summary>
-public class HardeningTests
+public class HardeningTests : TransportTests
 {
-    /// <summary>
-    /// The transport under test: Linux event loops where they run. <see cref="HardeningTestsOnTheAsyncPath"/> runs
-    /// every test again on the portable async path (handlers and other platforms use it).
-    /// </summary>
-    protected virtual bool UseEventLoops => true;
-
-    /// <summary>Hides <see cref="TestSupport.StartServer"/>: the same server, on this class's transport.</summary>
-    private protected KeyServer StartServer(Action<KeyServerOptions>? configure = null) => TestSupport.StartServer(o =>
-    {
-        o.UseEventLoops = UseEventLoops;
-        configure?.Invoke(o);
-    });
-
     public static TheoryData<string, byte[]> BadInputs => new()
     {
         { "empty line", "\n"u8.ToArray() },

@@ -6,21 +6,8 @@ using static KeyShell.Engine.Tests.TestSupport;
 
 namespace KeyShell.Engine.Tests;
 
-public class ServerTests
+public class ServerTests : TransportTests
 {
-    /// <summary>
-    /// The transport under test: Linux event loops where they run. <see cref="ServerTestsOnTheAsyncPath"/> runs
-    /// every test again on the portable async path (handlers and other platforms use it).
-    /// </summary>
-    protected virtual bool UseEventLoops => true;
-
-    /// <summary>Hides <see cref="TestSupport.StartServer"/>: the same server, on this class's transport.</summary>
-    private protected KeyServer StartServer(Action<KeyServerOptions>? configure = null) => TestSupport.StartServer(o =>
-    {
-        o.UseEventLoops = UseEventLoops;
-        configure?.Invoke(o);
-    });
-
     [Fact]
     public void LinuxServesFromEventLoopsAndOtherwiseFromTheAsyncPath()
     {
