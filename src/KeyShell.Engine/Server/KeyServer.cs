@@ -99,11 +99,7 @@ public sealed class KeyServer : IDisposable
 #if NET
         if (options.UseEventLoops && options.Handler is null && LinuxSockets.IsSupported)
         {
-            _eventLoops = StartEventLoops(Port, e =>
-            {
-                Interlocked.Increment(ref _internalErrors);
-                RaiseError(0, null, e);
-            });
+            _eventLoops = StartEventLoops(Port, e => ReportInternalError(0, null, e));
             _listenerHandle = listener.SafeHandle;
             LinuxSockets.SetNonBlocking((int)_listenerHandle.DangerousGetHandle());
             foreach (var loop in _eventLoops)
@@ -336,8 +332,7 @@ public sealed class KeyServer : IDisposable
 
     internal void ReportError(ServerConnection connection, Exception error)
     {
-        Interlocked.Increment(ref _internalErrors);
-        RaiseError(connection.Id, connection.RemoteEndPoint, error);
+        ReportInternalError(connection.Id, connection.RemoteEndPoint, error);
     }
 
     internal void RaiseRequestServed(ServerConnection connection, ReadOnlySpan<byte> request, int clientLength, ParseStatus status, byte[] reply)
@@ -434,8 +429,7 @@ public sealed class KeyServer : IDisposable
             {
                 // Out of descriptors, or a connection reset before it was accepted: keep accepting,
                 // but do not spin while the condition lasts.
-                Interlocked.Increment(ref _internalErrors);
-                RaiseError(0, null, e);
+                ReportInternalError(0, null, e);
                 await Task.Delay(10).ConfigureAwait(false);
                 continue;
             }
@@ -520,8 +514,7 @@ public sealed class KeyServer : IDisposable
                 if (fd is -LinuxSockets.EMFILE or -LinuxSockets.ENFILE or -LinuxSockets.ENOBUFS or -LinuxSockets.ENOMEM)
                 {
                     // Out of descriptors or memory: keep serving, retry accepting shortly.
-                    Interlocked.Increment(ref _internalErrors);
-                    RaiseError(0, null, new SocketException(-fd, $"accept failed with errno {-fd}; accepting again in 10 ms."));
+                    ReportInternalError(0, null, new SocketException(-fd, $"accept failed with errno {-fd}; accepting again in 10 ms."));
                     loop.PauseListening(TimeSpan.FromMilliseconds(10));
                     return;
                 }
@@ -543,8 +536,7 @@ public sealed class KeyServer : IDisposable
             catch (Exception e)
             {
                 // The kernel refused the registration (out of memory): this connection only is lost.
-                Interlocked.Increment(ref _internalErrors);
-                RaiseError(connection?.Id ?? 0, null, e);
+                ReportInternalError(connection?.Id ?? 0, null, e);
                 connection?.CloseOnEventLoop();
                 continue;
             }
@@ -632,6 +624,13 @@ public sealed class KeyServer : IDisposable
                 connection.Abort();
             }
         }
+    }
+
+    /// <summary>Counts an unexpected failure inside the server and raises it through ErrorOccurred.</summary>
+    private void ReportInternalError(long connectionId, string? remote, Exception error)
+    {
+        Interlocked.Increment(ref _internalErrors);
+        RaiseError(connectionId, remote, error);
     }
 
     private void RaiseError(long connectionId, string? remote, Exception error) =>
