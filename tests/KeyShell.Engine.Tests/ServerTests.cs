@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -29,6 +30,32 @@ public class ServerTests : TransportTests
         }
 
         Assert.True(server.InternalErrors >= 8, $"{server.InternalErrors} failures reported");
+    }
+
+    [Fact]
+    public void EventsCarryTheClientsAddressOverIPv4AndIPv6()
+    {
+        foreach (var address in new[] { IPAddress.Loopback, IPAddress.IPv6Loopback })
+        {
+            if (address.AddressFamily == AddressFamily.InterNetworkV6 && !Socket.OSSupportsIPv6)
+            {
+                continue; // no IPv6 here: the IPv4 case still ran
+            }
+
+            using var server = StartServer(o =>
+            {
+                o.LogPath = null;
+                o.Address = address;
+            });
+            using var connected = new BlockingCollection<string?>();
+            server.ClientConnected += (_, e) => connected.Add(e.RemoteEndPoint);
+            using var client = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            client.Connect(address, server.Port);
+            Send(client, "1 1\n");
+            Assert.Equal(Reply(1), ReadLines(client, 1).Single());
+            Assert.True(connected.TryTake(out var remote, TimeSpan.FromSeconds(10)), "no ClientConnected event");
+            Assert.Equal(client.LocalEndPoint!.ToString(), remote);
+        }
     }
 
     [Fact]

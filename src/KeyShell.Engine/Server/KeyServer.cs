@@ -440,21 +440,25 @@ public sealed class KeyServer : IDisposable
 
     private void Serve(Socket socket)
     {
-        var connection = Admit(socket, onEventLoop: false);
-        _ = connection?.RunAsync(); // observes its own exceptions
-    }
-
-    /// <summary>Takes an accepted socket on as a connection, or turns it away at the limit (null).</summary>
-    private ServerConnection? Admit(Socket socket, bool onEventLoop)
-    {
-        if (_connections.Count >= MaxConnections || _stopping)
+        if (!HasRoom)
         {
             Reject(socket);
-            return null;
+            return;
         }
 
         socket.NoDelay = true;
-        var connection = new ServerConnection(this, socket, Interlocked.Increment(ref _nextConnectionId), onEventLoop);
+        var connection = Admit(new ServerConnection(this, socket, NextConnectionId()));
+        _ = connection.RunAsync(); // observes its own exceptions
+    }
+
+    /// <summary>False at the connection limit, or once a stop began: the next client is turned away.</summary>
+    private bool HasRoom => _connections.Count < MaxConnections && !_stopping;
+
+    private long NextConnectionId() => Interlocked.Increment(ref _nextConnectionId);
+
+    /// <summary>Takes an accepted connection on: counted, listed, announced.</summary>
+    private ServerConnection Admit(ServerConnection connection)
+    {
         _connections[connection.Id] = connection;
         Interlocked.Increment(ref _connectionsTotal);
         try
@@ -499,11 +503,12 @@ public sealed class KeyServer : IDisposable
     /// cannot starve the loop's connections) and serves each on that loop; a request that came with the
     /// connect is answered at once, without waiting for another event. Never throws.
     /// </summary>
+
     private void AcceptOnEventLoop(EventLoop loop)
     {
         for (var i = 0; i < 32 && !_stopping; i++)
         {
-            var fd = AcceptOne();
+            var fd = AcceptOne(out var peer);
             if (fd == -LinuxSockets.EAGAIN)
             {
                 return; // none left, or another loop took it
@@ -522,22 +527,32 @@ public sealed class KeyServer : IDisposable
                 continue; // reset before it was accepted (ECONNABORTED), or the listener is closing
             }
 
+            if (!HasRoom)
+            {
+                Reject(new Socket(new SafeSocketHandle((IntPtr)fd, ownsHandle: true)));
+                continue;
+            }
+
             ServerConnection? connection = null;
             try
             {
-                connection = Admit(new Socket(new SafeSocketHandle((IntPtr)fd, ownsHandle: true)), onEventLoop: true);
-                if (connection is null)
-                {
-                    continue;
-                }
-
+                LinuxSockets.SetNoDelay(fd);
+                connection = Admit(new ServerConnection(this, fd, peer, NextConnectionId()));
                 connection.StartOnEventLoop(loop);
             }
             catch (Exception e)
             {
                 // The kernel refused the registration (out of memory): this connection only is lost.
                 ReportInternalError(connection?.Id ?? 0, null, e);
-                connection?.CloseOnEventLoop();
+                if (connection is null)
+                {
+                    LinuxSockets.Close(fd);
+                }
+                else
+                {
+                    connection.CloseOnEventLoop();
+                }
+
                 continue;
             }
 
@@ -546,13 +561,14 @@ public sealed class KeyServer : IDisposable
     }
 
     /// <summary>accept4 on the listener, holding its handle so a concurrent stop cannot close it under the call.</summary>
-    private int AcceptOne()
+    private int AcceptOne(out IPEndPoint? peer)
     {
+        peer = null;
         var added = false;
         try
         {
             _listenerHandle!.DangerousAddRef(ref added);
-            return LinuxSockets.Accept((int)_listenerHandle.DangerousGetHandle());
+            return LinuxSockets.Accept((int)_listenerHandle.DangerousGetHandle(), out peer);
         }
         catch (ObjectDisposedException)
         {

@@ -1,4 +1,5 @@
 using System;
+using System.Net;
 using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
@@ -14,12 +15,15 @@ namespace KeyShell.Engine.Server;
 /// descriptor or closes the socket; other threads end a connection with shutdown(2), which the loop
 /// then sees as an event. A reply the socket cannot take at once waits for EPOLLOUT, and no more is
 /// read meanwhile, so a client that does not read its replies cannot make the server buffer without end.
+/// The loop serves the raw descriptor: a .NET Socket is made only if the connection is handed to the
+/// async path (a protocol error's drain), because its constructor costs eight system calls.
 /// </summary>
 internal sealed partial class ServerConnection
 {
-    private readonly bool _onEventLoop;
-
 #if NET
+    private readonly bool _onEventLoop;
+    private readonly int _descriptor = -1;
+    private readonly object _descriptorGate = new(); // a shutdown from another thread never meets a closed number
     private volatile bool _leftEventLoop; // handed to the async path to drain, or closed
     private volatile bool _abortRequested;
     private EventLoop.Registration? _registration;
@@ -40,13 +44,25 @@ internal sealed partial class ServerConnection
         Failed,
     }
 
+    /// <summary>A connection an event loop will serve (<see cref="StartOnEventLoop"/>), from accept4's results.</summary>
+    public ServerConnection(KeyServer server, int descriptor, IPEndPoint? peer, long id)
+        : this(server, id)
+    {
+        _descriptor = descriptor;
+        Peer = peer;
+        _onEventLoop = true;
+    }
+
+    /// <summary>The peer's address as accept4 gave it (event loop connections only).</summary>
+    private IPEndPoint? Peer { get; }
+
     private bool HasPendingOutput => _sendOffset < _output.Length;
 
     /// <summary>Registers the connection with <paramref name="loop"/>; from now on its thread serves it.</summary>
     public void StartOnEventLoop(EventLoop loop)
     {
         // An Abort before this point only shut the socket down: the first event then closes it.
-        _registration = loop.CreateRegistration(this, (int)_socket.SafeHandle.DangerousGetHandle());
+        _registration = loop.CreateRegistration(this, _descriptor);
         _registration.Start();
     }
 
@@ -173,7 +189,7 @@ internal sealed partial class ServerConnection
                 break;
             default:
                 // Rare (a protocol error ends the connection): the async path's drain does the rest.
-                LeaveEventLoop();
+                LeaveEventLoop(toAsyncPath: true);
                 _ = DrainThenCloseAsync();
                 break;
         }
@@ -202,10 +218,34 @@ internal sealed partial class ServerConnection
         Close();
     }
 
-    private void LeaveEventLoop()
+    private void LeaveEventLoop(bool toAsyncPath = false)
     {
         _registration?.Unregister();
+        if (toAsyncPath)
+        {
+            _socket = new Socket(new SafeSocketHandle((IntPtr)_descriptor, ownsHandle: true));
+        }
+
         _leftEventLoop = true;
+    }
+
+    /// <summary>Closes the raw descriptor, once, never while another thread shuts it down.</summary>
+    private void CloseDescriptor(bool shutdownFirst)
+    {
+        lock (_descriptorGate)
+        {
+            if (_descriptor < 0 || Interlocked.Exchange(ref _socketClosed, 1) != 0)
+            {
+                return;
+            }
+
+            if (shutdownFirst)
+            {
+                LinuxSockets.Shutdown(_descriptor);
+            }
+
+            LinuxSockets.Close(_descriptor);
+        }
     }
 
     private bool AbortOnEventLoop()
@@ -216,18 +256,40 @@ internal sealed partial class ServerConnection
             return false;
         }
 
-        try
+        // The loop sees the hang-up and closes on its own thread.
+        lock (_descriptorGate)
         {
-            _socket.Shutdown(SocketShutdown.Both); // the loop sees the hang-up and closes on its own thread
-        }
-        catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
-        {
-            // Already closed.
+            if (_socketClosed != 0)
+            {
+                return true;
+            }
+
+            if (_socket is { } handedOff)
+            {
+                try
+                {
+                    handedOff.Shutdown(SocketShutdown.Both);
+                }
+                catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
+                {
+                    // Already closed.
+                }
+            }
+            else
+            {
+                LinuxSockets.Shutdown(_descriptor);
+            }
         }
 
         return true;
     }
 #else
-    private bool AbortOnEventLoop() => _onEventLoop; // never true: event loops exist only in the .NET 8 build
+    private static System.Net.IPEndPoint? Peer => null; // event loops exist only in the .NET 8 build
+
+    private bool AbortOnEventLoop() => false;
+
+    private void CloseDescriptor(bool shutdownFirst)
+    {
+    }
 #endif
 }

@@ -25,7 +25,7 @@ internal sealed partial class ServerConnection
     private static readonly byte[] TooLongReply = Encoding.ASCII.GetBytes(Replies.TooLong + "\n");
 
     private readonly KeyServer _server;
-    private readonly Socket _socket;
+    private Socket? _socket; // null while an event loop serves the raw descriptor
     private readonly RequestFramer _framer;
     private readonly ByteBuffer _output = new(512);
     private readonly ByteBuffer? _log;
@@ -34,13 +34,17 @@ internal sealed partial class ServerConnection
     private int _socketClosed;
     private int _closed;
 
-    // onEventLoop: an event loop will serve it (StartOnEventLoop), rather than RunAsync.
-    public ServerConnection(KeyServer server, Socket socket, long id, bool onEventLoop)
+    /// <summary>A connection served by <see cref="RunAsync"/>.</summary>
+    public ServerConnection(KeyServer server, Socket socket, long id)
+        : this(server, id)
+    {
+        _socket = socket;
+    }
+
+    private ServerConnection(KeyServer server, long id)
     {
         _server = server;
-        _socket = socket;
         Id = id;
-        _onEventLoop = onEventLoop;
         _framer = new RequestFramer(server.MaxLineLength, ArrayPool<byte>.Shared.Rent(RequestFramer.BufferSizeFor(server.MaxLineLength)));
         _log = server.Logger is null ? null : new ByteBuffer(512);
         LastActivity = Environment.TickCount;
@@ -64,9 +68,14 @@ internal sealed partial class ServerConnection
     {
         get
         {
+            if (Peer is { } peer)
+            {
+                return peer.ToString();
+            }
+
             try
             {
-                return _socket.RemoteEndPoint?.ToString();
+                return _socket?.RemoteEndPoint?.ToString();
             }
             catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
             {
@@ -90,7 +99,7 @@ internal sealed partial class ServerConnection
                 }
 
                 _framer.Compact();
-                var received = await SocketIo.ReceiveAsync(_socket, _framer.ReceiveBuffer, _framer.ReceiveOffset, _framer.ReceiveCount).ConfigureAwait(false);
+                var received = await SocketIo.ReceiveAsync(_socket!, _framer.ReceiveBuffer, _framer.ReceiveOffset, _framer.ReceiveCount).ConfigureAwait(false);
                 Interlocked.Exchange(ref _busy, 1);
                 if (received == 0)
                 {
@@ -110,7 +119,7 @@ internal sealed partial class ServerConnection
                 var close = (_server.Handler is null ? Answer() : await AnswerWithHandlerAsync().ConfigureAwait(false)) || received == 0;
                 if (_output.Length > 0)
                 {
-                    await SocketIo.SendAsync(_socket, _output.Array, 0, _output.Length).ConfigureAwait(false);
+                    await SocketIo.SendAsync(_socket!, _output.Array, 0, _output.Length).ConfigureAwait(false);
                 }
 
                 if (close)
@@ -352,7 +361,7 @@ internal sealed partial class ServerConnection
     /// </summary>
     private async Task DrainAndCloseAsync()
     {
-        _socket.Shutdown(SocketShutdown.Send);
+        _socket!.Shutdown(SocketShutdown.Send);
         var sink = new byte[4096]; // not the pooled buffer: a receive may still be pending when we give up
         var deadline = Environment.TickCount + 1000;
         var discarded = 0;
@@ -364,7 +373,7 @@ internal sealed partial class ServerConnection
                 break;
             }
 
-            var pending = SocketIo.ReceiveTask(_socket, sink);
+            var pending = SocketIo.ReceiveTask(_socket!, sink);
             if (await Task.WhenAny(pending, Task.Delay(remaining)).ConfigureAwait(false) != pending)
             {
                 break;
@@ -382,6 +391,12 @@ internal sealed partial class ServerConnection
 
     private void DisposeSocket(bool shutdownFirst = false)
     {
+        if (_socket is null)
+        {
+            CloseDescriptor(shutdownFirst);
+            return;
+        }
+
         if (Interlocked.Exchange(ref _socketClosed, 1) == 0)
         {
             if (shutdownFirst)

@@ -1,5 +1,6 @@
 #if NET
 using System;
+using System.Net;
 using System.Runtime.InteropServices;
 
 namespace KeyShell.Engine.Server.Linux;
@@ -37,6 +38,12 @@ internal static class LinuxSockets
     private const int F_SETFL = 4;
     private const int O_NONBLOCK = 0x800;
     private const int MSG_NOSIGNAL = 0x4000;
+    private const int AF_INET = 2;
+    private const int AF_INET6 = 10;
+    private const int IPPROTO_TCP = 6;
+    private const int TCP_NODELAY = 1;
+    private const int SHUT_RDWR = 2;
+    private const int SockaddrStorageSize = 128;
 
     private const string Libc = "libc";
 
@@ -108,17 +115,58 @@ internal static class LinuxSockets
         }
     }
 
-    /// <summary>Accepts one pending connection: its descriptor, or a negative errno (EAGAIN when none waits).</summary>
-    public static int Accept(int listener)
+    /// <summary>
+    /// Accepts one pending connection: its descriptor, or a negative errno (EAGAIN when none waits). The
+    /// peer's address comes with it, so the connection needs no getpeername call (or .NET Socket, whose
+    /// constructor makes eight calls to learn what the loop already knows).
+    /// </summary>
+    public static unsafe int Accept(int listener, out IPEndPoint? peer)
     {
-        int fd;
+        var address = stackalloc byte[SockaddrStorageSize];
+        int length, fd;
         do
         {
-            fd = OrErrno(accept4(listener, IntPtr.Zero, IntPtr.Zero, SOCK_CLOEXEC));
+            length = SockaddrStorageSize;
+            fd = OrErrno(accept4(listener, address, &length, SOCK_CLOEXEC));
         }
         while (fd == -EINTR);
 
+        peer = fd >= 0 ? ToEndPoint(new ReadOnlySpan<byte>(address, Math.Min(length, SockaddrStorageSize))) : null;
         return fd;
+    }
+
+    /// <summary>Replies go out as soon as they are written (no Nagle delay).</summary>
+    public static unsafe void SetNoDelay(int fd)
+    {
+        var one = 1;
+        _ = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int));
+    }
+
+    /// <summary>shutdown(SHUT_RDWR): the peer sees the end, and so does the loop watching the socket.</summary>
+    public static void Shutdown(int fd) => _ = shutdown(fd, SHUT_RDWR);
+
+    /// <summary>Reads a sockaddr_in or sockaddr_in6 (ports and addresses in network order).</summary>
+    internal static IPEndPoint? ToEndPoint(ReadOnlySpan<byte> address)
+    {
+        if (address.Length < 2)
+        {
+            return null;
+        }
+
+        var family = address[0] | (address[1] << 8); // sa_family_t is host order: little-endian here
+        var port = address.Length >= 4 ? (address[2] << 8) | address[3] : 0;
+        if (family == AF_INET && address.Length >= 8)
+        {
+            return new IPEndPoint(new IPAddress(address.Slice(4, 4)), port);
+        }
+
+        if (family == AF_INET6 && address.Length >= 28)
+        {
+            var scope = BitConverter.ToUInt32(address.Slice(24, 4));
+            return new IPEndPoint(new IPAddress(address.Slice(8, 16), scope), port);
+        }
+
+        return null;
     }
 
     /// <summary>Makes accept(2) on <paramref name="fd"/> return EAGAIN instead of waiting.</summary>
@@ -191,7 +239,13 @@ internal static class LinuxSockets
     private static extern unsafe int epoll_wait(int epfd, byte* events, int maxevents, int timeout);
 
     [DllImport(Libc, SetLastError = true)]
-    private static extern int accept4(int sockfd, IntPtr addr, IntPtr addrlen, int flags);
+    private static extern unsafe int accept4(int sockfd, byte* addr, int* addrlen, int flags);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern unsafe int setsockopt(int sockfd, int level, int optname, void* optval, int optlen);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern int shutdown(int sockfd, int how);
 
     [DllImport(Libc, SetLastError = true)]
     private static extern int fcntl(int fd, int cmd, int arg);
