@@ -175,6 +175,22 @@ public class ServerTests : TransportTests
     }
 
     [Fact]
+    public void AClosingConnectionIsLoggedWhileTheServerIsIdle()
+    {
+        // The last request of a half-closed connection has no terminator: answered, then closed. Nothing
+        // else happens on the server afterwards, yet the goodbye must reach the log (not wait for traffic).
+        using var server = StartServer();
+        using (var client = Connect(server.Port))
+        {
+            Send(client, "1 1\n1 2");
+            client.Shutdown(SocketShutdown.Send);
+            Assert.Equal(Reply(1) + "\n" + Reply(2) + "\n", ReadToEnd(client));
+        }
+
+        Eventually(() => LogLines(server.LogPath!).Contains("SYSTEM: Client deconnected!"), "the disconnect in the log");
+    }
+
+    [Fact]
     public void LogEscapesBytesThatCouldForgeALine()
     {
         var server = StartServer();

@@ -102,8 +102,13 @@ internal static class TestSupport
         }
     }
 
-    public static string[] LogLines(string path) =>
-        File.ReadAllLines(path).ToArray();
+    /// <summary>The log's lines; the server may still be writing it.</summary>
+    public static string[] LogLines(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
 
     public static string Reply(int key) => "Response for the key " + key + " : " + new[] { 12, 45, 78, 23, 56, 89, 34, 67, 90, 10 }[key];
 }

@@ -104,7 +104,9 @@ public sealed class KeyServer : IDisposable
             LinuxSockets.SetNonBlocking((int)_listenerHandle.DangerousGetHandle());
             foreach (var loop in _eventLoops)
             {
-                loop.Listen((int)_listenerHandle.DangerousGetHandle(), AcceptOnEventLoop);
+                var batch = new ReplyBatch(loop, Logger);
+                loop.AfterEvents = batch.Complete;
+                loop.Listen((int)_listenerHandle.DangerousGetHandle(), acceptingLoop => AcceptOnEventLoop(acceptingLoop, batch));
             }
         }
 
@@ -504,7 +506,7 @@ public sealed class KeyServer : IDisposable
     /// connect is answered at once, without waiting for another event. Never throws.
     /// </summary>
 
-    private void AcceptOnEventLoop(EventLoop loop)
+    private void AcceptOnEventLoop(EventLoop loop, ReplyBatch batch)
     {
         for (var i = 0; i < 32 && !_stopping; i++)
         {
@@ -538,7 +540,7 @@ public sealed class KeyServer : IDisposable
             {
                 LinuxSockets.SetNoDelay(fd);
                 connection = Admit(new ServerConnection(this, fd, peer, NextConnectionId()));
-                connection.StartOnEventLoop(loop);
+                connection.StartOnEventLoop(loop, batch);
             }
             catch (Exception e)
             {

@@ -27,6 +27,7 @@ internal sealed partial class ServerConnection
     private volatile bool _leftEventLoop; // handed to the async path to drain, or closed
     private volatile bool _abortRequested;
     private EventLoop.Registration? _registration;
+    private ReplyBatch? _batch;
     private int _sendOffset;      // bytes of _output already sent while the socket was full
     private After _afterSend;     // what to do once a blocked reply is sent
 
@@ -58,9 +59,14 @@ internal sealed partial class ServerConnection
 
     private bool HasPendingOutput => _sendOffset < _output.Length;
 
-    /// <summary>Registers the connection with <paramref name="loop"/>; from now on its thread serves it.</summary>
-    public void StartOnEventLoop(EventLoop loop)
+    /// <summary>
+    /// Registers the connection with <paramref name="loop"/>; from now on its thread serves it, and its
+    /// replies go out with <paramref name="batch"/>, the loop's wake-up batch.
+    /// </summary>
+    public void StartOnEventLoop(EventLoop loop, ReplyBatch batch)
     {
+        _batch = batch;
+
         // An Abort before this point only shut the socket down: the first event then closes it.
         _registration = loop.CreateRegistration(this, _descriptor);
         _registration.Start();
@@ -119,21 +125,37 @@ internal sealed partial class ServerConnection
 
         var close = Answer();
         _sendOffset = 0;
-        var after = received == 0 ? After.Close : close ? After.DrainThenClose : After.Read;
-        switch (SendOutput())
+        _afterSend = received == 0 ? After.Close : close ? After.DrainThenClose : After.Read;
+        _batch!.SendAfterLogging(this); // once the wake-up's log lines are handed over: SendAnswers
+    }
+
+    /// <summary>Sends the replies of the last read, at the end of the loop's wake-up. Never throws.</summary>
+    public void SendAnswers()
+    {
+        try
         {
-            case Flush.Blocked:
-                _afterSend = after;
-                _registration.WaitForWrites();
-                break;
-            case Flush.Failed:
-                CloseOnEventLoop();
-                break;
-            default:
-                Continue(after);
-                break;
+            switch (SendOutput())
+            {
+                case Flush.Blocked:
+                    _registration!.WaitForWrites();
+                    break;
+                case Flush.Failed:
+                    CloseOnEventLoop();
+                    break;
+                default:
+                    Continue(_afterSend);
+                    break;
+            }
+        }
+        catch (Exception e)
+        {
+            _server.ReportError(this, e);
+            CloseOnEventLoop();
         }
     }
+
+    /// <summary>On the loop's thread, log lines join the wake-up's batch; elsewhere the caller logs them.</summary>
+    private bool TryLogWithBatch(ReadOnlySpan<byte> lines) => _batch is { } batch && batch.TryAddLines(lines);
 
     private void ContinueSending()
     {
@@ -285,6 +307,8 @@ internal sealed partial class ServerConnection
     }
 #else
     private static System.Net.IPEndPoint? Peer => null; // event loops exist only in the .NET 8 build
+
+    private static bool TryLogWithBatch(ReadOnlySpan<byte> lines) => false;
 
     private bool AbortOnEventLoop() => false;
 

@@ -323,7 +323,16 @@ internal sealed partial class ServerConnection
 
         if (_log is { Length: > 0 })
         {
-            _server.Logger!.Log(Microsoft.Extensions.Logging.LogLevel.Information, KeyServer.ConversationEvent, new ConversationBatch(_log.Segment), null, ConversationBatch.Format);
+            HandToLog(_log);
+        }
+    }
+
+    /// <summary>Hands a read's lines to the log: to the loop's wake-up batch on an event loop, else directly.</summary>
+    private void HandToLog(ByteBuffer lines)
+    {
+        if (!TryLogWithBatch(lines.Span))
+        {
+            _server.Logger!.Log(Microsoft.Extensions.Logging.LogLevel.Information, KeyServer.ConversationEvent, new ConversationBatch(lines.Segment), null, ConversationBatch.Format);
         }
     }
 
@@ -440,7 +449,7 @@ internal sealed partial class ServerConnection
                 }
 
                 ConversationLine.WriteSystem(_log, timestamp, ConversationLine.Disconnected);
-                _server.Logger!.Log(Microsoft.Extensions.Logging.LogLevel.Information, KeyServer.ConversationEvent, new ConversationBatch(_log.Segment), null, ConversationBatch.Format);
+                HandToLog(_log);
             }
         }
         finally
