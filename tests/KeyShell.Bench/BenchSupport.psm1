@@ -88,6 +88,11 @@ function Get-WorkingSet([System.Diagnostics.Process] $Process) {
     $Process.WorkingSet64
 }
 
+function Get-ProcessorTime([System.Diagnostics.Process] $Process) {
+    $Process.Refresh()
+    $Process.TotalProcessorTime
+}
+
 function Get-Median([double[]] $Values) {
     $sorted = @($Values | Sort-Object)
     if ($sorted.Count -eq 0) { return 0 }

@@ -45,11 +45,18 @@ else { Write-Warning 'memcached is not on PATH: KeyShell is measured alone, with
 $samples = @{}
 try {
     for ($round = 1; $round -le $Rounds; $round++) {
+        # Each round starts with the next target, so none always runs first (or right after another).
+        $first = ($round - 1) % $targets.Count
+        $order = @($targets)[$first..($targets.Count - 1)] + @($targets)[0..($targets.Count - 1)] | Select-Object -First $targets.Count
         foreach ($scenario in $scenarios) {
-            foreach ($target in $targets) {
+            foreach ($target in $order) {
                 $wire = if ($target.Name -eq 'memcached') { 'memcached' } else { 'line' }
                 Write-Host ("round {0}: {1,-16} {2}" -f $round, $scenario.Name, $target.Name)
+                $cpuBefore = Get-ProcessorTime $target.Process
                 $run = Invoke-Keyload -Keyload $keyload -Port $target.Port -Wire $wire -Mode $scenario.Mode -Workers $scenario.Workers -PerWorker $scenario.PerWorker -Depth $scenario.Depth
+                # The server's CPU time per request: less noisy than requests/s on a shared machine, and
+                # it shows which server leaves more of the cores to its clients.
+                $run | Add-Member CpuMicroseconds ((Get-ProcessorTime $target.Process) - $cpuBefore).TotalMicroseconds
                 $key = "$($scenario.Name)|$($target.Name)"
                 if (-not $samples.ContainsKey($key)) { $samples[$key] = [System.Collections.Generic.List[object]]::new() }
                 $samples[$key].Add($run)
@@ -127,6 +134,7 @@ $rows = foreach ($scenario in $scenarios) {
             P50Microseconds   = Get-Median $runs.P50
             P99Microseconds   = Get-Median $runs.P99
             Errors            = ($runs | Measure-Object Bad -Sum).Sum
+            CpuMicrosecondsPerRequest = Get-Median @($runs | ForEach-Object { $_.CpuMicroseconds / [math]::Max(1, $_.Ok) })
             Rounds            = @($runs.RequestsPerSecond)
         }
     }
@@ -169,6 +177,13 @@ $table = foreach ($row in $rows) {
     [pscustomobject]$line
 }
 $table | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
+Write-Host 'Server CPU time per request, microseconds (medians; lower leaves more of the machine to the clients):'
+$cpuTable = foreach ($row in $rows) {
+    $line = [ordered]@{ Scenario = $row.Scenario }
+    foreach ($target in $targets) { $line[$target.Name] = '{0:N1}' -f $row.($target.Name).CpuMicrosecondsPerRequest }
+    [pscustomobject]$line
+}
+$cpuTable | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
 Write-Host ('Memory: {0:N1} KiB per idle connection (1,000 open); working set {1:N1} MiB before 1M requests, {2:N1} MiB after, {3:N1} MiB after 2M.' -f ($memory.BytesPerIdleConnection / 1KB), ($memory.Before1MRequestsBytes / 1MB), ($memory.After1MRequestsBytes / 1MB), ($memory.After2MRequestsBytes / 1MB))
 Write-Host ('Programmable, 8 persistent connections (log off): ' + (($programmed | ForEach-Object { '{0} {1:N0}/s{2}' -f $_.Target, $_.RequestsPerSecond, $(if ($_.Errors) { " ERR $($_.Errors)" }) }) -join '; '))
 Write-Host ('Client: Invoke-KeyClient {0:N0}/s, keyload {1:N0}/s on the same load (64 x 1,000 persistent): ratio {2:0.00}.' -f $client.InvokeKeyClientPerSecond, $client.KeyloadPerSecond, $client.Ratio)
