@@ -6,6 +6,15 @@ namespace KeyShell.Engine.Tests;
 
 public class ClientTests
 {
+    /// <summary>Linux runs sequences on event loops; <see cref="ClientTestsOnTheAsyncPath"/> runs the portable path.</summary>
+    protected virtual bool UseEventLoops => true;
+
+    private KeyClientOptions OnThisPath(KeyClientOptions options)
+    {
+        options.UseEventLoops = UseEventLoops;
+        return options;
+    }
+
     private static readonly string[] SeedSequences = { "1 1 2 3", "2 4 5 6", "3 7 8 9" };
 
     private sealed class Collector : IKeyClientObserver
@@ -16,19 +25,25 @@ public class ClientTests
 
         public ConcurrentQueue<string> Sent { get; } = new();
 
+        public ConcurrentQueue<string?> ReplyThreads { get; } = new();
+
         public bool WantsSendNotices => true;
 
         public void OnSending(string clientId, string key) => Sent.Enqueue($"{clientId} {key}");
 
-        public void OnReply(KeyReply reply) => Replies.Enqueue(reply);
+        public void OnReply(KeyReply reply)
+        {
+            ReplyThreads.Enqueue(Thread.CurrentThread.Name);
+            Replies.Enqueue(reply);
+        }
 
         public void OnFailure(KeyClientFailure failure) => Failures.Enqueue(failure);
     }
 
-    private static Task<KeyClientSummary> Run(int port, Collector collector, ConnectionMode mode, Framing framing, params string[] sequences) =>
+    private Task<KeyClientSummary> Run(int port, Collector collector, ConnectionMode mode, Framing framing, params string[] sequences) =>
         KeyClient.RunAsync(
             sequences.Select(ClientSequence.Parse).ToArray(),
-            new KeyClientOptions { Port = port, Connection = mode, Framing = framing },
+            OnThisPath(new KeyClientOptions { Port = port, Connection = mode, Framing = framing }),
             collector).WaitAsync(Bound);
 
     private static void AssertEveryReplyRightAndInOrder(Collector collector, string[] sequences)
@@ -39,6 +54,16 @@ public class ClientTests
             Assert.Equal(Enumerable.Range(0, sequence.Keys.Count), own.Select(r => r.Index));
             Assert.Equal(sequence.Keys.Select(k => Reply(int.Parse(k))), own.Select(r => r.Reply));
         }
+    }
+
+    [Fact]
+    public async Task LinuxRunsSequencesOnEventLoopsAndOtherwiseOnTheAsyncPath()
+    {
+        using var server = StartServer();
+        var collector = new Collector();
+        await Run(server.Port, collector, ConnectionMode.Persistent, Framing.Line, SeedSequences);
+        var onLoops = UseEventLoops && OperatingSystem.IsLinux();
+        Assert.All(collector.ReplyThreads, name => Assert.Equal(onLoops, name?.StartsWith("KeyShell client loop", StringComparison.Ordinal) == true));
     }
 
     [Theory]
@@ -140,7 +165,7 @@ public class ClientTests
         var port = ((System.Net.IPEndPoint)silent.LocalEndpoint).Port;
         var collector = new Collector();
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        await KeyClient.RunAsync(new[] { ClientSequence.Parse("1 1") }, new KeyClientOptions { Port = port, Timeout = TimeSpan.FromMilliseconds(500) }, collector).WaitAsync(Bound);
+        await KeyClient.RunAsync(new[] { ClientSequence.Parse("1 1") }, OnThisPath(new KeyClientOptions { Port = port, Timeout = TimeSpan.FromMilliseconds(500) }), collector).WaitAsync(Bound);
         Assert.Equal(FailureKind.Timeout, collector.Failures.Single().Kind);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3));
     }
@@ -151,7 +176,7 @@ public class ClientTests
         using var server = StartServer();
         using var cancel = new CancellationTokenSource();
         var collector = new Collector();
-        var run = KeyClient.RunAsync(new[] { ClientSequence.Parse("1 " + string.Join(" ", Enumerable.Repeat("1", 1_000_000))) }, new KeyClientOptions { Port = server.Port, Connection = ConnectionMode.Persistent }, collector, cancel.Token);
+        var run = KeyClient.RunAsync(new[] { ClientSequence.Parse("1 " + string.Join(" ", Enumerable.Repeat("1", 1_000_000))) }, OnThisPath(new KeyClientOptions { Port = server.Port, Connection = ConnectionMode.Persistent }), collector, cancel.Token);
         Eventually(() => collector.Replies.Count > 100, "the run to get going");
         cancel.Cancel();
         await run.WaitAsync(Bound);
@@ -180,11 +205,17 @@ public class ClientTests
     {
         using var server = StartServer();
         var path = Path.Combine(TempDirectory(), "client.txt");
-        await KeyClient.RunAsync(SeedSequences.Select(ClientSequence.Parse).ToArray(), new KeyClientOptions { Port = server.Port, LogPath = path }, new Collector()).WaitAsync(Bound);
+        await KeyClient.RunAsync(SeedSequences.Select(ClientSequence.Parse).ToArray(), OnThisPath(new KeyClientOptions { Port = server.Port, LogPath = path }), new Collector()).WaitAsync(Bound);
         var lines = File.ReadAllLines(path);
         Assert.Equal("SYSTEM: Client launched", lines.First());
         Assert.Equal("SYSTEM: Client stopped", lines.Last());
         Assert.Equal(new[] { "Client: 3 7", "Server: 3 " + Reply(7), "Client: 3 8", "Server: 3 " + Reply(8), "Client: 3 9", "Server: 3 " + Reply(9) },
             lines.Where(l => l.Contains(": 3 ")));
     }
+}
+
+/// <summary>The same client tests on the portable async path (Windows, macOS, Windows PowerShell).</summary>
+public class ClientTestsOnTheAsyncPath : ClientTests
+{
+    protected override bool UseEventLoops => false;
 }

@@ -129,12 +129,56 @@ public sealed class KeyClient
         WriteSystemLine("Client launched");
         using var cancel = cancellationToken.Register(() => AbortAll(FailureKind.Cancelled));
         using var timer = new Timer(_ => Watch(), null, 100, 100);
-        await Task.WhenAll(runners.Select(r => Task.Run(r.RunAsync))).ConfigureAwait(false);
+        await RunRunnersAsync(runners).ConfigureAwait(false);
         WriteSystemLine("Client stopped");
         return new KeyClientSummary(sequences.Count, Interlocked.Read(ref _replies), _failures, stopwatch.Elapsed);
     }
 
     private SequenceRunner[] Runners { get; set; } = Array.Empty<SequenceRunner>();
+
+    /// <summary>On Linux, the sequences share event loops (one per processor); elsewhere each runs async.</summary>
+    private async Task RunRunnersAsync(SequenceRunner[] runners)
+    {
+#if NET
+        if (Options.UseEventLoops && Server.Linux.LinuxSockets.IsSupported && runners.Length > 0)
+        {
+            var loops = new Server.Linux.EventLoop[Math.Min(Math.Min(16, Environment.ProcessorCount), runners.Length)];
+            try
+            {
+                for (var i = 0; i < loops.Length; i++)
+                {
+                    loops[i] = new Server.Linux.EventLoop($"KeyShell client loop {i + 1}", e => FailRunnersOf(runners, e));
+                }
+
+                await Task.WhenAll(runners.Select((runner, i) => runner.RunOnEventLoop(loops[i % loops.Length]))).ConfigureAwait(false);
+            }
+            finally
+            {
+                foreach (var loop in loops)
+                {
+                    loop?.Dispose();
+                }
+            }
+
+            return;
+        }
+#endif
+        await Task.WhenAll(runners.Select(r => Task.Run(r.RunAsync))).ConfigureAwait(false);
+    }
+
+#if NET
+    /// <summary>A loop failed (epoll_wait itself): on its thread, its sequences end with the error.</summary>
+    private static void FailRunnersOf(SequenceRunner[] runners, Exception error)
+    {
+        foreach (var runner in runners)
+        {
+            if (runner.IsOnCurrentEventLoop)
+            {
+                runner.FailOnEventLoop(error);
+            }
+        }
+    }
+#endif
 
     private void Watch()
     {

@@ -40,4 +40,7 @@ public sealed class KeyClientOptions
     public string? LogPath { get; set; }
 
     public bool Timestamps { get; set; }
+
+    /// <summary>For tests: false runs the sequences on the portable async path even where event loops run.</summary>
+    internal bool UseEventLoops { get; set; } = true;
 }

@@ -16,7 +16,7 @@ namespace KeyShell.Engine.Client;
 /// goes out (FIFO). Timeouts and cancellation are enforced from outside, by <see cref="Abort"/>, which
 /// closes the socket under the pending call: no per-request timer or token is allocated.
 /// </summary>
-internal sealed class SequenceRunner
+internal sealed partial class SequenceRunner
 {
     private const int MaxReplyLength = 64 * 1024;
 
@@ -26,6 +26,7 @@ internal sealed class SequenceRunner
     private volatile Socket? _socket;
     private int _abortReason = -1; // a FailureKind, once aborted
     private int _buffered;
+    private int _replyLength; // bytes of a line reply gathered in _reply so far
 
     public SequenceRunner(KeyClient client, ClientSequence sequence)
     {
@@ -47,6 +48,7 @@ internal sealed class SequenceRunner
     {
         Interlocked.CompareExchange(ref _abortReason, (int)reason, -1);
         _socket?.Dispose();
+        AbortOnEventLoop();
     }
 
     public async Task RunAsync()
@@ -59,17 +61,13 @@ internal sealed class SequenceRunner
             {
                 ThrowIfAborted();
                 var key = Sequence.Keys[index];
-                var request = Encoding.ASCII.GetBytes(options.Framing == Framing.Line
-                    ? Sequence.ClientId + " " + key + "\n"
-                    : Sequence.ClientId + " " + key);
-                Deadline = Environment.TickCount + (int)options.Timeout.TotalMilliseconds;
-                InRequest = true;
+                var request = BeginRequest(key);
                 var started = Stopwatch.GetTimestamp();
                 var socket = _socket ?? await ConnectAsync().ConfigureAwait(false);
                 _client.NotifySending(Sequence.ClientId, key);
                 await SocketIo.SendAsync(socket, request, 0, request.Length).ConfigureAwait(false);
                 var reply = await ReadReplyAsync(socket).ConfigureAwait(false);
-                var latency = TimeSpan.FromTicks((long)((Stopwatch.GetTimestamp() - started) * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));
+                var latency = Since(started);
                 InRequest = false;
                 if (options.Connection == ConnectionMode.PerMessage)
                 {
@@ -91,6 +89,20 @@ internal sealed class SequenceRunner
             CloseSocket();
         }
     }
+
+    /// <summary>The request for <paramref name="key"/>, in the options' framing; starts its timeout.</summary>
+    private byte[] BeginRequest(string key)
+    {
+        var request = Encoding.ASCII.GetBytes(_client.Options.Framing == Framing.Line
+            ? Sequence.ClientId + " " + key + "\n"
+            : Sequence.ClientId + " " + key);
+        Deadline = Environment.TickCount + (int)_client.Options.Timeout.TotalMilliseconds;
+        InRequest = true;
+        return request;
+    }
+
+    private static TimeSpan Since(long started) =>
+        TimeSpan.FromTicks((long)((Stopwatch.GetTimestamp() - started) * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));
 
     private async Task<Socket> ConnectAsync()
     {
@@ -123,21 +135,10 @@ internal sealed class SequenceRunner
             return Encoding.UTF8.GetString(_buffer, 0, count);
         }
 
-        var length = 0;
-        while (true)
+        _replyLength = 0;
+        string reply;
+        while (!TryTakeLine(out reply))
         {
-            var lf = Array.IndexOf(_buffer, (byte)'\n', 0, _buffered);
-            if (lf >= 0)
-            {
-                Append(ref length, lf);
-                var end = length > 0 && _reply[length - 1] == (byte)'\r' ? length - 1 : length;
-                _buffered -= lf + 1;
-                Buffer.BlockCopy(_buffer, lf + 1, _buffer, 0, _buffered);
-                return Encoding.UTF8.GetString(_reply, 0, end);
-            }
-
-            Append(ref length, _buffered);
-            _buffered = 0;
             var count = await SocketIo.ReceiveAsync(socket, _buffer, 0, _buffer.Length).ConfigureAwait(false);
             if (count == 0)
             {
@@ -146,22 +147,48 @@ internal sealed class SequenceRunner
 
             _buffered = count;
         }
+
+        return reply;
     }
 
-    private void Append(ref int length, int count)
+    /// <summary>
+    /// Takes one reply line out of what was received, keeping what follows it; until its LF arrives, keeps
+    /// the part received so far (up to <see cref="MaxReplyLength"/>) and returns false.
+    /// </summary>
+    private bool TryTakeLine(out string reply)
     {
-        if (length + count > MaxReplyLength)
+        var lf = Array.IndexOf(_buffer, (byte)'\n', 0, _buffered);
+        if (lf < 0)
+        {
+            Append(_buffered);
+            _buffered = 0;
+            reply = string.Empty;
+            return false;
+        }
+
+        Append(lf);
+        var end = _replyLength > 0 && _reply[_replyLength - 1] == (byte)'\r' ? _replyLength - 1 : _replyLength;
+        _buffered -= lf + 1;
+        Buffer.BlockCopy(_buffer, lf + 1, _buffer, 0, _buffered);
+        reply = Encoding.UTF8.GetString(_reply, 0, end);
+        _replyLength = 0;
+        return true;
+    }
+
+    private void Append(int count)
+    {
+        if (_replyLength + count > MaxReplyLength)
         {
             throw new ProtocolException($"The reply is longer than {MaxReplyLength} bytes.");
         }
 
-        if (length + count > _reply.Length)
+        if (_replyLength + count > _reply.Length)
         {
-            Array.Resize(ref _reply, Math.Max(_reply.Length * 2, length + count));
+            Array.Resize(ref _reply, Math.Max(_reply.Length * 2, _replyLength + count));
         }
 
-        Buffer.BlockCopy(_buffer, 0, _reply, length, count);
-        length += count;
+        Buffer.BlockCopy(_buffer, 0, _reply, _replyLength, count);
+        _replyLength += count;
     }
 
     private void ThrowIfAborted()

@@ -18,7 +18,11 @@ namespace KeyShell.Engine.Server;
 /// The loop serves the raw descriptor: a .NET Socket is made only if the connection is handed to the
 /// async path (a protocol error's drain), because its constructor costs eight system calls.
 /// </summary>
+#if NET
+internal sealed partial class ServerConnection : IReadyHandler
+#else
 internal sealed partial class ServerConnection
+#endif
 {
 #if NET
     private readonly bool _onEventLoop;

@@ -54,11 +54,11 @@ internal sealed class EventLoop : IDisposable
     }
 
     /// <summary>
-    /// A registration for <paramref name="connection"/>, not yet receiving events: the connection must hold
-    /// it before <see cref="Registration.Start"/>, since the first event can arrive before that call returns.
+    /// A registration for <paramref name="handler"/>, not yet receiving events: the handler must hold it
+    /// before <see cref="Registration.Start"/>, since the first event can arrive before that call returns.
     /// </summary>
-    public Registration CreateRegistration(ServerConnection connection, int descriptor) =>
-        new(this, descriptor, GCHandle.Alloc(connection));
+    public Registration CreateRegistration(IReadyHandler handler, int descriptor) =>
+        new(this, descriptor, GCHandle.Alloc(handler));
 
     /// <summary>
     /// Also waits for connections on <paramref name="listener"/> (a non-blocking listening socket):
@@ -164,7 +164,7 @@ internal sealed class EventLoop : IDisposable
                     }
                     else
                     {
-                        ((ServerConnection)GCHandle.FromIntPtr((nint)token).Target!).OnReady();
+                        ((IReadyHandler)GCHandle.FromIntPtr((nint)token).Target!).OnReady();
                     }
                 }
                 catch (Exception e)
@@ -216,12 +216,12 @@ internal sealed class EventLoop : IDisposable
 
         public ulong Token => (ulong)GCHandle.ToIntPtr(_handle);
 
-        /// <summary>Starts delivering the socket's readiness to its connection on the loop's thread.</summary>
-        public void Start()
+        /// <summary>Starts delivering the socket's readiness to its handler on the loop's thread.</summary>
+        public void Start(bool forWrites = false)
         {
             try
             {
-                LinuxSockets.Add(_loop._epoll, Descriptor, Reads, Token);
+                LinuxSockets.Add(_loop._epoll, Descriptor, forWrites ? Writes : Reads, Token);
             }
             catch
             {

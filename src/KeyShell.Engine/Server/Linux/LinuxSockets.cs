@@ -44,6 +44,19 @@ internal static class LinuxSockets
     private const int TCP_NODELAY = 1;
     private const int SHUT_RDWR = 2;
     private const int SockaddrStorageSize = 128;
+    private const int SOCK_STREAM = 1;
+    private const int SOCK_NONBLOCK = 0x800;
+    private const int SOL_SOCKET = 1;
+    private const int SO_ERROR = 4;
+    public const int EINPROGRESS = 115;
+    public const int ECONNREFUSED = 111;
+    public const int ECONNRESET = 104;
+    public const int ECONNABORTED = 103;
+    public const int EPIPE = 32;
+    public const int ETIMEDOUT = 110;
+    public const int EHOSTUNREACH = 113;
+    public const int ENETUNREACH = 101;
+    public const int EADDRNOTAVAIL = 99;
 
     private const string Libc = "libc";
 
@@ -144,6 +157,81 @@ internal static class LinuxSockets
 
     /// <summary>shutdown(SHUT_RDWR): the peer sees the end, and so does the loop watching the socket.</summary>
     public static void Shutdown(int fd) => _ = shutdown(fd, SHUT_RDWR);
+
+    /// <summary>
+    /// Starts a non-blocking connect to <paramref name="endPoint"/>: 0 when connected at once, EINPROGRESS
+    /// (negated) while the handshake runs (the socket turns writable when it ends: <see cref="PendingError"/>),
+    /// or another negated errno, with no descriptor left open.
+    /// </summary>
+    public static unsafe int Connect(IPEndPoint endPoint, out int fd)
+    {
+        var family = endPoint.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? AF_INET6 : AF_INET;
+        fd = OrErrno(socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        if (fd < 0)
+        {
+            var error = fd;
+            fd = -1;
+            return error;
+        }
+
+        SetNoDelay(fd);
+        var address = stackalloc byte[28];
+        new Span<byte>(address, 28).Clear();
+        address[0] = (byte)family; // sa_family_t, host order (little-endian)
+        address[2] = (byte)(endPoint.Port >> 8);
+        address[3] = (byte)endPoint.Port;
+        int length;
+        if (family == AF_INET)
+        {
+            endPoint.Address.TryWriteBytes(new Span<byte>(address + 4, 4), out _);
+            length = 16;
+        }
+        else
+        {
+            endPoint.Address.TryWriteBytes(new Span<byte>(address + 8, 16), out _);
+            *(uint*)(address + 24) = (uint)endPoint.Address.ScopeId;
+            length = 28;
+        }
+
+        int result;
+        do
+        {
+            result = OrErrno(connect(fd, address, length));
+        }
+        while (result == -EINTR);
+
+        if (result < 0 && result != -EINPROGRESS)
+        {
+            Close(fd);
+            fd = -1;
+        }
+
+        return result;
+    }
+
+    /// <summary>SO_ERROR: 0 once a pending connect succeeded, else its errno (negated).</summary>
+    public static unsafe int PendingError(int fd)
+    {
+        int error = 0, length = sizeof(int);
+        var result = OrErrno(getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length));
+        return result < 0 ? result : -error;
+    }
+
+    /// <summary>An errno as the SocketException .NET itself would throw for it.</summary>
+    public static System.Net.Sockets.SocketException ToException(int errno) => new((int)(errno switch
+    {
+        ECONNREFUSED => System.Net.Sockets.SocketError.ConnectionRefused,
+        ECONNRESET => System.Net.Sockets.SocketError.ConnectionReset,
+        ECONNABORTED => System.Net.Sockets.SocketError.ConnectionAborted,
+        EPIPE => System.Net.Sockets.SocketError.Shutdown,
+        ETIMEDOUT => System.Net.Sockets.SocketError.TimedOut,
+        EHOSTUNREACH => System.Net.Sockets.SocketError.HostUnreachable,
+        ENETUNREACH => System.Net.Sockets.SocketError.NetworkUnreachable,
+        EADDRNOTAVAIL => System.Net.Sockets.SocketError.AddressNotAvailable,
+        EMFILE or ENFILE => System.Net.Sockets.SocketError.TooManyOpenSockets,
+        ENOBUFS or ENOMEM => System.Net.Sockets.SocketError.NoBufferSpaceAvailable,
+        _ => System.Net.Sockets.SocketError.SocketError,
+    }));
 
     /// <summary>Reads a sockaddr_in or sockaddr_in6 (ports and addresses in network order).</summary>
     internal static IPEndPoint? ToEndPoint(ReadOnlySpan<byte> address)
@@ -246,6 +334,15 @@ internal static class LinuxSockets
 
     [DllImport(Libc, SetLastError = true)]
     private static extern int shutdown(int sockfd, int how);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern int socket(int domain, int type, int protocol);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern unsafe int connect(int sockfd, byte* addr, int addrlen);
+
+    [DllImport(Libc, SetLastError = true)]
+    private static extern unsafe int getsockopt(int sockfd, int level, int optname, void* optval, int* optlen);
 
     [DllImport(Libc, SetLastError = true)]
     private static extern int fcntl(int fd, int cmd, int arg);
