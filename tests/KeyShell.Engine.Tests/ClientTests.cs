@@ -67,6 +67,27 @@ public class ClientTests
     }
 
     [Theory]
+    [InlineData(ConnectionMode.PerMessage)]
+    [InlineData(ConnectionMode.Persistent)]
+    public async Task TheSeedsSessionOverIPv6(ConnectionMode mode)
+    {
+        if (!System.Net.Sockets.Socket.OSSupportsIPv6)
+        {
+            return; // no IPv6 on this machine: the IPv4 sessions above cover the rest
+        }
+
+        using var server = StartServer(o => o.Address = System.Net.IPAddress.IPv6Loopback);
+        var collector = new Collector();
+        var summary = await KeyClient.RunAsync(
+            SeedSequences.Select(ClientSequence.Parse).ToArray(),
+            OnThisPath(new KeyClientOptions { ComputerName = "::1", Port = server.Port, Connection = mode }),
+            collector).WaitAsync(Bound);
+        Assert.Empty(collector.Failures);
+        Assert.Equal(9, summary.Replies);
+        AssertEveryReplyRightAndInOrder(collector, SeedSequences);
+    }
+
+    [Theory]
     [InlineData(ConnectionMode.PerMessage, Framing.Line)]
     [InlineData(ConnectionMode.Persistent, Framing.Line)]
     [InlineData(ConnectionMode.PerMessage, Framing.Legacy)]
@@ -120,6 +141,66 @@ public class ClientTests
         Assert.Empty(collector.Failures);
         Assert.Equal(new[] { true, true, false }, collector.Replies.Select(r => r.IsError));
         Assert.Null(collector.Replies.First().Value);
+    }
+
+    /// <summary>A stand-in server that answers each connection's requests with <paramref name="answer"/>.</summary>
+    private static (System.Net.Sockets.TcpListener Listener, Task Serving) StandIn(Func<System.Net.Sockets.NetworkStream, Task> answer)
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var serving = Task.Run(async () =>
+        {
+            using var client = await listener.AcceptTcpClientAsync();
+            await answer(client.GetStream());
+        });
+        return (listener, serving);
+    }
+
+    [Fact]
+    public async Task ReplyLinesSplitAcrossReadsAreJoined()
+    {
+        // Reply 1 comes in two reads; the head of reply 2 comes with the end of reply 1, before request 2.
+        var (listener, serving) = StandIn(async stream =>
+        {
+            var buffer = new byte[64];
+            _ = await stream.ReadAsync(buffer);
+            await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes("Response for"));
+            await Task.Delay(50);
+            await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(" the key 1 : 45\nResponse for the key 2"));
+            _ = await stream.ReadAsync(buffer);
+            await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(" : 78\r\n"));
+            await Task.Delay(100);
+        });
+        using (listener)
+        {
+            var collector = new Collector();
+            var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+            await Run(port, collector, ConnectionMode.Persistent, Framing.Line, "1 1 2");
+            Assert.Empty(collector.Failures);
+            Assert.Equal(new[] { Reply(1), Reply(2) }, collector.Replies.Select(r => r.Reply));
+            await serving.WaitAsync(Bound);
+        }
+    }
+
+    [Fact]
+    public async Task AReplyWithoutEndIsAProtocolError()
+    {
+        var (listener, serving) = StandIn(async stream =>
+        {
+            _ = await stream.ReadAsync(new byte[64]);
+            await stream.WriteAsync(new byte[70_000].Select(_ => (byte)'x').ToArray()); // no LF, ever
+            await Task.Delay(2000);
+        });
+        using (listener)
+        {
+            var collector = new Collector();
+            var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+            await Run(port, collector, ConnectionMode.Persistent, Framing.Line, "1 1 2");
+            var failure = Assert.Single(collector.Failures);
+            Assert.Equal(FailureKind.ProtocolError, failure.Kind);
+            Assert.Contains("longer than 65536 bytes", failure.Message);
+            Assert.Empty(collector.Replies);
+        }
     }
 
     [Fact]
