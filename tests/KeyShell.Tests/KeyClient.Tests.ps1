@@ -179,6 +179,22 @@ Describe 'Measure-KeyServer' {
         $warnings | Should -Not -BeNullOrEmpty
     }
 
+    It 'times out requests a server never answers, counts them as errors, and returns' {
+        # A listener that accepts (in the kernel's backlog) and never answers.
+        $silent = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+        $silent.Start()
+        try {
+            $elapsed = Measure-Command {
+                $result = Measure-KeyServer -Port $silent.LocalEndpoint.Port -Count 4 -Concurrency 2 -TimeoutSec 1 -WarningVariable warnings -WarningAction SilentlyContinue
+            }
+            $result.Requests | Should -Be 4
+            $result.Errors | Should -Be 4
+            $warnings | Should -Not -BeNullOrEmpty
+            $elapsed.TotalSeconds | Should -BeLessThan 10
+        }
+        finally { $silent.Stop() }
+    }
+
     It 'runs for a duration' {
         $elapsed = Measure-Command { $result = Measure-KeyServer -Port $Server.Port -Duration 1 -Concurrency 2 }
         $result.Requests | Should -BeGreaterThan 0

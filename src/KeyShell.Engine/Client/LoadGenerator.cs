@@ -32,6 +32,8 @@ public sealed class LoadOptions
 
     public Framing Framing { get; set; } = Framing.Line;
 
+    /// <summary>How long a request (or a pipelined batch) may wait for its replies: past it, its requests
+    /// count as errors and the worker reconnects.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
 }
 
@@ -90,6 +92,8 @@ public sealed class LoadResult
 /// <summary>
 /// Loads any server that speaks KeyShell's protocol, as redis-benchmark does for Redis: workers send
 /// <c>w&lt;n&gt; &lt;key&gt;</c> requests over persistent or per-request connections, optionally pipelined.
+/// One timer enforces the request timeout, by closing the socket of a worker that waits too long (no
+/// timer or token per request).
 /// </summary>
 public sealed class LoadGenerator
 {
@@ -100,9 +104,9 @@ public sealed class LoadGenerator
     public LoadGenerator(LoadOptions options)
     {
         _options = options ?? throw new ArgumentNullException(nameof(options));
-        if (options.Concurrency < 1 || options.Pipeline < 1 || options.Count < 0)
+        if (options.Concurrency < 1 || options.Pipeline < 1 || options.Count < 0 || options.Timeout <= TimeSpan.Zero)
         {
-            throw new ArgumentOutOfRangeException(nameof(options), "Concurrency and Pipeline must be at least 1, Count at least 0.");
+            throw new ArgumentOutOfRangeException(nameof(options), "Concurrency and Pipeline must be at least 1, Count at least 0, Timeout above 0.");
         }
 
         if (options.Pipeline > 1 && (options.Connection != ConnectionMode.Persistent || options.Framing != Framing.Line))
@@ -120,10 +124,12 @@ public sealed class LoadGenerator
         var histograms = Enumerable.Range(0, _options.Concurrency).Select(_ => new LatencyHistogram()).ToArray();
         var deadline = _options.Count == 0 ? Stopwatch.GetTimestamp() + (long)(_options.Duration.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
         var stopwatch = Stopwatch.StartNew();
+        var states = Enumerable.Range(0, _options.Concurrency).Select(_ => new WorkerState()).ToArray();
+        using var watchdog = new Timer(_ => TimeOutLateWorkers(states), null, 100, 100);
         var workers = Enumerable.Range(0, _options.Concurrency).Select(id =>
         {
             var quota = _options.Count == 0 ? long.MaxValue : (_options.Count / _options.Concurrency) + (id < _options.Count % _options.Concurrency ? 1 : 0);
-            return Task.Run(() => WorkAsync(id, endPoint, quota, deadline, histograms[id], cancellationToken));
+            return Task.Run(() => WorkAsync(id, states[id], endPoint, quota, deadline, histograms[id], cancellationToken));
         });
         await Task.WhenAll(workers).ConfigureAwait(false);
         var elapsed = stopwatch.Elapsed;
@@ -136,14 +142,23 @@ public sealed class LoadGenerator
         return new LoadResult(_options, Completed, Interlocked.Read(ref _errors), elapsed, all);
     }
 
-    private async Task WorkAsync(int id, IPEndPoint endPoint, long quota, long deadline, LatencyHistogram latency, CancellationToken cancellationToken)
+    private static void TimeOutLateWorkers(WorkerState[] states)
+    {
+        var now = Stopwatch.GetTimestamp();
+        foreach (var state in states)
+        {
+            state.TimeOutIfLate(now);
+        }
+    }
+
+    private async Task WorkAsync(int id, WorkerState state, IPEndPoint endPoint, long quota, long deadline, LatencyHistogram latency, CancellationToken cancellationToken)
     {
         var terminator = _options.Framing == Framing.Line ? "\n" : string.Empty;
         var requests = Enumerable.Range(0, 10).Select(k => Encoding.ASCII.GetBytes($"w{id} {(id + k) % 10}{terminator}")).ToArray();
         var buffer = new byte[64 * 1024];
         var batch = new byte[requests.Max(r => r.Length) * _options.Pipeline];
-        Socket? socket = null;
-        using var cancel = cancellationToken.Register(() => socket?.Dispose());
+        var timeout = (long)(_options.Timeout.TotalSeconds * Stopwatch.Frequency);
+        using var cancel = cancellationToken.Register(state.CloseSocket);
         long done = 0;
         try
         {
@@ -162,26 +177,21 @@ public sealed class LoadGenerator
                 int errors;
                 try
                 {
-                    if (socket is null)
+                    var socket = state.Begin(started + timeout, endPoint);
+                    if (!socket.Connected)
                     {
-                        socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
                         await socket.ConnectAsync(endPoint).ConfigureAwait(false);
                     }
 
                     await SocketIo.SendAsync(socket, batch, 0, length).ConfigureAwait(false);
                     errors = await ReadRepliesAsync(socket, buffer, count).ConfigureAwait(false);
-                    if (_options.Connection == ConnectionMode.PerMessage)
-                    {
-                        socket.Dispose();
-                        socket = null;
-                    }
+                    state.End(closeSocket: _options.Connection == ConnectionMode.PerMessage);
                 }
                 catch (Exception e) when (e is SocketException || e is ObjectDisposedException || e is InvalidOperationException)
                 {
                     errors = count;
-                    socket?.Dispose();
-                    socket = null;
-                    if (!cancellationToken.IsCancellationRequested)
+                    var timedOut = state.End(closeSocket: true);
+                    if (!timedOut && !cancellationToken.IsCancellationRequested)
                     {
                         await Task.Delay(10).ConfigureAwait(false); // a refused server: do not spin
                     }
@@ -203,7 +213,7 @@ public sealed class LoadGenerator
         }
         finally
         {
-            socket?.Dispose();
+            state.CloseSocket();
         }
     }
 
@@ -245,5 +255,66 @@ public sealed class LoadGenerator
         }
 
         return errors;
+    }
+
+    /// <summary>
+    /// A worker's socket and the deadline of its request in flight. The lock makes the watchdog's "late?
+    /// then close" one step, so it never closes a socket the worker has moved on from.
+    /// </summary>
+    private sealed class WorkerState
+    {
+        private readonly object _gate = new();
+        private Socket? _socket;
+        private long _deadline; // Stopwatch timestamp; 0 while no request is in flight
+        private bool _timedOut;
+
+        /// <summary>Starts a request: the open socket, or a new one to connect.</summary>
+        public Socket Begin(long deadline, IPEndPoint endPoint)
+        {
+            lock (_gate)
+            {
+                _socket ??= new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                _deadline = deadline;
+                return _socket;
+            }
+        }
+
+        /// <summary>Ends the request in flight; returns whether the watchdog ended it first.</summary>
+        public bool End(bool closeSocket)
+        {
+            lock (_gate)
+            {
+                var timedOut = _timedOut;
+                _timedOut = false;
+                _deadline = 0;
+                if (closeSocket)
+                {
+                    _socket?.Dispose();
+                    _socket = null;
+                }
+
+                return timedOut;
+            }
+        }
+
+        public void TimeOutIfLate(long now)
+        {
+            lock (_gate)
+            {
+                if (_deadline != 0 && now - _deadline > 0 && _socket is not null)
+                {
+                    _timedOut = true;
+                    _socket.Dispose(); // the worker's pending call fails: its requests count as errors
+                }
+            }
+        }
+
+        public void CloseSocket()
+        {
+            lock (_gate)
+            {
+                _socket?.Dispose();
+            }
+        }
     }
 }

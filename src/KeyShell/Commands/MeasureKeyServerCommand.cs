@@ -44,6 +44,11 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
     [Parameter]
     public Framing Framing { get; set; } = Framing.Line;
 
+    /// <summary>Seconds a request (a pipelined batch) may wait for its replies; then its requests are errors.</summary>
+    [Parameter]
+    [ValidateRange(1, 3600)]
+    public int TimeoutSec { get; set; } = 10;
+
     protected override void ProcessRecord()
     {
         var options = new LoadOptions
@@ -56,6 +61,7 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
             Connection = Connection,
             Pipeline = Pipeline,
             Framing = Framing,
+            Timeout = TimeSpan.FromSeconds(TimeoutSec),
         };
         LoadGenerator generator;
         try
