@@ -6,11 +6,11 @@ using KeyShell.Engine.Protocol;
 namespace KeyShell.Engine.Logging;
 
 /// <summary>
-/// The one writer of a conversation log file. Producers append whole lines (a batch per read, or per
-/// event-loop wake-up) to a shared buffer under a short lock and go on; a dedicated thread swaps that
-/// buffer for an empty one and writes the full one, so lines keep the order they were appended in, are
-/// never torn or interleaved, and no producer waits on the disk. (A queue of pooled chunks cost a pool
-/// rent, a queue node and a pool return per read: the largest part of the log's cost on the profile.)
+/// The one writer of a conversation log file. Producers append whole lines (a batch per read) to a
+/// shared buffer under a short lock and go on; a dedicated thread swaps that buffer for an empty one and
+/// writes the full one, so lines keep the order they were appended in, are never torn or interleaved, and
+/// no producer waits on the disk. (A queue of pooled chunks cost a pool rent, a queue node and a pool
+/// return per read: the largest part of the log's cost on the profile.)
 /// While traffic flows the writer looks every 5 ms, so a producer never pays for a wake-up (a futex call
 /// per request measured ~10% of throughput); it waits with Thread.Sleep, because a timed wait on a
 /// semaphore spins first (perf: a third of the writer's time in sched_yield, taken from the serving

@@ -104,9 +104,7 @@ public sealed class KeyServer : IDisposable
             LinuxSockets.SetNonBlocking((int)_listenerHandle.DangerousGetHandle());
             foreach (var loop in _eventLoops)
             {
-                var batch = new ReplyBatch(loop, Logger);
-                loop.AfterEvents = batch.Complete;
-                loop.Listen((int)_listenerHandle.DangerousGetHandle(), acceptingLoop => AcceptOnEventLoop(acceptingLoop, batch));
+                loop.Listen((int)_listenerHandle.DangerousGetHandle(), AcceptOnEventLoop);
             }
         }
 
@@ -506,7 +504,7 @@ public sealed class KeyServer : IDisposable
     /// connect is answered at once, without waiting for another event. Never throws.
     /// </summary>
 
-    private void AcceptOnEventLoop(EventLoop loop, ReplyBatch batch)
+    private void AcceptOnEventLoop(EventLoop loop)
     {
         for (var i = 0; i < 32 && !_stopping; i++)
         {
@@ -540,7 +538,7 @@ public sealed class KeyServer : IDisposable
             {
                 LinuxSockets.SetNoDelay(fd);
                 connection = Admit(new ServerConnection(this, fd, peer, NextConnectionId()));
-                connection.StartOnEventLoop(loop, batch);
+                connection.StartOnEventLoop(loop);
             }
             catch (Exception e)
             {

@@ -31,7 +31,6 @@ internal sealed partial class ServerConnection
     private volatile bool _leftEventLoop; // handed to the async path to drain, or closed
     private volatile bool _abortRequested;
     private EventLoop.Registration? _registration;
-    private ReplyBatch? _batch;
     private int _sendOffset;      // bytes of _output already sent while the socket was full
     private After _afterSend;     // what to do once a blocked reply is sent
 
@@ -63,14 +62,9 @@ internal sealed partial class ServerConnection
 
     private bool HasPendingOutput => _sendOffset < _output.Length;
 
-    /// <summary>
-    /// Registers the connection with <paramref name="loop"/>; from now on its thread serves it, and its
-    /// replies go out with <paramref name="batch"/>, the loop's wake-up batch.
-    /// </summary>
-    public void StartOnEventLoop(EventLoop loop, ReplyBatch batch)
+    /// <summary>Registers the connection with <paramref name="loop"/>; from now on its thread serves it.</summary>
+    public void StartOnEventLoop(EventLoop loop)
     {
-        _batch = batch;
-
         // An Abort before this point only shut the socket down: the first event then closes it.
         _registration = loop.CreateRegistration(this, _descriptor);
         _registration.Start();
@@ -130,11 +124,11 @@ internal sealed partial class ServerConnection
         var close = Answer();
         _sendOffset = 0;
         _afterSend = received == 0 ? After.Close : close ? After.DrainThenClose : After.Read;
-        _batch!.SendAfterLogging(this); // once the wake-up's log lines are handed over: SendAnswers
+        SendAnswers(); // Answer handed the log its lines first: a reply the client sees is always logged
     }
 
-    /// <summary>Sends the replies of the last read, at the end of the loop's wake-up. Never throws.</summary>
-    public void SendAnswers()
+    /// <summary>Sends the replies of the last read. Never throws.</summary>
+    private void SendAnswers()
     {
         try
         {
@@ -157,9 +151,6 @@ internal sealed partial class ServerConnection
             CloseOnEventLoop();
         }
     }
-
-    /// <summary>On the loop's thread, log lines join the wake-up's batch; elsewhere the caller logs them.</summary>
-    private bool TryLogWithBatch(ReadOnlySpan<byte> lines) => _batch is { } batch && batch.TryAddLines(lines);
 
     private void ContinueSending()
     {
@@ -311,8 +302,6 @@ internal sealed partial class ServerConnection
     }
 #else
     private static System.Net.IPEndPoint? Peer => null; // event loops exist only in the .NET 8 build
-
-    private static bool TryLogWithBatch(ReadOnlySpan<byte> lines) => false;
 
     private bool AbortOnEventLoop() => false;
 

@@ -327,14 +327,8 @@ internal sealed partial class ServerConnection
         }
     }
 
-    /// <summary>Hands a read's lines to the log: to the loop's wake-up batch on an event loop, else directly.</summary>
-    private void HandToLog(ByteBuffer lines)
-    {
-        if (!TryLogWithBatch(lines.Span))
-        {
-            _server.Logger!.Log(Microsoft.Extensions.Logging.LogLevel.Information, KeyServer.ConversationEvent, new ConversationBatch(lines.Segment), null, ConversationBatch.Format);
-        }
-    }
+    private void HandToLog(ByteBuffer lines) =>
+        _server.Logger!.Log(Microsoft.Extensions.Logging.LogLevel.Information, KeyServer.ConversationEvent, new ConversationBatch(lines.Segment), null, ConversationBatch.Format);
 
     private void AnswerTooLong(ReadOnlySpan<byte> request, string timestamp)
     {

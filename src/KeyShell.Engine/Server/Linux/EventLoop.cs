@@ -29,9 +29,6 @@ internal sealed class EventLoop : IDisposable
     private Action<EventLoop>? _onAcceptable;
     private Timer? _resumeListening;
 
-    /// <summary>Runs on the loop's thread after the events of each wake-up are handled.</summary>
-    public Action? AfterEvents { get; set; }
-
     public bool IsCurrentThread => Thread.CurrentThread == _thread;
 
     public EventLoop(string name, Action<Exception> onError)
@@ -171,15 +168,6 @@ internal sealed class EventLoop : IDisposable
                 {
                     Report(e);
                 }
-            }
-
-            try
-            {
-                AfterEvents?.Invoke();
-            }
-            catch (Exception e)
-            {
-                Report(e);
             }
         }
     }
