@@ -45,6 +45,11 @@ Describe 'A server out of file descriptors' {
             # The first ones fit under the limit and are answered.
             Receive-Line $sockets[0] | Should -Be "Response for the key 1 : 45`n"
 
+            # A shortage that lasts: the loops retry every 10 ms. Retrying once ran a timer callback on a
+            # new thread-pool thread, and starting a thread without descriptors crashed the process.
+            Start-Sleep -Seconds 3
+            $child.Process.HasExited | Should -BeFalse -Because 'a server out of descriptors keeps running'
+
             # Closing them frees descriptors: every client still waiting is then accepted and answered.
             foreach ($socket in $sockets.GetRange(0, 30)) { $socket.Dispose() }
             foreach ($i in 31..60) {
@@ -55,6 +60,7 @@ Describe 'A server out of file descriptors' {
             $child.Process.StandardInput.WriteLine()
             $stats = Wait-ChildOutput $child '^ERRORS (\d+) REQUESTS (\d+)$'
             [int]$stats[1] | Should -BeGreaterThan 0 -Because 'running out of descriptors is reported'
+            [int]$stats[1] | Should -BeLessOrEqual 10 -Because 'it is reported once a second, not at every retry'
             Wait-ChildOutput $child '^STOPPED$' | Out-Null
         }
         finally {

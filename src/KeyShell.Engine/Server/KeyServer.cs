@@ -58,6 +58,10 @@ public sealed class KeyServer : IDisposable
     private long _rejected;
     private long _idleClosed;
     private long _internalErrors;
+#if NET
+    private long _acceptFailures;
+    private int _lastAcceptFailureReport;
+#endif
     private int _state;
 
     private KeyServer(KeyServerOptions options, Socket listener, ConversationLoggerProvider? logProvider)
@@ -519,7 +523,7 @@ public sealed class KeyServer : IDisposable
                 if (fd is -LinuxSockets.EMFILE or -LinuxSockets.ENFILE or -LinuxSockets.ENOBUFS or -LinuxSockets.ENOMEM)
                 {
                     // Out of descriptors or memory: keep serving, retry accepting shortly.
-                    ReportInternalError(0, null, new SocketException(-fd, $"accept failed with errno {-fd}; accepting again in 10 ms."));
+                    ReportAcceptFailure(-fd);
                     loop.PauseListening(TimeSpan.FromMilliseconds(10));
                     return;
                 }
@@ -557,6 +561,26 @@ public sealed class KeyServer : IDisposable
             }
 
             connection.OnReady();
+        }
+    }
+
+    /// <summary>
+    /// Reports a failed accept: the first at once, then at most one a second while the shortage lasts
+    /// (the loops retry every 10 ms, and a report per retry would bury everything else).
+    /// </summary>
+    private void ReportAcceptFailure(int errno)
+    {
+        var failures = Interlocked.Increment(ref _acceptFailures);
+        var now = Environment.TickCount;
+        var last = Volatile.Read(ref _lastAcceptFailureReport);
+        if (failures > 1 && unchecked(now - last) < 1000)
+        {
+            return;
+        }
+
+        if (Interlocked.CompareExchange(ref _lastAcceptFailureReport, now, last) == last)
+        {
+            ReportInternalError(0, null, new SocketException(errno, $"accept failed with errno {errno} ({failures} failed accepts so far): out of descriptors or memory; the server keeps serving and tries again every 10 ms."));
         }
     }
 

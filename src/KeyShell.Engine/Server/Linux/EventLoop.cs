@@ -27,7 +27,8 @@ internal sealed class EventLoop : IDisposable
     private bool _disposed;
     private int _listener = -1;
     private Action<EventLoop>? _onAcceptable;
-    private Timer? _resumeListening;
+    private bool _listeningPaused;   // loop thread only
+    private int _resumeListeningAt;  // Environment.TickCount at which a paused listener is watched again
 
     public bool IsCurrentThread => Thread.CurrentThread == _thread;
 
@@ -70,27 +71,36 @@ internal sealed class EventLoop : IDisposable
     }
 
     /// <summary>
-    /// Stops watching the listener for a moment. Out of descriptors, a pending connection cannot be
-    /// accepted and stays pending; level-triggered epoll would report it again at once, in a busy loop.
+    /// Stops watching the listener for a moment; call on the loop's thread. Out of descriptors, a pending
+    /// connection cannot be accepted and stays pending; level-triggered epoll would report it again at once,
+    /// in a busy loop. The loop itself watches the listener again when the pause ends (its epoll_wait
+    /// times out then): no timer callback, which would need a thread-pool thread, and starting a thread
+    /// can fail when the process is out of descriptors.
     /// </summary>
     public void PauseListening(TimeSpan pause)
     {
         LinuxSockets.Remove(_epoll, _listener);
-        _resumeListening ??= new Timer(_ =>
+        _listeningPaused = true;
+        _resumeListeningAt = Environment.TickCount + (int)pause.TotalMilliseconds;
+    }
+
+    /// <summary>Milliseconds epoll_wait may block: until a paused listener is due again, else no limit.</summary>
+    private int WaitTimeout()
+    {
+        if (!_listeningPaused)
         {
-            try
-            {
-                if (!_stopping)
-                {
-                    LinuxSockets.Add(_epoll, _listener, LinuxSockets.EPOLLIN | LinuxSockets.EPOLLEXCLUSIVE, ListenerToken);
-                }
-            }
-            catch (System.Net.Sockets.SocketException)
-            {
-                // The server stopped meanwhile: the listener is closed.
-            }
-        });
-        _resumeListening.Change(pause, Timeout.InfiniteTimeSpan);
+            return -1;
+        }
+
+        var left = unchecked(_resumeListeningAt - Environment.TickCount);
+        if (left > 0)
+        {
+            return left;
+        }
+
+        _listeningPaused = false;
+        LinuxSockets.Add(_epoll, _listener, LinuxSockets.EPOLLIN | LinuxSockets.EPOLLEXCLUSIVE, ListenerToken);
+        return -1;
     }
 
     /// <summary>Ends the loop's thread (a bounded wait). Its connections can then be closed from the caller.</summary>
@@ -110,7 +120,6 @@ internal sealed class EventLoop : IDisposable
         }
 
         _disposed = true;
-        _resumeListening?.Dispose();
         if (!_stopping)
         {
             Stop();
@@ -129,7 +138,19 @@ internal sealed class EventLoop : IDisposable
         Span<byte> events = stackalloc byte[MaxEvents * LinuxSockets.EventSize];
         while (!_stopping)
         {
-            var count = LinuxSockets.Wait(_epoll, events, -1);
+            int count;
+            try
+            {
+                count = LinuxSockets.Wait(_epoll, events, WaitTimeout());
+            }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                Report(e); // the listener could not be watched again: try once more after the next pause
+                _listeningPaused = true;
+                _resumeListeningAt = Environment.TickCount + 10;
+                continue;
+            }
+
             if (count < 0)
             {
                 if (count == -LinuxSockets.EINTR)
