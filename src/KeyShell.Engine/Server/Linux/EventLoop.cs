@@ -10,7 +10,8 @@ namespace KeyShell.Engine.Server.Linux;
 /// and this thread reads, answers and sends for each of them inline. The default .NET socket engine
 /// also waits on epoll, but then queues every completion to the thread pool; on a busy 2-core machine
 /// that hop cost more than the answer itself. Level-triggered, one read per ready event, so one busy
-/// connection cannot starve the others.
+/// connection cannot starve the others. The server's connections and the client's sequences both run on
+/// these loops, as <see cref="IReadyHandler"/>s.
 /// </summary>
 internal sealed class EventLoop : IDisposable
 {
