@@ -19,11 +19,10 @@ namespace KeyShell.Engine.Client;
 #if NET
 internal sealed partial class SequenceRunner : IReadyHandler
 {
-    private readonly object _descriptorGate = new(); // a shutdown from another thread never meets a closed number
     private readonly TaskCompletionSource<bool> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private EventLoop? _loop;
     private EventLoop.Registration? _registration;
-    private int _descriptor = -1;
+    private volatile SocketDescriptor? _connection; // null between per-message connections
     private int _index;
     private byte[] _request = Array.Empty<byte>();
     private int _requestSent;
@@ -63,7 +62,7 @@ internal sealed partial class SequenceRunner : IReadyHandler
             switch (_step)
             {
                 case Step.Connecting:
-                    var error = LinuxSockets.PendingError(_descriptor);
+                    var error = LinuxSockets.PendingError(_connection!.Value);
                     if (error < 0)
                     {
                         throw new ConnectException(LinuxSockets.ToException(-error));
@@ -106,7 +105,7 @@ internal sealed partial class SequenceRunner : IReadyHandler
         _request = BeginRequest(Sequence.Keys[_index]);
         _requestSent = 0;
         _started = Stopwatch.GetTimestamp();
-        if (_descriptor >= 0)
+        if (_connection is not null)
         {
             _client.NotifySending(Sequence.ClientId, Sequence.Keys[_index]);
             SendRequest();
@@ -119,10 +118,7 @@ internal sealed partial class SequenceRunner : IReadyHandler
             throw new ConnectException(LinuxSockets.ToException(-result));
         }
 
-        lock (_descriptorGate)
-        {
-            _descriptor = descriptor;
-        }
+        _connection = new SocketDescriptor(descriptor);
 
         ThrowIfAborted(); // an abort between the first check and the descriptor's assignment would be missed
         _buffered = 0;
@@ -135,7 +131,7 @@ internal sealed partial class SequenceRunner : IReadyHandler
     {
         while (_requestSent < _request.Length)
         {
-            var sent = LinuxSockets.Send(_descriptor, _request.AsSpan(_requestSent));
+            var sent = LinuxSockets.Send(_connection!.Value, _request.AsSpan(_requestSent));
             if (sent == -LinuxSockets.EAGAIN)
             {
                 if (_step != Step.Sending)
@@ -169,7 +165,7 @@ internal sealed partial class SequenceRunner : IReadyHandler
 
     private void Receive()
     {
-        var received = LinuxSockets.Receive(_descriptor, _buffer.AsSpan(_buffered));
+        var received = LinuxSockets.Receive(_connection!.Value, _buffer.AsSpan(_buffered));
         if (received == -LinuxSockets.EAGAIN)
         {
             return;
@@ -252,26 +248,12 @@ internal sealed partial class SequenceRunner : IReadyHandler
     {
         _registration?.Unregister();
         _registration = null;
-        lock (_descriptorGate)
-        {
-            if (_descriptor >= 0)
-            {
-                LinuxSockets.Close(_descriptor);
-                _descriptor = -1;
-            }
-        }
+        _connection?.Close();
+        _connection = null;
     }
 
-    private void AbortOnEventLoop()
-    {
-        lock (_descriptorGate)
-        {
-            if (_descriptor >= 0)
-            {
-                LinuxSockets.Shutdown(_descriptor); // the loop sees the hang-up and reports the abort
-            }
-        }
-    }
+    // The loop sees the hang-up and reports the abort.
+    private void AbortOnEventLoop() => _connection?.Shutdown();
 }
 #else
 internal sealed partial class SequenceRunner

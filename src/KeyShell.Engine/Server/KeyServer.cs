@@ -507,7 +507,6 @@ public sealed class KeyServer : IDisposable
     /// cannot starve the loop's connections) and serves each on that loop; a request that came with the
     /// connect is answered at once, without waiting for another event. Never throws.
     /// </summary>
-
     private void AcceptOnEventLoop(EventLoop loop)
     {
         for (var i = 0; i < 32 && !_stopping; i++)

@@ -25,9 +25,7 @@ internal sealed partial class ServerConnection
 #endif
 {
 #if NET
-    private readonly bool _onEventLoop;
-    private readonly int _descriptor = -1;
-    private readonly object _descriptorGate = new(); // a shutdown from another thread never meets a closed number
+    private readonly SocketDescriptor? _descriptor; // null on the async path
     private volatile bool _leftEventLoop; // handed to the async path to drain, or closed
     private volatile bool _abortRequested;
     private EventLoop.Registration? _registration;
@@ -52,9 +50,8 @@ internal sealed partial class ServerConnection
     public ServerConnection(KeyServer server, int descriptor, IPEndPoint? peer, long id)
         : this(server, id)
     {
-        _descriptor = descriptor;
+        _descriptor = new SocketDescriptor(descriptor);
         Peer = peer;
-        _onEventLoop = true;
     }
 
     /// <summary>The peer's address as accept4 gave it (event loop connections only).</summary>
@@ -66,7 +63,7 @@ internal sealed partial class ServerConnection
     public void StartOnEventLoop(EventLoop loop)
     {
         // An Abort before this point only shut the socket down: the first event then closes it.
-        _registration = loop.CreateRegistration(this, _descriptor);
+        _registration = loop.CreateRegistration(this, _descriptor!.Value);
         _registration.Start();
     }
 
@@ -240,61 +237,37 @@ internal sealed partial class ServerConnection
         _registration?.Unregister();
         if (toAsyncPath)
         {
-            _socket = new Socket(new SafeSocketHandle((IntPtr)_descriptor, ownsHandle: true));
+            // The Socket first, then the hand-over: an abort in between still finds one of the two.
+            _socket = new Socket(new SafeSocketHandle((IntPtr)_descriptor!.Value, ownsHandle: true));
+            _descriptor.HandOver();
         }
 
         _leftEventLoop = true;
     }
 
     /// <summary>Closes the raw descriptor, once, never while another thread shuts it down.</summary>
-    private void CloseDescriptor(bool shutdownFirst)
-    {
-        lock (_descriptorGate)
-        {
-            if (_descriptor < 0 || Interlocked.Exchange(ref _socketClosed, 1) != 0)
-            {
-                return;
-            }
-
-            if (shutdownFirst)
-            {
-                LinuxSockets.Shutdown(_descriptor);
-            }
-
-            LinuxSockets.Close(_descriptor);
-        }
-    }
+    private void CloseDescriptor(bool shutdownFirst) => _descriptor?.Close(shutdownFirst);
 
     private bool AbortOnEventLoop()
     {
         _abortRequested = true;
-        if (!_onEventLoop || _leftEventLoop)
+        if (_descriptor is null || _leftEventLoop)
         {
             return false;
         }
 
-        // The loop sees the hang-up and closes on its own thread.
-        lock (_descriptorGate)
+        // The loop sees the hang-up and closes on its own thread. A shutdown of the raw descriptor does
+        // nothing once it was handed to a Socket for the drain, and that Socket is set by then.
+        _descriptor.Shutdown();
+        if (_socket is { } handedOff)
         {
-            if (_socketClosed != 0)
+            try
             {
-                return true;
+                handedOff.Shutdown(SocketShutdown.Both);
             }
-
-            if (_socket is { } handedOff)
+            catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
             {
-                try
-                {
-                    handedOff.Shutdown(SocketShutdown.Both);
-                }
-                catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
-                {
-                    // Already closed.
-                }
-            }
-            else
-            {
-                LinuxSockets.Shutdown(_descriptor);
+                // Already closed.
             }
         }
 
