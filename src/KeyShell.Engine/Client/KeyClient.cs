@@ -8,6 +8,9 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Logging;
 using KeyShell.Engine.Protocol;
+#if NET
+using KeyShell.Engine.Linux;
+#endif
 
 namespace KeyShell.Engine.Client;
 
@@ -140,14 +143,14 @@ public sealed class KeyClient
     private async Task RunRunnersAsync(SequenceRunner[] runners)
     {
 #if NET
-        if (Options.UseEventLoops && Server.Linux.LinuxSockets.IsSupported && runners.Length > 0)
+        if (Options.UseEventLoops && LinuxSockets.IsSupported && runners.Length > 0)
         {
-            var loops = new Server.Linux.EventLoop[Math.Min(Math.Min(16, Environment.ProcessorCount), runners.Length)];
+            var loops = new EventLoop[Math.Min(Math.Min(16, Environment.ProcessorCount), runners.Length)];
             try
             {
                 for (var i = 0; i < loops.Length; i++)
                 {
-                    loops[i] = new Server.Linux.EventLoop($"KeyShell client loop {i + 1}", e => FailRunnersOf(runners, e));
+                    loops[i] = new EventLoop($"KeyShell client loop {i + 1}", e => FailRunnersOf(runners, e));
                 }
 
                 await Task.WhenAll(runners.Select((runner, i) => runner.RunOnEventLoop(loops[i % loops.Length]))).ConfigureAwait(false);

@@ -4,7 +4,7 @@ using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
 #if NET
-using KeyShell.Engine.Server.Linux;
+using KeyShell.Engine.Linux;
 #endif
 
 namespace KeyShell.Engine.Client;

@@ -11,7 +11,7 @@ using System.Threading.Tasks;
 using KeyShell.Engine.Logging;
 using KeyShell.Engine.Protocol;
 #if NET
-using KeyShell.Engine.Server.Linux;
+using KeyShell.Engine.Linux;
 #endif
 using Microsoft.Extensions.Logging;
 

@@ -1,7 +1,7 @@
 #if NET
 using System.Threading;
 
-namespace KeyShell.Engine.Server.Linux;
+namespace KeyShell.Engine.Linux;
 
 /// <summary>
 /// A socket's descriptor that one loop thread uses and closes, while other threads may shut it down to

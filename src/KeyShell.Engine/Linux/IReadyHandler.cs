@@ -1,5 +1,5 @@
 #if NET
-namespace KeyShell.Engine.Server.Linux;
+namespace KeyShell.Engine.Linux;
 
 /// <summary>What an <see cref="EventLoop"/> calls, on its thread, when a registered socket is ready.</summary>
 internal interface IReadyHandler

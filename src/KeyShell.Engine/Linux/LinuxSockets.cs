@@ -3,7 +3,7 @@ using System;
 using System.Net;
 using System.Runtime.InteropServices;
 
-namespace KeyShell.Engine.Server.Linux;
+namespace KeyShell.Engine.Linux;
 
 /// <summary>
 /// The few Linux calls the event loop makes: epoll, eventfd, and non-blocking recv/send on a socket's

@@ -3,7 +3,7 @@ using System;
 using System.Runtime.InteropServices;
 using System.Threading;
 
-namespace KeyShell.Engine.Server.Linux;
+namespace KeyShell.Engine.Linux;
 
 /// <summary>
 /// One thread serving many connections, as memcached's workers do: epoll says which sockets are ready,
