@@ -106,6 +106,10 @@ public sealed class KeyServer : IDisposable
             _eventLoops = StartEventLoops(Port, e => ReportInternalError(0, null, e));
             _listenerHandle = listener.SafeHandle;
             LinuxSockets.SetNonBlocking((int)_listenerHandle.DangerousGetHandle());
+
+            // Linux copies TCP_NODELAY from the listener to every connection it accepts: set once here
+            // rather than once per connection (a system call fewer on the connection-per-message path).
+            LinuxSockets.SetNoDelay((int)_listenerHandle.DangerousGetHandle());
             foreach (var loop in _eventLoops)
             {
                 loop.Listen((int)_listenerHandle.DangerousGetHandle(), AcceptOnEventLoop);
@@ -539,7 +543,6 @@ public sealed class KeyServer : IDisposable
             ServerConnection? connection = null;
             try
             {
-                LinuxSockets.SetNoDelay(fd);
                 connection = Admit(new ServerConnection(this, fd, peer, NextConnectionId()));
                 connection.StartOnEventLoop(loop);
             }

@@ -105,7 +105,7 @@ internal sealed partial class ServerConnection
 
         if (received < 0 || (received == 0 && _framer.PendingCount == 0))
         {
-            CloseOnEventLoop(); // reset, or closed between requests
+            CloseOnEventLoop(peerEnded: true); // reset, or closed between requests
             return;
         }
 
@@ -135,7 +135,7 @@ internal sealed partial class ServerConnection
                     _registration!.WaitForWrites();
                     break;
                 case Flush.Failed:
-                    CloseOnEventLoop();
+                    CloseOnEventLoop(peerEnded: true);
                     break;
                 default:
                     Continue(_afterSend);
@@ -156,7 +156,7 @@ internal sealed partial class ServerConnection
             case Flush.Blocked:
                 break; // still full: the next EPOLLOUT brings us back
             case Flush.Failed:
-                CloseOnEventLoop();
+                CloseOnEventLoop(peerEnded: true);
                 break;
             default:
                 _registration!.WaitForReads();
@@ -199,7 +199,7 @@ internal sealed partial class ServerConnection
                 Volatile.Write(ref _busy, 0);
                 break;
             case After.Close:
-                CloseOnEventLoop();
+                CloseOnEventLoop(peerEnded: true); // it half-closed after its last request
                 break;
             default:
                 // Rare (a protocol error ends the connection): the async path's drain does the rest.
@@ -226,10 +226,14 @@ internal sealed partial class ServerConnection
     }
 
     /// <summary>Closes on the loop's thread, or on the stopping thread once the loops have ended.</summary>
-    internal void CloseOnEventLoop()
+    /// <param name="peerEnded">
+    /// The peer closed or reset the connection: close(2) alone ends it, no shutdown(2) first (a system call
+    /// less per connection, on the connection-per-message path).
+    /// </param>
+    internal void CloseOnEventLoop(bool peerEnded = false)
     {
         LeaveEventLoop();
-        Close();
+        Close(shutdownFirst: !peerEnded);
     }
 
     private void LeaveEventLoop(bool toAsyncPath = false)

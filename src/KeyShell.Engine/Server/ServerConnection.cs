@@ -422,7 +422,7 @@ internal sealed partial class ServerConnection
     /// Closes the socket, logs the disconnect, returns the buffers. Once only: a stop may close a connection
     /// whose own path is closing it too, and a buffer returned twice to the pool would be shared.
     /// </summary>
-    private void Close()
+    private void Close(bool shutdownFirst = true)
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0)
         {
@@ -431,7 +431,7 @@ internal sealed partial class ServerConnection
 
         try
         {
-            DisposeSocket(shutdownFirst: true);
+            DisposeSocket(shutdownFirst);
 
             if (_log is not null)
             {
