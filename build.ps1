@@ -22,7 +22,7 @@
       Package Build, then out/KeyShell.<version>.nupkg, installable with Install-PSResource or
               Save-PSResource from a local file repository.
       Bench   Build, then the benchmark: KeyShell (log on and off) and memcached driven by the same load
-              generator (keyload) in one run, three alternating rounds, medians; memory per idle connection
+              generator (keyload) in one run, -Rounds alternating rounds (3), medians; memory per idle connection
               and over 1,000,000 requests; Invoke-KeyClient against keyload. Table, and JSON in out/bench.
               Installs nothing: without memcached on PATH it measures KeyShell alone.
       Soak    Build, then -Minutes of mixed load (PerMessage, Persistent, garbage) on one logging server:
@@ -37,6 +37,10 @@
 
 .PARAMETER Minutes
     How long Fuzz and Soak run.
+
+.PARAMETER Rounds
+    How many alternating rounds Bench runs (3 by default). On a shared, noisy machine more rounds give
+    steadier medians; each round adds about two minutes.
 
 .PARAMETER Configuration
     The .NET build configuration, Release by default.
@@ -71,6 +75,9 @@ param(
 
     [ValidateRange(1, 1440)]
     [int] $Minutes = 10,
+
+    [ValidateRange(1, 99)]
+    [int] $Rounds = 3,
 
     [ValidateSet('Debug', 'Release')]
     [string] $Configuration = 'Release',
@@ -264,7 +271,7 @@ function Invoke-Fuzz {
 function Invoke-Bench {
     Invoke-Build
     $script = Join-Path $Root 'tests/KeyShell.Bench/Invoke-Benchmark.ps1'
-    & (Get-ChildPwsh) -NoProfile -NonInteractive -File $script -ModuleManifest (Join-Path $ModuleOut 'KeyShell.psd1') -Root $Root -OutDirectory (Join-Path $Out 'bench')
+    & (Get-ChildPwsh) -NoProfile -NonInteractive -File $script -ModuleManifest (Join-Path $ModuleOut 'KeyShell.psd1') -Root $Root -OutDirectory (Join-Path $Out 'bench') -Rounds $Rounds
     if ($LASTEXITCODE -ne 0) { throw "The benchmark failed (exit code $LASTEXITCODE)." }
 }
 
