@@ -99,4 +99,11 @@ function Get-Median([double[]] $Values) {
     $sorted[[int][math]::Floor(($sorted.Count - 1) / 2)]
 }
 
+# Round i of one target against round i of another: both ran within a minute of each other.
+function Get-RoundRatios([double[]] $Numerators, [double[]] $Denominators) {
+    for ($i = 0; $i -lt [math]::Min($Numerators.Count, $Denominators.Count); $i++) {
+        $Numerators[$i] / [math]::Max(1, $Denominators[$i])
+    }
+}
+
 Export-ModuleMember -Function *

@@ -141,6 +141,9 @@ $rows = foreach ($scenario in $scenarios) {
     if ($memcached) {
         $row['RatioLogOn'] = $row['KeyShell (log on)'].RequestsPerSecond / [math]::Max(1, $row['memcached'].RequestsPerSecond)
         $row['RatioLogOff'] = $row['KeyShell (log off)'].RequestsPerSecond / [math]::Max(1, $row['memcached'].RequestsPerSecond)
+        # The same ratio taken within each round: the machine's load drifts between rounds (the same server
+        # can swing 30 %), and a pair measured minutes apart carries that drift into the ratio of medians.
+        $row['RoundRatiosLogOn'] = @(Get-RoundRatios $row['KeyShell (log on)'].Rounds $row['memcached'].Rounds)
     }
     $row['LogCost'] = 1 - ($row['KeyShell (log on)'].RequestsPerSecond / [math]::Max(1, $row['KeyShell (log off)'].RequestsPerSecond))
     [pscustomobject]$row
@@ -177,6 +180,14 @@ $table = foreach ($row in $rows) {
     [pscustomobject]$line
 }
 $table | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
+if ($memcached) {
+    Write-Host 'KeyShell (log on) / memcached within each round (median, lowest - highest): how much of the ratio is the machine''s noise:'
+    $spread = foreach ($row in $rows) {
+        $ratios = $row.RoundRatiosLogOn
+        [pscustomobject]@{ Scenario = $row.Scenario; Median = '{0:0.00}' -f (Get-Median $ratios); Range = '{0:0.00} - {1:0.00}' -f ($ratios | Measure-Object -Minimum).Minimum, ($ratios | Measure-Object -Maximum).Maximum }
+    }
+    $spread | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
+}
 Write-Host 'Server CPU time per request, microseconds (medians; lower leaves more of the machine to the clients):'
 $cpuTable = foreach ($row in $rows) {
     $line = [ordered]@{ Scenario = $row.Scenario }
