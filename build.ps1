@@ -40,7 +40,7 @@
 
 .PARAMETER Rounds
     How many alternating rounds Bench runs (3 by default). On a shared, noisy machine more rounds give
-    steadier medians; each round adds about two minutes.
+    steadier medians; each round adds about a minute here.
 
 .PARAMETER Configuration
     The .NET build configuration, Release by default.
