@@ -323,13 +323,6 @@ public class ServerTests : TransportTests
         Assert.Equal(IPAddress.Loopback, new KeyServerOptions().Address);
         Assert.Equal(8080, new KeyServerOptions().Port);
     }
-
-    private static int FreePort()
-    {
-        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)probe.LocalEndPoint!).Port;
-    }
 }
 
 /// <summary>Every test of <see cref="ServerTests"/> on the portable async path.</summary>

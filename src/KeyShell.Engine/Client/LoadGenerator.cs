@@ -35,6 +35,9 @@ public sealed class LoadOptions
     /// <summary>How long a request (or a pipelined batch) may wait for its replies: past it, its requests
     /// count as errors and the worker reconnects.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>For tests: false runs the workers on the portable async path even where event loops run.</summary>
+    internal bool UseEventLoops { get; set; } = true;
 }
 
 /// <summary>What a load run measured. Latencies are per request (per batch when pipelined).</summary>
@@ -93,9 +96,11 @@ public sealed class LoadResult
 /// Loads any server that speaks KeyShell's protocol, as redis-benchmark does for Redis: workers send
 /// <c>w&lt;n&gt; &lt;key&gt;</c> requests over persistent or per-request connections, optionally pipelined.
 /// One timer enforces the request timeout, by closing the socket of a worker that waits too long (no
-/// timer or token per request).
+/// timer or token per request). On Linux the workers run on epoll event loops, as Invoke-KeyClient's
+/// sequences do: a load generator that spends less of the machine leaves more of it to the server it
+/// measures. Elsewhere each worker is an async task.
 /// </summary>
-public sealed class LoadGenerator
+public sealed partial class LoadGenerator
 {
     private readonly LoadOptions _options;
     private long _completed;
@@ -124,14 +129,17 @@ public sealed class LoadGenerator
         var histograms = Enumerable.Range(0, _options.Concurrency).Select(_ => new LatencyHistogram()).ToArray();
         var deadline = _options.Count == 0 ? Stopwatch.GetTimestamp() + (long)(_options.Duration.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
         var stopwatch = Stopwatch.StartNew();
-        var states = Enumerable.Range(0, _options.Concurrency).Select(_ => new WorkerState()).ToArray();
-        using var watchdog = new Timer(_ => TimeOutLateWorkers(states), null, 100, 100);
-        var workers = Enumerable.Range(0, _options.Concurrency).Select(id =>
+#if NET
+        if (_options.UseEventLoops && Linux.LinuxSockets.IsSupported)
         {
-            var quota = _options.Count == 0 ? long.MaxValue : (_options.Count / _options.Concurrency) + (id < _options.Count % _options.Concurrency ? 1 : 0);
-            return Task.Run(() => WorkAsync(id, states[id], endPoint, quota, deadline, histograms[id], cancellationToken));
-        });
-        await Task.WhenAll(workers).ConfigureAwait(false);
+            await RunOnEventLoopsAsync(endPoint, deadline, histograms, cancellationToken).ConfigureAwait(false);
+        }
+        else
+#endif
+        {
+            await RunOnTasksAsync(endPoint, deadline, histograms, cancellationToken).ConfigureAwait(false);
+        }
+
         var elapsed = stopwatch.Elapsed;
         var all = new LatencyHistogram();
         foreach (var histogram in histograms)
@@ -140,6 +148,56 @@ public sealed class LoadGenerator
         }
 
         return new LoadResult(_options, Completed, Interlocked.Read(ref _errors), elapsed, all);
+    }
+
+    /// <summary>Worker <paramref name="id"/>'s share of the requests (all it can send in a timed run).</summary>
+    private long QuotaOf(int id) =>
+        _options.Count == 0 ? long.MaxValue : (_options.Count / _options.Concurrency) + (id < _options.Count % _options.Concurrency ? 1 : 0);
+
+    /// <summary>Worker <paramref name="id"/>'s ten requests, one per key, in the options' framing.</summary>
+    private byte[][] RequestsOf(int id)
+    {
+        var terminator = _options.Framing == Framing.Line ? "\n" : string.Empty;
+        return Enumerable.Range(0, 10).Select(k => Encoding.ASCII.GetBytes($"w{id} {(id + k) % 10}{terminator}")).ToArray();
+    }
+
+    /// <summary>Copies the requests <paramref name="done"/> onwards into <paramref name="batch"/>; returns the length.</summary>
+    private static int FillBatch(byte[][] requests, long done, int count, byte[] batch)
+    {
+        var length = 0;
+        for (var i = 0; i < count; i++)
+        {
+            var request = requests[(done + i) % 10];
+            Buffer.BlockCopy(request, 0, batch, length, request.Length);
+            length += request.Length;
+        }
+
+        return length;
+    }
+
+    /// <summary>Counts one batch's successes and failures into the result (and the latency, per request).</summary>
+    private void Record(LatencyHistogram latency, long started, int count, int errors)
+    {
+        var micros = (Stopwatch.GetTimestamp() - started) * 1_000_000 / Stopwatch.Frequency;
+        for (var i = 0; i < count; i++)
+        {
+            latency.Record(micros);
+        }
+
+        Interlocked.Add(ref _completed, count);
+        if (errors > 0)
+        {
+            Interlocked.Add(ref _errors, errors);
+        }
+    }
+
+    private async Task RunOnTasksAsync(IPEndPoint endPoint, long deadline, LatencyHistogram[] histograms, CancellationToken cancellationToken)
+    {
+        var states = Enumerable.Range(0, _options.Concurrency).Select(_ => new WorkerState()).ToArray();
+        using var watchdog = new Timer(_ => TimeOutLateWorkers(states), null, 100, 100);
+        var workers = Enumerable.Range(0, _options.Concurrency).Select(id =>
+            Task.Run(() => WorkAsync(id, states[id], endPoint, QuotaOf(id), deadline, histograms[id], cancellationToken)));
+        await Task.WhenAll(workers).ConfigureAwait(false);
     }
 
     private static void TimeOutLateWorkers(WorkerState[] states)
@@ -153,8 +211,7 @@ public sealed class LoadGenerator
 
     private async Task WorkAsync(int id, WorkerState state, IPEndPoint endPoint, long quota, long deadline, LatencyHistogram latency, CancellationToken cancellationToken)
     {
-        var terminator = _options.Framing == Framing.Line ? "\n" : string.Empty;
-        var requests = Enumerable.Range(0, 10).Select(k => Encoding.ASCII.GetBytes($"w{id} {(id + k) % 10}{terminator}")).ToArray();
+        var requests = RequestsOf(id);
         var buffer = new byte[64 * 1024];
         var batch = new byte[requests.Max(r => r.Length) * _options.Pipeline];
         var timeout = (long)(_options.Timeout.TotalSeconds * Stopwatch.Frequency);
@@ -165,14 +222,7 @@ public sealed class LoadGenerator
             while (done < quota && Stopwatch.GetTimestamp() < deadline && !cancellationToken.IsCancellationRequested)
             {
                 var count = (int)Math.Min(_options.Pipeline, quota - done);
-                var length = 0;
-                for (var i = 0; i < count; i++)
-                {
-                    var request = requests[(done + i) % 10];
-                    Buffer.BlockCopy(request, 0, batch, length, request.Length);
-                    length += request.Length;
-                }
-
+                var length = FillBatch(requests, done, count, batch);
                 var started = Stopwatch.GetTimestamp();
                 int errors;
                 try
@@ -197,18 +247,8 @@ public sealed class LoadGenerator
                     }
                 }
 
-                var micros = (Stopwatch.GetTimestamp() - started) * 1_000_000 / Stopwatch.Frequency;
-                for (var i = 0; i < count; i++)
-                {
-                    latency.Record(micros);
-                }
-
+                Record(latency, started, count, errors);
                 done += count;
-                Interlocked.Add(ref _completed, count);
-                if (errors > 0)
-                {
-                    Interlocked.Add(ref _errors, errors);
-                }
             }
         }
         finally
@@ -220,7 +260,6 @@ public sealed class LoadGenerator
     /// <summary>Reads <paramref name="count"/> replies; returns how many were errors.</summary>
     private async Task<int> ReadRepliesAsync(Socket socket, byte[] buffer, int count)
     {
-        var errors = 0;
         if (_options.Framing == Framing.Legacy)
         {
             var received = await SocketIo.ReceiveAsync(socket, buffer, 0, buffer.Length).ConfigureAwait(false);
@@ -232,9 +271,8 @@ public sealed class LoadGenerator
             return buffer[0] == (byte)'E' ? 1 : 0;
         }
 
-        var replies = 0;
-        var atLineStart = true;
-        while (replies < count)
+        var replies = new LineReplies();
+        while (replies.Count < count)
         {
             var received = await SocketIo.ReceiveAsync(socket, buffer, 0, buffer.Length).ConfigureAwait(false);
             if (received == 0)
@@ -242,19 +280,34 @@ public sealed class LoadGenerator
                 throw new InvalidOperationException("The server closed the connection.");
             }
 
-            for (var i = 0; i < received; i++)
-            {
-                if (atLineStart && buffer[i] == (byte)'E')
-                {
-                    errors++; // every error reply starts with "Error:"
-                }
-
-                atLineStart = buffer[i] == (byte)'\n';
-                replies += atLineStart ? 1 : 0;
-            }
+            replies.Add(buffer.AsSpan(0, received));
         }
 
-        return errors;
+        return replies.Errors;
+    }
+
+    /// <summary>Counts line-framed replies as their bytes arrive, and those that are errors.</summary>
+    private struct LineReplies
+    {
+        private bool _inLine;
+
+        public int Count { get; private set; }
+
+        public int Errors { get; private set; }
+
+        public void Add(ReadOnlySpan<byte> bytes)
+        {
+            foreach (var b in bytes)
+            {
+                if (!_inLine && b == (byte)'E')
+                {
+                    Errors++; // every error reply starts with "Error:"
+                }
+
+                _inLine = b != (byte)'\n';
+                Count += _inLine ? 0 : 1;
+            }
+        }
     }
 
     /// <summary>
