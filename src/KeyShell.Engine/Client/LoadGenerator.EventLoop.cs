@@ -21,7 +21,7 @@ public sealed partial class LoadGenerator
         {
             for (var i = 0; i < loops.Length; i++)
             {
-                loops[i] = new EventLoop($"KeyShell load loop {i + 1}", e => FailWorkersOn(workers, e));
+                loops[i] = new EventLoop($"KeyShell load loop {i + 1}", _ => StopWorkersOnCurrentLoop(workers));
             }
 
             // Replies are counted as they arrive and never kept, so a loop's workers, served one at a time on
@@ -49,7 +49,7 @@ public sealed partial class LoadGenerator
     }
 
     /// <summary>On a loop's thread, when the loop itself failed: its workers cannot go on.</summary>
-    private static void FailWorkersOn(LoopWorker[] workers, Exception error)
+    private static void StopWorkersOnCurrentLoop(LoopWorker[] workers)
     {
         foreach (var worker in workers.Where(w => w.IsOnCurrentEventLoop))
         {
@@ -311,7 +311,7 @@ public sealed partial class LoadGenerator
                 CloseConnection();
             }
 
-            NextBatch();
+            NextBatchOrRetry();
         }
 
         private void BatchFailed()
@@ -322,7 +322,7 @@ public sealed partial class LoadGenerator
             CloseConnection();
             if (timedOut || _cancelled)
             {
-                NextBatch(); // a late server is tried again at once; a cancel finishes there
+                NextBatchOrRetry(); // a late server is tried again at once; a cancel finishes there
                 return;
             }
 
@@ -330,7 +330,7 @@ public sealed partial class LoadGenerator
             _ = Task.Delay(10).ContinueWith(_ => NextBatchOrRetry(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
 
-        /// <summary>A batch from a thread off the loop (the start, a retry): a failure to register counts as a failed batch.</summary>
+        /// <summary>The next batch; the kernel refusing the registration counts as a failed batch, not a failed loop.</summary>
         private void NextBatchOrRetry()
         {
             try
