@@ -106,9 +106,9 @@ public class RequestFramerTests
         var frames = new List<(FrameKind, string)>();
         foreach (var read in reads)
         {
-            framer.Append(Encoding.ASCII.GetBytes(read));
+            var received = framer.Read(Encoding.ASCII.GetBytes(read));
             FrameKind kind;
-            while ((kind = framer.TryReadFrame(out var request)) != FrameKind.None)
+            while ((kind = received.Next(out var request)) != FrameKind.None)
             {
                 frames.Add((kind, Encoding.ASCII.GetString(request)));
                 if (kind == FrameKind.TooLong)

@@ -22,6 +22,10 @@ public static class ConversationLine
     public const string Connected = "Client connected!";
     public const string Disconnected = "Client deconnected!";
 
+    // KeyShell's own: why the server closed a connection itself (followed by the disconnect line).
+    public const string ClosedIdle = "Client closed (idle)";
+    public const string ClosedStalled = "Client closed (replies not read)";
+
     private static readonly byte[] ClientPrefix = Encoding.ASCII.GetBytes(Client + ": ");
     private static readonly byte[] ServerPrefix = Encoding.ASCII.GetBytes(Server + ": ");
     private static readonly byte[] SystemPrefix = Encoding.ASCII.GetBytes(System + ": ");
