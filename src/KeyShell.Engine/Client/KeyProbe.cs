@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
+using KeyShell.Engine.Protocol;
 
 namespace KeyShell.Engine.Client;
 
@@ -32,19 +33,20 @@ public static class KeyProbe
 {
     public const string ProbeRequest = "probe 0";
 
-    /// <summary>A refused port answers at once; a silent host is given up on after <paramref name="timeout"/>.</summary>
+    /// <summary>A refused port answers at once; a silent host is given up on after <paramref name="timeout"/>,
+    /// whichever step it is at (the name lookup, the connect, the reply).</summary>
     public static async Task<ProbeResult> ProbeAsync(string computerName, int port, TimeSpan timeout, bool sendRequest, CancellationToken cancellationToken)
     {
         var stopwatch = Stopwatch.StartNew();
-        Socket? socket = null;
         var connected = false;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
-        using var abort = deadline.Token.Register(() => socket?.Dispose());
         try
         {
-            var endPoint = await KeyClient.ResolveAsync(computerName, port).ConfigureAwait(false);
-            socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            var endPoint = await KeyClient.ResolveAsync(computerName, port, deadline.Token).ConfigureAwait(false);
+            using var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            using var abort = deadline.Token.Register(socket.Dispose); // the socket exists: a timeout closes it under the call
+            deadline.Token.ThrowIfCancellationRequested();
             await socket.ConnectAsync(endPoint).ConfigureAwait(false);
             connected = true;
             if (!sendRequest)
@@ -54,37 +56,36 @@ public static class KeyProbe
 
             var request = Encoding.ASCII.GetBytes(ProbeRequest + "\n");
             await socket.SendAsync(new ArraySegment<byte>(request), SocketFlags.None).ConfigureAwait(false);
-            var reply = new StringBuilder();
-            var buffer = new byte[1024];
-            while (reply.Length < 64 * 1024)
-            {
-                var count = await socket.ReceiveAsync(new ArraySegment<byte>(buffer), SocketFlags.None).ConfigureAwait(false);
-                if (count == 0)
-                {
-                    break;
-                }
-
-                reply.Append(Encoding.UTF8.GetString(buffer, 0, count));
-                if (reply.ToString().IndexOf('\n') >= 0)
-                {
-                    break;
-                }
-            }
-
-            var text = reply.ToString();
-            var end = text.IndexOf('\n');
-            return new ProbeResult(true, stopwatch.Elapsed, (end >= 0 ? text.Substring(0, end) : text).TrimEnd('\r'), null);
+            return new ProbeResult(true, stopwatch.Elapsed, await ReadReplyAsync(socket).ConfigureAwait(false), null);
         }
-        catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
+        catch (Exception e) when (e is SocketException || e is ObjectDisposedException || e is OperationCanceledException || e is ProtocolViolationException)
         {
             var why = deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested
                 ? $"no answer within {timeout.TotalSeconds:0.###} s"
-                : e is SocketException s ? s.SocketErrorCode.ToString() : "cancelled";
+                : e switch
+                {
+                    SocketException s => s.SocketErrorCode.ToString(),
+                    ProtocolViolationException p => p.Message,
+                    _ => "cancelled",
+                };
             return new ProbeResult(connected, connected ? stopwatch.Elapsed : null, null, why);
         }
-        finally
+    }
+
+    /// <summary>The first reply line (or what came before the server closed).</summary>
+    private static async Task<string?> ReadReplyAsync(Socket socket)
+    {
+        using var replies = new ReplyReader(lineFramed: true);
+        var buffer = new byte[1024];
+        int count;
+        while ((count = await socket.ReceiveAsync(new ArraySegment<byte>(buffer), SocketFlags.None).ConfigureAwait(false)) > 0)
         {
-            socket?.Dispose();
+            if (replies.Read(buffer.AsSpan(0, count)).Next(out var reply))
+            {
+                return Encoding.UTF8.GetString(reply.ToArray());
+            }
         }
+
+        return null;
     }
 }

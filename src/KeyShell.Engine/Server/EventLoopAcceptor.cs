@@ -1,5 +1,6 @@
 using System;
 using System.Linq;
+using System.Net;
 using System.Net.Sockets;
 using System.Threading.Tasks;
 using KeyShell.Engine.Transport.Epoll;
@@ -8,20 +9,16 @@ namespace KeyShell.Engine.Server;
 
 /// <summary>
 /// Accepts on the Linux event loops, one per processor: every loop watches the listener (EPOLLEXCLUSIVE
-/// wakes one per connection), accepts on its own thread and serves the connection there. Out of
-/// descriptors, a loop stops watching the listener for 10 ms, on a loop timer: a pending connection it
-/// cannot accept would otherwise be reported again at once, in a busy loop.
+/// wakes one per connection, see <see cref="EventLoopListener"/>), accepts on its own thread and serves
+/// the connection there.
 /// </summary>
 internal sealed class EventLoopAcceptor : IAcceptor
 {
-    private const int AcceptsPerWakeUp = 32; // so a burst of connects cannot starve a loop's connections
-    private static readonly TimeSpan ShortagePause = TimeSpan.FromMilliseconds(10);
-
     private readonly KeyServer _server;
     private readonly Socket _listener;
     private readonly int _descriptor;
     private EventLoop[] _loops = Array.Empty<EventLoop>();
-    private LoopListener[] _listeners = Array.Empty<LoopListener>();
+    private EventLoopListener[] _listeners = Array.Empty<EventLoopListener>();
 
     public EventLoopAcceptor(KeyServer server, Socket listener)
     {
@@ -45,7 +42,7 @@ internal sealed class EventLoopAcceptor : IAcceptor
             _loops[i] = new EventLoop($"KeyShell :{_server.Port} loop {i + 1}", e => _server.ReportInternalError(0, null, e));
         }
 
-        _listeners = _loops.Select(loop => new LoopListener(this, loop)).ToArray();
+        _listeners = _loops.Select(loop => new EventLoopListener(loop, _descriptor, Serve, _server.ReportAcceptFailure)).ToArray();
         foreach (var listener in _listeners)
         {
             listener.Loop.Post(listener.Listen);
@@ -72,106 +69,23 @@ internal sealed class EventLoopAcceptor : IAcceptor
         _listener.Dispose();
     }
 
+    /// <summary>On a loop's thread: a connection accepted there is served there, or turned away.</summary>
+    private void Serve(EventLoop loop, int descriptor, IPEndPoint? peer)
+    {
+        var session = _server.Admit(peer);
+        if (session is null)
+        {
+            Reject(descriptor);
+            return;
+        }
+
+        PolledConnection.Accept(loop, session, descriptor);
+    }
+
     private static void Reject(int descriptor)
     {
         _ = Libc.Send(descriptor, BusyReply.Bytes); // a fresh socket's send buffer is empty: this never waits
         Libc.Shutdown(descriptor, SocketShutdown.Both);
         Libc.Close(descriptor);
-    }
-
-    /// <summary>The listener as one loop watches it; its state belongs to that loop's thread.</summary>
-    private sealed class LoopListener : IPollable
-    {
-        private readonly EventLoopAcceptor _acceptor;
-        private readonly TaskCompletionSource<bool> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private ulong _token;
-        private bool _watching;
-        private bool _stopping;
-
-        public LoopListener(EventLoopAcceptor acceptor, EventLoop loop)
-        {
-            _acceptor = acceptor;
-            Loop = loop;
-        }
-
-        public EventLoop Loop { get; }
-
-        private KeyServer Server => _acceptor._server;
-
-        public void Listen()
-        {
-            if (_stopping || _watching)
-            {
-                return;
-            }
-
-            try
-            {
-                _token = Loop.Register(_acceptor._descriptor, Interest.Read | Interest.Exclusive, this);
-                _watching = true;
-            }
-            catch (SocketException e)
-            {
-                Server.ReportAcceptFailure(e); // out of memory: try again after a pause
-                Loop.Schedule(ShortagePause, Listen);
-            }
-        }
-
-        public Task StopAsync()
-        {
-            Loop.Post(() =>
-            {
-                _stopping = true;
-                StopWatching();
-                _stopped.TrySetResult(true);
-            });
-            return _stopped.Task;
-        }
-
-        public void OnReady()
-        {
-            for (var i = 0; i < AcceptsPerWakeUp && !_stopping; i++)
-            {
-                var descriptor = Libc.Accept(_acceptor._descriptor, out var peer);
-                if (descriptor == -Libc.EAGAIN)
-                {
-                    return; // none left, or another loop took it
-                }
-
-                if (descriptor < 0)
-                {
-                    if (descriptor is -Libc.EMFILE or -Libc.ENFILE or -Libc.ENOBUFS or -Libc.ENOMEM)
-                    {
-                        // Out of descriptors or memory: keep serving, try accepting again shortly.
-                        Server.ReportAcceptFailure(Libc.ToException(-descriptor, "accept4"));
-                        StopWatching();
-                        Loop.Schedule(ShortagePause, Listen);
-                        return;
-                    }
-
-                    continue; // reset before it was accepted (ECONNABORTED)
-                }
-
-                var session = Server.Admit(peer);
-                if (session is null)
-                {
-                    Reject(descriptor);
-                    continue;
-                }
-
-                PolledConnection.Accept(Loop, session, descriptor);
-            }
-        }
-
-        public void OnLoopEnded(Exception? error) => _watching = false;
-
-        private void StopWatching()
-        {
-            if (_watching)
-            {
-                Loop.Unregister(_acceptor._descriptor, _token);
-                _watching = false;
-            }
-        }
     }
 }

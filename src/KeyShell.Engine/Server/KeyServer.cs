@@ -56,7 +56,9 @@ public sealed partial class KeyServer : IDisposable
         Address = bound.Address.ToString();
         Port = bound.Port;
         LogPath = logProvider?.Writer.Path;
-        Diagnostics = options.Diagnostics ?? NullLogger.Instance;
+        Diagnostics = options.Diagnostics is null && options.DiagnosticQueue is null
+            ? NullLogger.Instance
+            : new DiagnosticsLogger(options.Diagnostics, options.DiagnosticQueue);
         Table = new ConnectionTable(options.MaxConnections, options.IdleTimeout);
         StartTime = DateTime.Now;
         if (logProvider is not null)
@@ -138,6 +140,9 @@ public sealed partial class KeyServer : IDisposable
 
     /// <summary>Unexpected failures inside the server (each raised through <see cref="ErrorOccurred"/>).</summary>
     public long InternalErrors => Interlocked.Read(ref _internalErrors);
+
+    /// <summary>The diagnostics kept for the host, when it asked for them (<see cref="KeyServerOptions.DiagnosticQueue"/>).</summary>
+    public DiagnosticQueue? DiagnosticQueue => _options.DiagnosticQueue;
 
     /// <summary>Completes when the server has stopped and its log is closed.</summary>
     public Task Completion => _stopped.Task;

@@ -1,5 +1,6 @@
 using System;
 using System.Net;
+using KeyShell.Engine.Logging;
 using KeyShell.Engine.Protocol;
 using Microsoft.Extensions.Logging;
 
@@ -45,9 +46,12 @@ public sealed class KeyServerOptions
     /// <summary>The listen queue: large, so a burst of clients connecting at once is not dropped.</summary>
     public int Backlog { get; set; } = 4096;
 
-    /// <summary>The engine's own diagnostics (internal errors, descriptor shortages, rejected, idle and
-    /// stalled connections, log failures); the conversation log is separate. Null: none.</summary>
+    /// <summary>Where the engine's own diagnostics go (internal errors, descriptor shortages, rejected,
+    /// idle and stalled connections, log failures); the conversation log is separate. Null: nowhere.</summary>
     public ILogger? Diagnostics { get; set; }
+
+    /// <summary>Also keeps the diagnostics for a host to read later (<see cref="KeyServer.DiagnosticQueue"/>).</summary>
+    public DiagnosticQueue? DiagnosticQueue { get; set; }
 
     /// <summary>
     /// Serve connections from Linux event loops where they run (the .NET 8 build on Linux); false keeps
