@@ -7,6 +7,7 @@ using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Logging;
+using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Protocol;
 #if NET
 using KeyShell.Engine.Linux;
@@ -23,6 +24,7 @@ public sealed class KeyClient
 {
     private readonly IKeyClientObserver _observer;
     private readonly ConversationLogWriter? _log;
+    private readonly ClientMetrics _metrics;
     private long _replies;
     private int _failures;
     private int _lastReply;
@@ -37,6 +39,7 @@ public sealed class KeyClient
         DisplayEndPoint = $"{options.ComputerName}:{options.Port}";
         _observer = observer;
         _log = log;
+        _metrics = new ClientMetrics(options.ComputerName, options.Port);
     }
 
     internal KeyClientOptions Options { get; }
@@ -98,6 +101,7 @@ public sealed class KeyClient
     internal void Deliver(KeyReply reply, byte[] request)
     {
         Interlocked.Increment(ref _replies);
+        _metrics.Replied(reply.IsError, reply.Latency);
         _lastReply = Environment.TickCount;
         if (_log is not null)
         {
@@ -115,6 +119,7 @@ public sealed class KeyClient
     internal void Fail(KeyClientFailure failure)
     {
         Interlocked.Increment(ref _failures);
+        _metrics.Failed();
         if (failure.Kind == FailureKind.ConnectFailed || failure.Kind == FailureKind.ConnectionLost)
         {
             _ = ProbeAsync(); // one lost connection may mean the server is gone for everyone

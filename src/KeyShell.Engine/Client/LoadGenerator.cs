@@ -6,6 +6,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
+using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Server;
 
 namespace KeyShell.Engine.Client;
@@ -21,12 +22,14 @@ namespace KeyShell.Engine.Client;
 public sealed partial class LoadGenerator
 {
     private readonly LoadOptions _options;
+    private readonly ClientMetrics _metrics;
     private long _completed;
     private long _errors;
 
     public LoadGenerator(LoadOptions options)
     {
         _options = options ?? throw new ArgumentNullException(nameof(options));
+        _metrics = new ClientMetrics(options.ComputerName, options.Port);
         if (options.Concurrency < 1 || options.Pipeline < 1 || options.Count < 0 || options.Timeout <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(options), "Concurrency and Pipeline must be at least 1, Count at least 0, Timeout above 0.");
@@ -102,6 +105,7 @@ public sealed partial class LoadGenerator
             latency.Record(micros);
         }
 
+        _metrics.BatchDone(count, errors, started);
         Interlocked.Add(ref _completed, count);
         if (errors > 0)
         {

@@ -9,6 +9,7 @@ using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Logging;
+using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Protocol;
 #if NET
 using KeyShell.Engine.Linux;
@@ -72,6 +73,7 @@ public sealed class KeyServer : IDisposable
         var bound = (IPEndPoint)listener.LocalEndPoint!;
         Address = bound.Address.ToString();
         Port = bound.Port;
+        Metrics = new ServerMetrics(Address, Port);
         LogPath = logProvider?.Writer.Path;
         Timestamps = options.Timestamps;
         MaxLineLength = options.MaxLineLength;
@@ -226,6 +228,8 @@ public sealed class KeyServer : IDisposable
 
     internal ILogger? Logger { get; }
 
+    internal ServerMetrics Metrics { get; }
+
     internal bool IsStopping => _stopping;
 
 #if NET
@@ -334,6 +338,8 @@ public sealed class KeyServer : IDisposable
             _errors += connection.Errors;
             _connections.TryRemove(connection.Id, out _);
         }
+
+        Metrics.ConnectionClosed(connection.OpenedAt);
 
         ClientDisconnected?.Invoke(this, new KeyServerEventArgs(connection.Id, null));
     }
@@ -469,6 +475,7 @@ public sealed class KeyServer : IDisposable
     {
         _connections[connection.Id] = connection;
         Interlocked.Increment(ref _connectionsTotal);
+        Metrics.ConnectionOpened();
         try
         {
             ClientConnected?.Invoke(this, new KeyServerEventArgs(connection.Id, connection.RemoteEndPoint));
@@ -639,6 +646,7 @@ public sealed class KeyServer : IDisposable
     private void Reject(Socket socket)
     {
         Interlocked.Increment(ref _rejected);
+        Metrics.ConnectionRejected(_stopping ? RejectionReason.Stopping : RejectionReason.MaxConnections);
         try
         {
             socket.Blocking = false; // a fresh socket's send buffer is empty: this never waits
@@ -663,6 +671,7 @@ public sealed class KeyServer : IDisposable
             if (!connection.IsBusy && unchecked(now - connection.LastActivity) > _idleTimeoutMs)
             {
                 Interlocked.Increment(ref _idleClosed);
+                Metrics.ConnectionRejected(RejectionReason.Idle);
                 connection.Abort();
             }
         }

@@ -48,6 +48,7 @@ internal sealed partial class ServerConnection
         _framer = new RequestFramer(server.MaxLineLength, ArrayPool<byte>.Shared.Rent(RequestFramer.BufferSizeFor(server.MaxLineLength)));
         _log = server.Logger is null ? null : new ByteBuffer(512);
         LastActivity = Environment.TickCount;
+        OpenedAt = System.Diagnostics.Stopwatch.GetTimestamp();
     }
 
     public long Id { get; }
@@ -60,6 +61,9 @@ internal sealed partial class ServerConnection
 
     /// <summary>Environment.TickCount when the last complete request arrived (or the connection opened).</summary>
     public int LastActivity { get; private set; }
+
+    /// <summary>Stopwatch timestamp of the accept (for the connection duration meter).</summary>
+    public long OpenedAt { get; }
 
     /// <summary>True between a read completing and its replies being sent.</summary>
     public bool IsBusy => Volatile.Read(ref _busy) == 1;
@@ -319,6 +323,7 @@ internal sealed partial class ServerConnection
             LastActivity = Environment.TickCount;
             Requests += requests;
             Errors += errors;
+            _server.Metrics.RequestsAnswered(requests, errors);
         }
 
         if (_log is { Length: > 0 })
