@@ -48,6 +48,8 @@ public sealed partial class LoadGenerator
     {
         var endPoint = await KeyClient.ResolveAsync(_options.ComputerName, _options.Port).ConfigureAwait(false);
         var histograms = Enumerable.Range(0, _options.Concurrency).Select(_ => new LatencyHistogram()).ToArray();
+        await StartClock.WaitUntilAsync(_options.StartAt, cancellationToken).ConfigureAwait(false);
+        var startTime = DateTime.UtcNow;
         var deadline = _options.Count == 0 ? Stopwatch.GetTimestamp() + (long)(_options.Duration.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
         var stopwatch = Stopwatch.StartNew();
 #if NET
@@ -68,7 +70,7 @@ public sealed partial class LoadGenerator
             all.Add(histogram);
         }
 
-        return new LoadResult(_options, Completed, Interlocked.Read(ref _errors), elapsed, all);
+        return new LoadResult(_options, Completed, Interlocked.Read(ref _errors), startTime, elapsed, all);
     }
 
     /// <summary>Worker <paramref name="id"/>'s share of the requests (all it can send in a timed run).</summary>

@@ -28,6 +28,10 @@ public sealed class LoadOptions
     /// count as errors and the worker reconnects.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>When to send the first request (wall clock; null: at once), so that generators on several
+    /// machines start together. A time already past starts at once.</summary>
+    public DateTime? StartAt { get; set; }
+
     /// <summary>For tests: false runs the workers on the portable async path even where event loops run.</summary>
     internal bool UseEventLoops { get; set; } = true;
 }
