@@ -49,6 +49,12 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
     [ValidateRange(1, 3600)]
     public int TimeoutSec { get; set; } = 10;
 
+    /// <summary>When to send the first request, so that generators on several machines start together.</summary>
+    [Parameter]
+    public DateTime StartAt { get; set; }
+
+    private DateTime? StartAtUtc => MyInvocation.BoundParameters.ContainsKey(nameof(StartAt)) ? StartAt.ToUniversalTime() : null;
+
     protected override void ProcessRecord()
     {
         var options = new LoadOptions
@@ -62,6 +68,7 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
             Pipeline = Pipeline,
             Framing = Framing,
             Timeout = TimeSpan.FromSeconds(TimeoutSec),
+            StartAt = StartAtUtc,
         };
         LoadGenerator generator;
         try
@@ -70,18 +77,28 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
         }
         catch (ArgumentException e)
         {
-            ThrowTerminatingError(new ErrorRecord(e, "InvalidLoad", ErrorCategory.InvalidArgument, this));
+            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidLoad, ErrorCategory.InvalidArgument, this));
             return;
         }
 
+        WarnIfLate();
+
         var run = Task.Run(() => generator.RunAsync(Cancellation));
         var progress = new ProgressRecord(2, "Measure-KeyServer", $"{Concurrency} {Connection} connections to {ComputerName}:{Port}");
-        var started = DateTime.UtcNow;
+        var started = StartAtUtc is { } at && at > DateTime.UtcNow ? at : DateTime.UtcNow;
         try
         {
             // The pipeline thread reports progress; the workers only count.
             while (!run.Wait(250, Cancellation))
             {
+                if (started > DateTime.UtcNow)
+                {
+                    progress.PercentComplete = -1;
+                    progress.StatusDescription = $"Waiting to start at {started.ToLocalTime():T} (in {(started - DateTime.UtcNow).TotalSeconds:0} s)";
+                    WriteProgress(progress);
+                    continue;
+                }
+
                 var done = generator.Completed;
                 progress.PercentComplete = ParameterSetName == ByDuration
                     ? (int)Math.Min(100, (DateTime.UtcNow - started).TotalSeconds * 100 / Duration)
@@ -110,6 +127,15 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
         {
             progress.RecordType = ProgressRecordType.Completed;
             WriteProgress(progress);
+        }
+    }
+
+    /// <summary>A start time already past starts at once; more than a second late is worth saying (clocks apart, a slow session).</summary>
+    private void WarnIfLate()
+    {
+        if (StartAtUtc is { } at && DateTime.UtcNow - at > TimeSpan.FromSeconds(1))
+        {
+            WriteWarning($"-StartAt {StartAt:O} was {(DateTime.UtcNow - at).TotalSeconds:0.0} s ago: starting now, not together with the other generators.");
         }
     }
 }
