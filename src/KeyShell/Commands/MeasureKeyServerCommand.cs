@@ -88,14 +88,17 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
         var started = StartAtUtc is { } at && at > DateTime.UtcNow ? at : DateTime.UtcNow;
         try
         {
-            // The pipeline thread reports progress; the workers only count.
+            // The pipeline thread reports progress; the workers only count. A wait for -StartAt shows at once.
+            if (started > DateTime.UtcNow)
+            {
+                ReportWaiting(progress, started);
+            }
+
             while (!run.Wait(250, Cancellation))
             {
                 if (started > DateTime.UtcNow)
                 {
-                    progress.PercentComplete = -1;
-                    progress.StatusDescription = $"Waiting to start at {started.ToLocalTime():T} (in {(started - DateTime.UtcNow).TotalSeconds:0} s)";
-                    WriteProgress(progress);
+                    ReportWaiting(progress, started);
                     continue;
                 }
 
@@ -129,6 +132,13 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
             WriteProgress(progress);
         }
     }
+
+    /// <summary>A record of its own (not the run's, which goes on changing): hosts and streams that keep records keep this one as it was.</summary>
+    private void ReportWaiting(ProgressRecord progress, DateTime startUtc) =>
+        WriteProgress(new ProgressRecord(progress.ActivityId, progress.Activity, $"Waiting to start at {startUtc.ToLocalTime():T} (in {Math.Ceiling((startUtc - DateTime.UtcNow).TotalSeconds):0} s)")
+        {
+            PercentComplete = -1,
+        });
 
     /// <summary>A start time already past starts at once; more than a second late is worth saying (clocks apart, a slow session).</summary>
     private void WarnIfLate()
