@@ -7,6 +7,7 @@ using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Logging;
+using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Protocol;
 using KeyShell.Engine.Sessions;
 
@@ -21,6 +22,7 @@ public sealed class KeyClient
 {
     private readonly IKeyClientObserver _observer;
     private readonly ConversationLogWriter? _log;
+    private readonly ClientMetrics _metrics;
     private SequenceSession[] _sessions = Array.Empty<SequenceSession>();
     private Exception? _driverFailure;
     private long _replies;
@@ -37,6 +39,7 @@ public sealed class KeyClient
         DisplayEndPoint = $"{options.ComputerName}:{options.Port}";
         _observer = observer;
         _log = log;
+        _metrics = new ClientMetrics(options.ComputerName, options.Port);
     }
 
     internal KeyClientOptions Options { get; }
@@ -104,6 +107,7 @@ public sealed class KeyClient
     internal void Deliver(KeyReply reply, byte[] request)
     {
         Interlocked.Increment(ref _replies);
+        _metrics.Replied(reply.IsError, reply.Latency);
         Volatile.Write(ref _lastReply, Environment.TickCount);
         if (_log is not null)
         {
@@ -121,6 +125,7 @@ public sealed class KeyClient
     internal void Fail(KeyClientFailure failure)
     {
         Interlocked.Increment(ref _failures);
+        _metrics.Failed();
         if (failure.Kind == FailureKind.ConnectFailed || failure.Kind == FailureKind.ConnectionLost)
         {
             _ = ProbeAsync(); // one lost connection may mean the server is gone for everyone

@@ -4,91 +4,10 @@ using System.Linq;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
+using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Sessions;
 
 namespace KeyShell.Engine.Client;
-
-/// <summary>What a load run does (Measure-KeyServer's parameters).</summary>
-public sealed class LoadOptions
-{
-    public string ComputerName { get; set; } = "127.0.0.1";
-
-    public int Port { get; set; } = 8080;
-
-    /// <summary>Workers, each with its own connection (or its own stream of connections).</summary>
-    public int Concurrency { get; set; } = 8;
-
-    /// <summary>Requests in all; 0 runs for <see cref="Duration"/> instead.</summary>
-    public long Count { get; set; } = 100_000;
-
-    public TimeSpan Duration { get; set; } = TimeSpan.FromSeconds(10);
-
-    public ConnectionMode Connection { get; set; } = ConnectionMode.Persistent;
-
-    /// <summary>Requests in flight per connection (Persistent, line framing).</summary>
-    public int Pipeline { get; set; } = 1;
-
-    public Framing Framing { get; set; } = Framing.Line;
-
-    /// <summary>How long a request (or a pipelined batch) may wait for its replies: past it, its requests
-    /// count as errors and the worker reconnects.</summary>
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
-
-    /// <summary>For tests: false runs the workers on the portable async path even where event loops run.</summary>
-    internal bool UseEventLoops { get; set; } = true;
-}
-
-/// <summary>What a load run measured. Latencies are per request (per batch when pipelined).</summary>
-public sealed class LoadResult
-{
-    internal LoadResult(LoadOptions options, long requests, long errors, TimeSpan elapsed, LatencyHistogram latency)
-    {
-        ComputerName = options.ComputerName;
-        Port = options.Port;
-        Concurrency = options.Concurrency;
-        Connection = options.Connection;
-        Pipeline = options.Pipeline;
-        Requests = requests;
-        Errors = errors;
-        Elapsed = elapsed;
-        RequestsPerSecond = elapsed.TotalSeconds > 0 ? (requests - errors) / elapsed.TotalSeconds : 0;
-        P50 = Micro(latency.Percentile(50));
-        P90 = Micro(latency.Percentile(90));
-        P99 = Micro(latency.Percentile(99));
-        Max = Micro(latency.Max);
-    }
-
-    public string ComputerName { get; }
-
-    public int Port { get; }
-
-    public int Concurrency { get; }
-
-    public ConnectionMode Connection { get; }
-
-    public int Pipeline { get; }
-
-    /// <summary>Requests sent (answered or failed).</summary>
-    public long Requests { get; }
-
-    /// <summary>Requests that got an error reply, no reply, or no connection.</summary>
-    public long Errors { get; }
-
-    public TimeSpan Elapsed { get; }
-
-    /// <summary>Successful requests per second.</summary>
-    public double RequestsPerSecond { get; }
-
-    public TimeSpan P50 { get; }
-
-    public TimeSpan P90 { get; }
-
-    public TimeSpan P99 { get; }
-
-    public TimeSpan Max { get; }
-
-    private static TimeSpan Micro(long microseconds) => TimeSpan.FromTicks(microseconds * 10);
-}
 
 /// <summary>
 /// Loads any server that speaks KeyShell's protocol, as redis-benchmark does for Redis: workers send
@@ -99,12 +18,14 @@ public sealed class LoadResult
 /// </summary>
 public sealed class LoadGenerator
 {
+    private readonly ClientMetrics _metrics;
     private long _completed;
     private long _errors;
 
     public LoadGenerator(LoadOptions options)
     {
         Options = options ?? throw new ArgumentNullException(nameof(options));
+        _metrics = new ClientMetrics(options.ComputerName, options.Port);
         if (options.Concurrency < 1 || options.Pipeline < 1 || options.Count < 0 || options.Timeout <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(options), "Concurrency and Pipeline must be at least 1, Count at least 0, Timeout above 0.");
@@ -125,6 +46,8 @@ public sealed class LoadGenerator
     {
         var endPoint = await KeyClient.ResolveAsync(Options.ComputerName, Options.Port, cancellationToken).ConfigureAwait(false);
         var histograms = Enumerable.Range(0, Options.Concurrency).Select(_ => new LatencyHistogram()).ToArray();
+        await StartClock.WaitUntilAsync(Options.StartAt, cancellationToken).ConfigureAwait(false);
+        var startTime = DateTime.UtcNow;
         var stopwatch = Stopwatch.StartNew();
         var runDeadline = Options.Count == 0 ? Stopwatch.GetTimestamp() + (long)(Options.Duration.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
         var workers = Enumerable.Range(0, Options.Concurrency)
@@ -156,7 +79,7 @@ public sealed class LoadGenerator
             all.Add(histogram);
         }
 
-        return new LoadResult(Options, Completed, Interlocked.Read(ref _errors), elapsed, all);
+        return new LoadResult(Options, Completed, Interlocked.Read(ref _errors), startTime, elapsed, all);
     }
 
     /// <summary>Worker <paramref name="id"/>'s ten requests, one per key, in the options' framing.</summary>
@@ -175,6 +98,7 @@ public sealed class LoadGenerator
             latency.Record(micros);
         }
 
+        _metrics.BatchDone(count, errors, started);
         Interlocked.Add(ref _completed, count);
         if (errors > 0)
         {

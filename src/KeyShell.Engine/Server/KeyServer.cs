@@ -6,6 +6,7 @@ using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Logging;
+using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Protocol;
 using KeyShell.Engine.Sessions;
 using Microsoft.Extensions.Logging;
@@ -55,6 +56,7 @@ public sealed partial class KeyServer : IDisposable
         var bound = (IPEndPoint)listener.LocalEndPoint!;
         Address = bound.Address.ToString();
         Port = bound.Port;
+        Metrics = new ServerMetrics(Address, Port);
         LogPath = logProvider?.Writer.Path;
         Diagnostics = options.Diagnostics is null && options.DiagnosticQueue is null
             ? NullLogger.Instance
@@ -154,6 +156,8 @@ public sealed partial class KeyServer : IDisposable
 
     internal ConnectionTable Table { get; }
 
+    internal ServerMetrics Metrics { get; }
+
     internal bool IsStopping => _stopping;
 
     /// <summary>True when Linux event loops serve the connections (see <see cref="KeyServerOptions.UseEventLoops"/>).</summary>
@@ -223,12 +227,14 @@ public sealed partial class KeyServer : IDisposable
         if (!Table.HasRoom)
         {
             Table.CountRejected();
+            Metrics.ConnectionRejected(_stopping ? RejectionReason.Stopping : RejectionReason.MaxConnections);
             Diagnostics.LogInformation(DiagnosticEvents.Rejected, "Turned away {Peer}: {Active} connections open, the limit is {Limit}.", peer, Table.Count, MaxConnections);
             return null;
         }
 
         var session = new ServerSession(this, Interlocked.Increment(ref _nextConnectionId), peer);
         Table.Add(session);
+        Metrics.ConnectionOpened();
         try
         {
             ClientConnected?.Invoke(this, new KeyServerEventArgs(session.Id, session.RemoteEndPoint));
@@ -245,6 +251,7 @@ public sealed partial class KeyServer : IDisposable
     internal void Retire(ServerSession session, CloseReason reason)
     {
         Table.Remove(session);
+        Metrics.ConnectionClosed(session.OpenedAt);
         if (reason is CloseReason.Idle or CloseReason.Stalled)
         {
             Diagnostics.LogInformation(

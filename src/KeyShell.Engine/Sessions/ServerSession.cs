@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Threading;
 using KeyShell.Engine.Logging;
+using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Protocol;
 using KeyShell.Engine.Server;
 using KeyShell.Engine.Transport;
@@ -55,7 +56,7 @@ internal sealed partial class ServerSession : ISession
         Peer = peer;
         _framer = new RequestFramer(server.MaxLineLength);
         _lastActivity = Environment.TickCount;
-        Started = DateTime.UtcNow;
+        OpenedAt = System.Diagnostics.Stopwatch.GetTimestamp();
     }
 
     public long Id { get; }
@@ -64,7 +65,8 @@ internal sealed partial class ServerSession : ISession
 
     public string? RemoteEndPoint => Peer?.ToString();
 
-    public DateTime Started { get; }
+    /// <summary>Stopwatch timestamp of the accept (for the connection duration meter).</summary>
+    public long OpenedAt { get; }
 
     /// <summary>Requests answered on this connection, errors included.</summary>
     public long Requests => Interlocked.Read(ref _requests);
@@ -105,6 +107,7 @@ internal sealed partial class ServerSession : ISession
         if (Interlocked.Exchange(ref _idleCloseCounted, 1) == 0)
         {
             _server.Table.CountIdleClosed();
+            _server.Metrics.ConnectionRejected(Volatile.Read(ref _closeReason) == (int)CloseReason.Stalled ? RejectionReason.Stalled : RejectionReason.Idle);
         }
     }
 
@@ -252,6 +255,7 @@ internal sealed partial class ServerSession : ISession
             Interlocked.CompareExchange(ref _closeReason, (int)CloseReason.None, (int)CloseReason.Idle); // active again
             Interlocked.Add(ref _requests, requests);
             Interlocked.Add(ref _errors, errors);
+            _server.Metrics.RequestsAnswered(requests, errors);
         }
 
         if (_server.Logger is { } logger && log.Length > 0)
