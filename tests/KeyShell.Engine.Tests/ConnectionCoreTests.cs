@@ -108,6 +108,114 @@ public class ConnectionCoreTests : TransportTests
         Assert.Equal(4 + 2_000, server.Connections);
     }
 
+    [Fact]
+    public void AMeterListenerThatThrowsMidReadIsReportedAndNoReplyGoesAstray()
+    {
+        using var server = StartServer();
+        using var failing = new FailingMeterListener(server.Port, "keyshell.requests", times: 1);
+        var errors = 0;
+        server.ErrorOccurred += (_, _) => Interlocked.Increment(ref errors);
+        using (var first = Connect(server.Port))
+        {
+            Send(first, "first 1\n");
+            Assert.Equal(Reply(1), ReadLines(first, 1).Single()); // the listener's failure is not the client's
+        }
+
+        Assert.Equal(1, Volatile.Read(ref errors));
+
+        for (var i = 0; i < 4; i++)
+        {
+            using var next = Connect(server.Port);
+            Send(next, $"n{i} 2\n");
+            Assert.Equal(Reply(2), ReadLines(next, 1).Single());
+            Send(next, $"n{i} 3\n");
+            Assert.Equal(Reply(3), ReadLines(next, 1).Single()); // nothing else was in the first read
+        }
+
+        server.Stop();
+        Assert.Single(LogLines(server.LogPath!), l => l.StartsWith("Client: first", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void AThrowingMeterListenerLeavesEachConnectionClosedAndRetiredOnce()
+    {
+        using var server = StartServer(o => o.LogPath = null);
+        using var failing = new FailingMeterListener(server.Port, "keyshell.connection.duration", times: int.MaxValue);
+        var disconnected = 0;
+        var errors = 0;
+        server.ClientDisconnected += (_, _) => Interlocked.Increment(ref disconnected);
+        server.ErrorOccurred += (_, _) => Interlocked.Increment(ref errors);
+        for (var i = 0; i < 3; i++)
+        {
+            using var client = Connect(server.Port);
+            Send(client, "1 1\n");
+            Assert.Equal(Reply(1), ReadLines(client, 1).Single());
+        }
+
+        Eventually(() => Volatile.Read(ref errors) == 3 && server.ActiveConnections == 0, "each close's listener failure reported");
+        server.Stop();
+        Assert.Equal(3, Volatile.Read(ref errors));
+        Assert.Equal(0, Volatile.Read(ref disconnected)); // raised after the meter, which threw: reported instead, once
+    }
+
+    [Fact]
+    public async Task AStopLetsABusyConnectionFinishThenClosesItWithoutWaitingForTheShutdownTimeout()
+    {
+        // 10 KB replies, read only once the stop has begun: the connection is busy sending when the stop
+        // comes. It must close as soon as its replies are out, not at the end of a 60 s shutdown timeout.
+        var reply = new string('x', 10_000);
+        using var server = StartServer(o =>
+        {
+            o.LogPath = null;
+            o.ShutdownTimeout = TimeSpan.FromSeconds(60);
+            o.KeyMap = new Protocol.KeyMap(new[] { new KeyValuePair<string, string>("1", reply) });
+        });
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096, ReceiveTimeout = (int)Bound.TotalMilliseconds };
+        client.Connect(IPAddress.Loopback, server.Port);
+        client.Send(Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("c 1\n", 500))));
+        Eventually(() => server.Table.Requests > 0, "the requests being answered");
+        var stop = server.StopAsync();
+        var expected = 500 * ("Response for the key 1 : ".Length + reply.Length + 1);
+        Assert.Equal(expected, ReadToEnd(client).Length); // every reply, then the server's close
+        await stop.WaitAsync(Bound);
+        Assert.Equal(500, server.Requests);
+    }
+
+    /// <summary>A MeterListener that throws from one instrument's measurements of one server, <c>times</c> times.</summary>
+    private sealed class FailingMeterListener : IDisposable
+    {
+        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
+        private int _left;
+
+        public FailingMeterListener(int port, string instrument, int times)
+        {
+            _left = times;
+            _listener.InstrumentPublished = (published, listener) =>
+            {
+                if (published.Meter.Name == "KeyShell.Server" && published.Name == instrument)
+                {
+                    listener.EnableMeasurementEvents(published);
+                }
+            };
+            _listener.SetMeasurementEventCallback<long>((_, _, tags, _) => Fail(tags, port));
+            _listener.SetMeasurementEventCallback<double>((_, _, tags, _) => Fail(tags, port));
+            _listener.Start();
+        }
+
+        public void Dispose() => _listener.Dispose();
+
+        private void Fail(ReadOnlySpan<KeyValuePair<string, object?>> tags, int port)
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "server.port" && Equals(tag.Value, port) && Interlocked.Decrement(ref _left) >= 0)
+                {
+                    throw new InvalidOperationException("a meter listener's bug");
+                }
+            }
+        }
+    }
+
     /// <summary>A client that writes 1 MB of requests with a small receive buffer and reads nothing.</summary>
     private static (Socket Socket, Task Sending) StalledClient(int port)
     {

@@ -84,7 +84,7 @@ public sealed class ByteBuffer : IDisposable
             return;
         }
 
-        var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(Math.Max(_array.Length * 2, Length + more), 64));
+        var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(Math.Max(_array.Length * 2, Length + more), 512));
         Buffer.BlockCopy(_array, 0, bigger, 0, Length);
         if (_array.Length > 0)
         {

@@ -103,7 +103,8 @@ public sealed class RequestFramer : IDisposable
         }
 
         var held = _held.Span;
-        if (held.Length > _maxLineLength && !(held.Length == _maxLineLength + 1 && held[held.Length - 1] == CR))
+        var awaitingLf = !ended && held.Length == _maxLineLength + 1 && held[held.Length - 1] == CR; // a CRLF split in two
+        if (held.Length > _maxLineLength && !awaitingLf)
         {
             request = held;
             return FrameKind.TooLong;

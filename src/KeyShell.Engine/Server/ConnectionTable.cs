@@ -1,6 +1,5 @@
 using System;
 using System.Collections.Concurrent;
-using System.Collections.Generic;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
@@ -67,8 +66,6 @@ internal sealed class ConnectionTable : IDisposable
         }
     }
 
-    public IEnumerable<ServerSession> Live => _live.Values;
-
     /// <summary>Starts closing connections idle (or with replies unread) for the idle timeout.</summary>
     public void StartSweeping()
     {
@@ -120,6 +117,7 @@ internal sealed class ConnectionTable : IDisposable
     public async Task CloseAllAsync(TimeSpan grace)
     {
         _closing = true;
+        Interlocked.MemoryBarrier(); // Remove reads _closing after its removal: one of the two sees the table empty
         _sweep?.Dispose();
         foreach (var session in _live.Values)
         {
@@ -138,7 +136,7 @@ internal sealed class ConnectionTable : IDisposable
 
         foreach (var session in _live.Values)
         {
-            session.Close(CloseReason.Stopped);
+            session.Abort();
         }
 
         await Task.WhenAny(_empty.Task, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
@@ -157,12 +155,12 @@ internal sealed class ConnectionTable : IDisposable
                 // A client may stop reading; it may not keep its slot (memcached closes slow readers too).
                 if (unchecked(now - blockedSince) > _idleTimeoutMs)
                 {
-                    session.Close(CloseReason.Stalled);
+                    session.CloseStalled();
                 }
             }
             else if (!session.IsHandling && unchecked(now - session.LastActivity) > _idleTimeoutMs)
             {
-                session.Close(CloseReason.Idle);
+                session.CloseIfIdle(_idleTimeoutMs);
             }
         }
     }

@@ -49,13 +49,13 @@ internal sealed class EventLoopAcceptor : IAcceptor
         }
     }
 
-    /// <summary>Every loop stops watching the listener, then it is closed: no loop can watch a number that
-    /// was closed (and perhaps reused) meanwhile.</summary>
+    /// <summary>Every loop stops watching the listener (a loop held up by a user's event handler may take
+    /// longer than the bounded wait). The listener itself closes in <see cref="Dispose"/>, once the loops
+    /// have ended: no loop can then touch the number, closed and perhaps reused by another socket.</summary>
     public async Task StopAsync()
     {
         var stopped = Task.WhenAll(_listeners.Select(l => l.StopAsync()));
         await Task.WhenAny(stopped, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
-        _listener.Dispose();
     }
 
     /// <summary>Ends the loops (connections still open close on them as they end), then the listener.</summary>
@@ -72,7 +72,18 @@ internal sealed class EventLoopAcceptor : IAcceptor
     /// <summary>On a loop's thread: a connection accepted there is served there, or turned away.</summary>
     private void Serve(EventLoop loop, int descriptor, IPEndPoint? peer)
     {
-        var session = _server.Admit(peer);
+        Sessions.ServerSession? session;
+        try
+        {
+            session = _server.Admit(peer);
+        }
+        catch (Exception e)
+        {
+            Libc.Close(descriptor);
+            _server.ReportInternalError(0, peer?.ToString(), e);
+            return;
+        }
+
         if (session is null)
         {
             Reject(descriptor);

@@ -227,57 +227,73 @@ public sealed partial class KeyServer : IDisposable
         if (!Table.HasRoom)
         {
             Table.CountRejected();
-            Metrics.ConnectionRejected(_stopping ? RejectionReason.Stopping : RejectionReason.MaxConnections);
-            Diagnostics.LogInformation(DiagnosticEvents.Rejected, "Turned away {Peer}: {Active} connections open, the limit is {Limit}.", peer, Table.Count, MaxConnections);
+            try
+            {
+                Metrics.ConnectionRejected(_stopping ? RejectionReason.Stopping : RejectionReason.MaxConnections);
+                Diagnostics.LogInformation(DiagnosticEvents.Rejected, "Turned away {Peer}: {Active} connections open, the limit is {Limit}.", peer, Table.Count, MaxConnections);
+            }
+            catch (Exception e)
+            {
+                ReportInternalError(0, peer?.ToString(), e);
+            }
+
             return null;
         }
 
         var session = new ServerSession(this, Interlocked.Increment(ref _nextConnectionId), peer);
         Table.Add(session);
-        Metrics.ConnectionOpened();
         try
         {
+            Metrics.ConnectionOpened();
             ClientConnected?.Invoke(this, new KeyServerEventArgs(session.Id, session.RemoteEndPoint));
         }
         catch (Exception e)
         {
-            ReportError(session, e); // a subscriber's failure: the client is served all the same
+            ReportError(session, e); // a subscriber's (or a meter listener's) failure: the client is served all the same
         }
 
         return session;
     }
 
-    /// <summary>A closed connection leaves the table; its subscribers hear of it.</summary>
-    internal void Retire(ServerSession session, CloseReason reason)
+    /// <summary>A closed connection leaves the table; its meters and subscribers hear of it. Never throws.</summary>
+    internal void Retire(ServerSession session)
     {
         Table.Remove(session);
-        Metrics.ConnectionClosed(session.OpenedAt);
-        if (reason is CloseReason.Idle or CloseReason.Stalled)
-        {
-            Diagnostics.LogInformation(
-                DiagnosticEvents.IdleClosed,
-                reason == CloseReason.Stalled ? "Closed {Peer}: it did not read its replies for {Seconds} s." : "Closed {Peer}: idle for {Seconds} s.",
-                session.RemoteEndPoint,
-                IdleTimeout.TotalSeconds);
-        }
-
         try
         {
+            Metrics.ConnectionClosed(session.OpenedAt);
+            if (session.CloseReason is CloseReason.Idle or CloseReason.Stalled)
+            {
+                Diagnostics.LogInformation(
+                    DiagnosticEvents.IdleClosed,
+                    session.CloseReason == CloseReason.Stalled ? "Closed {Peer}: it did not read its replies for {Seconds} s." : "Closed {Peer}: idle for {Seconds} s.",
+                    session.RemoteEndPoint,
+                    IdleTimeout.TotalSeconds);
+            }
+
             ClientDisconnected?.Invoke(this, new KeyServerEventArgs(session.Id, session.RemoteEndPoint));
         }
         catch (Exception e)
         {
-            ReportError(session, e);
+            ReportError(session, e); // a subscriber's (or a meter listener's) failure
         }
     }
 
     internal void ReportError(ServerSession session, Exception error) => ReportInternalError(session.Id, session.RemoteEndPoint, error);
 
-    /// <summary>Counts an unexpected failure inside the server and raises it through ErrorOccurred.</summary>
+    /// <summary>Counts an unexpected failure inside the server and raises it through ErrorOccurred. Never throws.</summary>
     internal void ReportInternalError(long connectionId, string? remote, Exception error)
     {
         Interlocked.Increment(ref _internalErrors);
-        Diagnostics.LogError(DiagnosticEvents.InternalError, error, "Internal error on connection {ConnectionId} ({Peer}): {Message}", connectionId, remote, error.Message);
+        try
+        {
+            Diagnostics.LogError(DiagnosticEvents.InternalError, error, "Internal error on connection {ConnectionId} ({Peer}): {Message}", connectionId, remote, error.Message);
+        }
+        catch (Exception)
+        {
+            // The host's logger failed: ErrorOccurred below still tells.
+        }
+
         RaiseError(connectionId, remote, error);
     }
 

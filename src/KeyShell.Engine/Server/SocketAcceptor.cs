@@ -76,15 +76,22 @@ internal sealed class SocketAcceptor : IAcceptor
 
     private void Serve(Socket socket)
     {
-        var session = _server.Admit(socket.RemoteEndPoint as IPEndPoint);
-        if (session is null)
+        try
         {
-            Reject(socket);
-            return;
-        }
+            var session = _server.Admit(socket.RemoteEndPoint as IPEndPoint);
+            if (session is null)
+            {
+                Reject(socket);
+                return;
+            }
 
-        socket.NoDelay = true;
-        _ = StreamConnection.Serve(session, socket, new NetworkStream(socket, ownsSocket: true)); // never faults
+            socket.NoDelay = true;
+            _ = StreamConnection.Serve(session, socket, new NetworkStream(socket, ownsSocket: true));
+        }
+        catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
+        {
+            socket.Dispose(); // reset before it could be served
+        }
     }
 
     private static void Reject(Socket socket)

@@ -16,13 +16,14 @@ namespace KeyShell.Engine.Sessions;
 /// </summary>
 internal sealed partial class ServerSession
 {
-    private readonly List<(byte[] Request, bool Legacy)> _waiting = new();
+    private List<(byte[] Request, bool Legacy)>? _waiting; // made on a handler server's first request
     private byte[]? _tooLong; // a too-long request after the others: logged by its head, answered last
     private bool _endAfterHandling;
     private int _handling;
 
     private Step TakeForHandler(RequestFramer.Frames frames, bool ended)
     {
+        _waiting ??= new List<(byte[] Request, bool Legacy)>();
         FrameKind kind;
         while ((kind = frames.Next(out var request)) != FrameKind.None)
         {
@@ -51,7 +52,7 @@ internal sealed partial class ServerSession
         {
             var timestamp = BeginBatch(scratch.Log);
             int requests = 0, errors = 0;
-            foreach (var (request, legacy) in _waiting)
+            foreach (var (request, legacy) in _waiting!)
             {
                 requests++;
                 var status = RequestParser.Parse(request, out var clientLength);
@@ -92,7 +93,7 @@ internal sealed partial class ServerSession
         }
         finally
         {
-            _waiting.Clear();
+            _waiting!.Clear();
             Volatile.Write(ref _handling, 0);
         }
     }

@@ -13,7 +13,7 @@ using Microsoft.Extensions.Logging;
 
 namespace KeyShell.Engine.Sessions;
 
-/// <summary>Why the server ended a connection itself.</summary>
+/// <summary>Why the server closed a connection itself (logged before its disconnect line).</summary>
 internal enum CloseReason
 {
     None,
@@ -21,8 +21,6 @@ internal enum CloseReason
     Idle,
     /// <summary>Replies not read for the idle timeout.</summary>
     Stalled,
-    /// <summary>The server stopped.</summary>
-    Stopped,
 }
 
 /// <summary>
@@ -47,7 +45,6 @@ internal sealed partial class ServerSession : ISession
     private long _errors;
     private int _lastActivity;
     private int _closeReason;
-    private int _idleCloseCounted;
 
     public ServerSession(KeyServer server, long id, IPEndPoint? peer)
     {
@@ -78,36 +75,43 @@ internal sealed partial class ServerSession : ISession
 
     public IConnection? Connection => Volatile.Read(ref _connection);
 
+    /// <summary>Why the server closed the connection itself, if it did.</summary>
+    public CloseReason CloseReason => (CloseReason)Volatile.Read(ref _closeReason);
+
     /// <summary>True while a handler computes replies: the handler's own timeout bounds it, not the idle one.</summary>
     public bool IsHandling => Volatile.Read(ref _handling) == 1;
 
-    /// <summary>Ends the connection from any thread; <paramref name="reason"/> is logged when it closes.
-    /// An idle connection closes only while it waits for a request; the others are aborted.</summary>
-    public void Close(CloseReason reason)
+    /// <summary>Closes the connection if it has completed no request for <paramref name="idleTimeoutMs"/>,
+    /// checked again where the driver decides (a request answered meanwhile keeps it open). Any thread.</summary>
+    public void CloseIfIdle(int idleTimeoutMs) => Connection?.CloseIfIdle(
+        () => !IsHandling && unchecked(Environment.TickCount - LastActivity) > idleTimeoutMs,
+        () => CloseFor(CloseReason.Idle));
+
+    /// <summary>Closes a connection whose replies have not drained for the idle timeout. Any thread.</summary>
+    public void CloseStalled()
     {
-        Volatile.Write(ref _closeReason, (int)reason);
-        switch (reason)
-        {
-            case CloseReason.Idle:
-                Connection?.CloseWhenIdle(CountIdleClose);
-                break;
-            case CloseReason.Stalled:
-                CountIdleClose();
-                Connection?.Abort();
-                break;
-            default:
-                Connection?.Abort();
-                break;
-        }
+        CloseFor(CloseReason.Stalled);
+        Connection?.Abort();
     }
 
-    /// <summary>Counted before the socket closes (a client that sees the end sees the count), and once.</summary>
-    private void CountIdleClose()
+    /// <summary>Ends the connection at once (a stop past its grace); any thread.</summary>
+    public void Abort() => Connection?.Abort();
+
+    /// <summary>Records why the server closes the connection (logged when it has closed), counted once and
+    /// before the socket closes: a client that sees the end sees the count.</summary>
+    private void CloseFor(CloseReason reason)
     {
-        if (Interlocked.Exchange(ref _idleCloseCounted, 1) == 0)
+        if (Interlocked.CompareExchange(ref _closeReason, (int)reason, (int)CloseReason.None) == (int)CloseReason.None)
         {
             _server.Table.CountIdleClosed();
-            _server.Metrics.ConnectionRejected(Volatile.Read(ref _closeReason) == (int)CloseReason.Stalled ? RejectionReason.Stalled : RejectionReason.Idle);
+            try
+            {
+                _server.Metrics.ConnectionRejected(reason == CloseReason.Stalled ? RejectionReason.Stalled : RejectionReason.Idle);
+            }
+            catch (Exception e)
+            {
+                _server.ReportError(this, e); // a meter listener's failure
+            }
         }
     }
 
@@ -155,7 +159,7 @@ internal sealed partial class ServerSession : ISession
                     ConversationLine.WriteSystem(lines, timestamp, ConversationLine.Connected);
                 }
 
-                switch ((CloseReason)Volatile.Read(ref _closeReason))
+                switch (CloseReason)
                 {
                     case CloseReason.Idle:
                         ConversationLine.WriteSystem(lines, timestamp, ConversationLine.ClosedIdle);
@@ -176,7 +180,7 @@ internal sealed partial class ServerSession : ISession
         finally
         {
             _framer.Dispose();
-            _server.Retire(this, (CloseReason)Volatile.Read(ref _closeReason));
+            _server.Retire(this);
         }
     }
 
@@ -252,10 +256,20 @@ internal sealed partial class ServerSession : ISession
         if (requests > 0)
         {
             Volatile.Write(ref _lastActivity, Environment.TickCount);
-            Interlocked.CompareExchange(ref _closeReason, (int)CloseReason.None, (int)CloseReason.Idle); // active again
-            Interlocked.Add(ref _requests, requests);
-            Interlocked.Add(ref _errors, errors);
-            _server.Metrics.RequestsAnswered(requests, errors);
+            Interlocked.Add(ref _requests, requests); // one writer, but a reader on 32-bit must not see half of it
+            if (errors > 0)
+            {
+                Interlocked.Add(ref _errors, errors);
+            }
+
+            try
+            {
+                _server.Metrics.RequestsAnswered(requests, errors);
+            }
+            catch (Exception e)
+            {
+                _server.ReportError(this, e); // a meter listener's failure: the replies go out all the same
+            }
         }
 
         if (_server.Logger is { } logger && log.Length > 0)

@@ -47,7 +47,7 @@ internal interface ISession
     Task<Step> HandleAsync(Scratch scratch);
 
     /// <summary>The connection is closed for good, after <see cref="Step.Close"/> or a failure that ended
-    /// the session. Called once; never throws.</summary>
+    /// the session. Drivers call it exactly once; it must not throw.</summary>
     void Closed();
 }
 
@@ -60,8 +60,12 @@ internal interface IConnection
     /// <summary>Ends the connection from any thread; the driver then reports <see cref="ISession.Failed"/>.</summary>
     void Abort();
 
-    /// <summary>Closes the connection if it is waiting for a request (an idle close, a server's stop);
-    /// <paramref name="closing"/> runs just before it closes. A connection busy with a request is left
-    /// alone. The driver then calls <see cref="ISession.Closed"/>.</summary>
-    void CloseWhenIdle(Action? closing = null);
+    /// <summary>A server's stop: closes the connection now if it is waiting for a request, else as soon
+    /// as it comes back to waiting (its current request answered and sent). Any thread.</summary>
+    void CloseWhenIdle();
+
+    /// <summary>An idle close: closes the connection if it is waiting for a request and
+    /// <paramref name="stillIdle"/>, asked at that moment, agrees; <paramref name="closing"/> runs just
+    /// before it closes, only then. A connection busy with a request is left alone. Any thread.</summary>
+    void CloseIfIdle(Func<bool> stillIdle, Action closing);
 }

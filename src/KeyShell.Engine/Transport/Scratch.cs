@@ -13,6 +13,14 @@ internal sealed class Scratch
 
     public ByteBuffer Log { get; } = new(0);
 
+    /// <summary>Forgets what a failed call wrote: it must reach neither this connection's peer nor the
+    /// next connection served with the same buffers.</summary>
+    public void Clear()
+    {
+        Output.Clear();
+        Log.Clear();
+    }
+
     /// <summary>Gives both arrays back to the pool.</summary>
     public void Release()
     {

@@ -103,11 +103,17 @@ internal sealed class EventLoop : IDisposable
         }
     }
 
-    /// <summary>Runs <paramref name="action"/> on the loop's thread, between events; any thread.</summary>
+    /// <summary>Runs <paramref name="action"/> on the loop's thread, between events; any thread. Once the
+    /// loop has ended it runs on the caller's thread instead (posted work checks <see cref="HasEnded"/>),
+    /// so nothing posted is ever lost.</summary>
     public void Post(Action action)
     {
         _posted.Enqueue(action);
-        if (Interlocked.Exchange(ref _wakeRequested, 1) == 0)
+        if (Volatile.Read(ref _ended))
+        {
+            RunPosted();
+        }
+        else if (Interlocked.Exchange(ref _wakeRequested, 1) == 0)
         {
             _poller.Wake();
         }
@@ -201,7 +207,9 @@ internal sealed class EventLoop : IDisposable
 
     private void RunPosted()
     {
-        Volatile.Write(ref _wakeRequested, 0);
+        // A full fence, not a plain store: the queue must be read after the flag is cleared, or a Post in
+        // between would see the flag still set, skip the wake, and leave its work until the next event.
+        Interlocked.Exchange(ref _wakeRequested, 0);
         while (_posted.TryDequeue(out var action))
         {
             Invoke(action);
@@ -281,7 +289,8 @@ internal sealed class EventLoop : IDisposable
         }
     }
 
-    private void Report(Exception error)
+    /// <summary>Hands an error no connection owns to the loop's error handler; never throws.</summary>
+    internal void Report(Exception error)
     {
         try
         {

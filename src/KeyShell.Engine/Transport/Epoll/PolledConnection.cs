@@ -13,26 +13,27 @@ namespace KeyShell.Engine.Transport.Epoll;
 /// and sends at once; only what the socket cannot take yet is copied and kept, and no more is read until
 /// it has gone, so a peer that does not read cannot make it buffer without end. Other threads end a
 /// connection with shutdown(2) (<see cref="Abort"/>), which the loop sees as an event, or by posting to
-/// the loop (<see cref="CloseWhenIdle"/>); only the loop's thread closes the descriptor.
+/// the loop; only the loop's thread closes the descriptor.
 /// </summary>
 internal sealed class PolledConnection : IPollable, IConnection
 {
-    private static readonly TimeSpan DrainTime = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan ReconnectPause = TimeSpan.FromMilliseconds(10);
-    private const int DrainLimit = 4 * 1024 * 1024;
 
     private readonly EventLoop _loop;
     private readonly ISession _session;
     private readonly IPEndPoint? _remote; // where client roles (re)connect; null for an accepted connection
     private SocketDescriptor? _socket;
     private ulong _token;
+    private bool _registered;
     private State _state;
     private Interest _interest;
     private ByteBuffer? _unsent;
     private Step _afterSend;
     private bool _peerEnded;
+    private bool _ended;
     private int _drained;
     private int _abortRequested;
+    private int _closeWhenIdle;
     private int _blockedSince;
 
     private PolledConnection(EventLoop loop, ISession session, IPEndPoint? remote)
@@ -62,10 +63,12 @@ internal sealed class PolledConnection : IPollable, IConnection
         try
         {
             connection.Open(descriptor, Interest.Read);
+            connection._state = State.Open;
+            connection.Apply(session.Opened(connection, loop.Scratch));
         }
         catch (Exception e)
         {
-            connection.Finish(e); // the kernel refused the registration (out of memory): this connection only
+            connection.Fail(e); // the kernel refused the registration (out of memory): this connection only
             return;
         }
 
@@ -85,11 +88,23 @@ internal sealed class PolledConnection : IPollable, IConnection
         Volatile.Read(ref _socket)?.Shutdown(); // the loop sees the hang-up; with no socket, the next one sees the flag
     }
 
-    public void CloseWhenIdle(Action? closing = null) => _loop.Post(() =>
+    public void CloseWhenIdle()
     {
-        if (_state == State.Open)
+        Interlocked.Exchange(ref _closeWhenIdle, 1); // sticky: a busy connection closes when it is idle again
+        _loop.Post(() =>
         {
-            closing?.Invoke();
+            if (_state == State.Open)
+            {
+                Do(Step.Close);
+            }
+        });
+    }
+
+    public void CloseIfIdle(Func<bool> stillIdle, Action closing) => _loop.Post(() =>
+    {
+        if (_state == State.Open && stillIdle())
+        {
+            closing();
             Do(Step.Close);
         }
     });
@@ -98,7 +113,7 @@ internal sealed class PolledConnection : IPollable, IConnection
     {
         try
         {
-            if (Volatile.Read(ref _abortRequested) == 1 && _state != State.Closed)
+            if (Volatile.Read(ref _abortRequested) == 1 && _state is not (State.Closed or State.Handling))
             {
                 Fail(new SocketException((int)SocketError.OperationAborted));
                 return;
@@ -110,8 +125,7 @@ internal sealed class PolledConnection : IPollable, IConnection
                     var error = Libc.PendingError(_socket!.Value);
                     if (error < 0)
                     {
-                        CloseSocket();
-                        Apply(_session.Failed(new ConnectFailedException(Libc.ToException(-error))));
+                        Fail(new ConnectFailedException(Libc.ToException(-error)));
                         return;
                     }
 
@@ -128,27 +142,31 @@ internal sealed class PolledConnection : IPollable, IConnection
                     Drain();
                     break;
                 case State.Handling:
-                    // Registered for nothing while the handler runs: only a hang-up or error wakes us.
+                    // Registered for nothing while the handler runs, so only a hang-up wakes us. Level-triggered,
+                    // it would wake us again at once: stop watching, and let the handler's return close it.
                     _peerEnded = true;
-                    Fail(new SocketException((int)SocketError.ConnectionReset));
+                    Unwatch();
                     break;
             }
         }
         catch (Exception e)
         {
-            // The session's own code failed (or the kernel refused a registration): this connection only.
-            Fail(e);
+            Fail(e); // the session's own code failed, or the kernel refused a registration: this connection only
         }
     }
 
-    public void OnLoopEnded(Exception? error) => Finish(error ?? new ObjectDisposedException("The event loop has stopped."));
+    public void OnLoopEnded(Exception? error)
+    {
+        _registered = false; // the loop has let go of every registration
+        End(error ?? new ObjectDisposedException("The event loop has stopped."));
+    }
 
     private void StartConnecting()
     {
         Interlocked.Exchange(ref _abortRequested, 0);
         if (_loop.HasEnded)
         {
-            Finish(new ObjectDisposedException("The event loop has stopped."));
+            End(new ObjectDisposedException("The event loop has stopped."));
             return;
         }
 
@@ -166,7 +184,7 @@ internal sealed class PolledConnection : IPollable, IConnection
         }
         catch (Exception e)
         {
-            Apply(_session.Failed(new ConnectFailedException(e)));
+            Fail(new ConnectFailedException(e));
         }
     }
 
@@ -183,13 +201,13 @@ internal sealed class PolledConnection : IPollable, IConnection
             throw;
         }
 
+        _registered = true;
         _interest = interest;
         _peerEnded = false;
         Interlocked.Exchange(ref _socket, socket);
-        _state = State.Open;
-        if (_remote is null)
+        if (Volatile.Read(ref _abortRequested) == 1)
         {
-            Apply(_session.Opened(this, _loop.Scratch));
+            socket.Shutdown(); // aborted while there was no socket to shut down: the loop sees it now
         }
     }
 
@@ -223,7 +241,7 @@ internal sealed class PolledConnection : IPollable, IConnection
     private void Apply(Step step, ByteBuffer? output = null)
     {
         output ??= _loop.Scratch.Output;
-        if (output.Length > 0 && _socket is { } socket && _state != State.Closed)
+        if (output.Length > 0 && _socket is { } socket)
         {
             var sent = SendSome(socket.Value, output.Span);
             if (sent < 0)
@@ -240,7 +258,7 @@ internal sealed class PolledConnection : IPollable, IConnection
                 output.Clear();
                 _afterSend = step;
                 _state = State.Sending;
-                Interlocked.Exchange(ref _blockedSince, Environment.TickCount | 1);
+                Volatile.Write(ref _blockedSince, Environment.TickCount | 1);
                 Watch(Interest.Write);
                 return;
             }
@@ -264,7 +282,7 @@ internal sealed class PolledConnection : IPollable, IConnection
         if (_unsent.Length == 0)
         {
             _unsent.Release();
-            Interlocked.Exchange(ref _blockedSince, 0);
+            Volatile.Write(ref _blockedSince, 0);
             Do(_afterSend);
         }
     }
@@ -296,6 +314,9 @@ internal sealed class PolledConnection : IPollable, IConnection
     {
         switch (step)
         {
+            case Step.Receive when Volatile.Read(ref _closeWhenIdle) == 1:
+                Do(Step.Close); // a stop asked for this connection's close while it was busy
+                break;
             case Step.Receive:
                 _state = State.Open;
                 Watch(Interest.Read);
@@ -308,7 +329,7 @@ internal sealed class PolledConnection : IPollable, IConnection
                 _state = State.Draining;
                 _drained = 0;
                 Watch(Interest.Read);
-                _loop.Schedule(DrainTime, () =>
+                _loop.Schedule(Transport.Drain.Time, () =>
                 {
                     if (_state == State.Draining)
                     {
@@ -325,14 +346,13 @@ internal sealed class PolledConnection : IPollable, IConnection
                 _loop.Schedule(ReconnectPause, StartConnecting);
                 break;
             default:
-                CloseSocket();
-                _session.Closed();
+                End(null);
                 break;
         }
     }
 
     /// <summary>Runs the session's asynchronous work (a request handler) off the loop, then resumes here.
-    /// The socket stays registered for nothing, so a hang-up meanwhile still reaches the loop.</summary>
+    /// The socket stays registered for nothing meanwhile, so a hang-up still reaches the loop.</summary>
     private void Handle()
     {
         _state = State.Handling;
@@ -351,10 +371,10 @@ internal sealed class PolledConnection : IPollable, IConnection
         {
             if (_state != State.Handling)
             {
-                return; // closed meanwhile (aborted, or the peer hung up): the replies have nowhere to go
+                return; // the loop ended meanwhile and closed the connection
             }
 
-            if (Volatile.Read(ref _abortRequested) == 1 || done.IsFaulted || done.IsCanceled)
+            if (_loop.HasEnded || _peerEnded || Volatile.Read(ref _abortRequested) == 1 || done.IsFaulted || done.IsCanceled)
             {
                 Fail(done.Exception?.InnerException ?? new SocketException((int)SocketError.OperationAborted));
                 return;
@@ -382,39 +402,77 @@ internal sealed class PolledConnection : IPollable, IConnection
         }
 
         _drained += Math.Max(0, received);
-        if (received <= 0 || _drained >= DrainLimit)
+        if (received <= 0 || _drained >= Transport.Drain.Limit)
         {
             _peerEnded = received <= 0;
             Do(Step.Close);
         }
     }
 
+    /// <summary>The connection failed: what the session wrote is dropped, and it decides what comes next.</summary>
     private void Fail(Exception error)
     {
+        _loop.Scratch.Clear(); // never sent to this peer, never left for the next connection of this loop
         CloseSocket();
-        Do(_session.Failed(error));
-    }
+        if (_ended)
+        {
+            return;
+        }
 
-    /// <summary>Ends the session for good: the loop has stopped.</summary>
-    private void Finish(Exception error)
-    {
-        CloseSocket();
+        Step next;
         try
         {
-            _ = _session.Failed(error);
+            next = _session.Failed(error);
         }
-        finally
+        catch (Exception e)
         {
+            _loop.Report(e);
+            next = Step.Close;
+        }
+
+        Do(next);
+    }
+
+    /// <summary>Ends the session for good, once: its socket closes and it hears <see cref="ISession.Closed"/>.</summary>
+    private void End(Exception? error)
+    {
+        CloseSocket();
+        if (_ended)
+        {
+            return;
+        }
+
+        _ended = true;
+        try
+        {
+            if (error is not null)
+            {
+                _ = _session.Failed(error);
+            }
+
             _session.Closed();
+        }
+        catch (Exception e)
+        {
+            _loop.Report(e);
         }
     }
 
     private void Watch(Interest interest)
     {
-        if (interest != _interest && _socket is { } socket)
+        if (interest != _interest && _registered)
         {
-            _loop.Change(socket.Value, interest, _token);
+            _loop.Change(_socket!.Value, interest, _token);
             _interest = interest;
+        }
+    }
+
+    private void Unwatch()
+    {
+        if (_registered)
+        {
+            _loop.Unregister(_socket!.Value, _token);
+            _registered = false;
         }
     }
 
@@ -423,12 +481,17 @@ internal sealed class PolledConnection : IPollable, IConnection
         var socket = Interlocked.Exchange(ref _socket, null);
         if (socket is not null)
         {
-            _loop.Unregister(socket.Value, _token);
+            if (_registered)
+            {
+                _loop.Unregister(socket.Value, _token);
+                _registered = false;
+            }
+
             socket.Close(shutdownFirst: !_peerEnded);
         }
 
         _state = State.Closed;
         _unsent?.Release();
-        Interlocked.Exchange(ref _blockedSince, 0);
+        Volatile.Write(ref _blockedSince, 0);
     }
 }

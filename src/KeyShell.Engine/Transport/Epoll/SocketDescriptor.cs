@@ -9,8 +9,7 @@ namespace KeyShell.Engine.Transport.Epoll;
 /// </summary>
 internal sealed class SocketDescriptor
 {
-    private readonly object _gate = new();
-    private int _value;
+    private int _value; // changed under lock (this): the class is internal and sealed, nobody else locks it
 
     public SocketDescriptor(int value) => _value = value;
 
@@ -20,7 +19,7 @@ internal sealed class SocketDescriptor
     /// <summary>shutdown(2), if still open; any thread. The loop then sees the hang-up as an event.</summary>
     public void Shutdown(SocketShutdown how = SocketShutdown.Both)
     {
-        lock (_gate)
+        lock (this)
         {
             if (_value >= 0)
             {
@@ -32,7 +31,7 @@ internal sealed class SocketDescriptor
     /// <summary>Closes the descriptor once; later calls do nothing.</summary>
     public void Close(bool shutdownFirst)
     {
-        lock (_gate)
+        lock (this)
         {
             if (_value < 0)
             {

@@ -11,16 +11,15 @@ namespace KeyShell.Engine.Transport.Stream;
 
 /// <summary>
 /// The async driver: runs one session over a <see cref="System.IO.Stream"/> (a socket's, or the
-/// SslStream over it), for every role, on any platform. It waits for data with a zero-byte read and
-/// only then rents a buffer, so an idle connection holds none (as Kestrel does), and it awaits each
-/// send before reading more, so a peer that does not read cannot make it buffer without end. Other
-/// threads end the connection by disposing its socket (<see cref="Abort"/>).
+/// SslStream over it), for every role, on any platform. A server connection waits for its next request
+/// with a zero-byte read and only then rents a buffer, so on .NET 8 an idle connection holds none (as
+/// Kestrel does; .NET Framework's streams cannot wait without a buffer). It awaits each send before
+/// reading more, so a peer that does not read cannot make it buffer without end. Other threads end the
+/// connection by disposing its socket (<see cref="Abort"/>).
 /// </summary>
 internal sealed class StreamConnection : IConnection
 {
     private const int ReceiveBufferSize = 16 * 1024;
-    private const int DrainLimit = 4 * 1024 * 1024;
-    private static readonly TimeSpan DrainTime = TimeSpan.FromSeconds(1);
 
     private const int Busy = 0;
     private const int Idle = 1;
@@ -33,6 +32,7 @@ internal sealed class StreamConnection : IConnection
     private System.IO.Stream? _stream;
     private int _state;
     private int _abortRequested;
+    private int _closeWhenIdle;
     private int _blockedSince;
 
     private StreamConnection(ISession session, IPEndPoint? remote, Func<System.IO.Stream, Task<System.IO.Stream>>? secure)
@@ -45,7 +45,7 @@ internal sealed class StreamConnection : IConnection
     public int BlockedSince => Volatile.Read(ref _blockedSince);
 
     /// <summary>Serves an accepted connection: <paramref name="stream"/> reads and writes <paramref name="socket"/>
-    /// (directly, or through TLS). The task ends with the session; it never faults.</summary>
+    /// (directly, or through TLS). The task ends with the session.</summary>
     public static Task Serve(ISession session, Socket socket, System.IO.Stream stream)
     {
         var connection = new StreamConnection(session, null, null);
@@ -54,7 +54,7 @@ internal sealed class StreamConnection : IConnection
     }
 
     /// <summary>Runs a client session against <paramref name="remote"/>; <paramref name="secure"/> (TLS)
-    /// wraps each new connection's stream. The task ends with the session; it never faults.</summary>
+    /// wraps each new connection's stream. The task ends with the session.</summary>
     public static Task Connect(ISession session, IPEndPoint remote, Func<System.IO.Stream, Task<System.IO.Stream>>? secure) =>
         new StreamConnection(session, remote, secure).RunAsync();
 
@@ -64,11 +64,22 @@ internal sealed class StreamConnection : IConnection
         Volatile.Read(ref _socket)?.Dispose(); // pending calls fail; the loop below reports it
     }
 
-    public void CloseWhenIdle(Action? closing = null)
+    public void CloseWhenIdle()
     {
+        // Sticky, and fenced against ReceiveAsync's entry to Idle: either it sees the flag there, or this sees Idle.
+        Interlocked.Exchange(ref _closeWhenIdle, 1);
         if (Interlocked.CompareExchange(ref _state, Closing, Idle) == Idle)
         {
-            closing?.Invoke();
+            Volatile.Read(ref _socket)?.Dispose();
+        }
+    }
+
+    public void CloseIfIdle(Func<bool> stillIdle, Action closing)
+    {
+        // A request that arrives after the check moves the state on, and the exchange below fails.
+        if (Volatile.Read(ref _state) == Idle && stillIdle() && Interlocked.CompareExchange(ref _state, Closing, Idle) == Idle)
+        {
+            closing();
             Volatile.Read(ref _socket)?.Dispose();
         }
     }
@@ -76,66 +87,83 @@ internal sealed class StreamConnection : IConnection
     private async Task RunAsync()
     {
         var scratch = new Scratch();
-        try
+        var step = _remote is null ? Step.Receive : Step.Reconnect;
+        var opened = _remote is not null; // a client opens by connecting; a server's connection is open already
+        while (true)
         {
-            var step = _stream is null ? await ConnectAsync(scratch).ConfigureAwait(false) : _session.Opened(this, scratch);
-            while (true)
+            try
             {
-                try
+                if (!opened)
                 {
-                    if (scratch.Output.Length > 0)
-                    {
-                        await SendAsync(scratch.Output).ConfigureAwait(false);
-                    }
-
-                    switch (step)
-                    {
-                        case Step.Receive:
-                            step = await ReceiveAsync(scratch).ConfigureAwait(false);
-                            break;
-                        case Step.Handle:
-                            step = await _session.HandleAsync(scratch).ConfigureAwait(false);
-                            break;
-                        case Step.DrainThenClose:
-                            await DrainAsync().ConfigureAwait(false);
-                            CloseSocket();
-                            _session.Closed();
-                            return;
-                        case Step.Reconnect when _remote is not null:
-                            CloseSocket();
-                            step = await ConnectAsync(scratch).ConfigureAwait(false);
-                            break;
-                        case Step.ReconnectSoon when _remote is not null:
-                            CloseSocket();
-                            await Task.Delay(10).ConfigureAwait(false);
-                            step = await ConnectAsync(scratch).ConfigureAwait(false);
-                            break;
-                        default:
-                            CloseSocket();
-                            _session.Closed();
-                            return;
-                    }
+                    opened = true;
+                    step = _session.Opened(this, scratch);
                 }
-                catch (Exception e)
+
+                if (scratch.Output.Length > 0)
+                {
+                    await SendAsync(scratch.Output).ConfigureAwait(false);
+                }
+
+                if (step == Step.Receive)
+                {
+                    step = await ReceiveAsync(scratch).ConfigureAwait(false);
+                }
+                else if (step == Step.Handle)
+                {
+                    step = await _session.HandleAsync(scratch).ConfigureAwait(false);
+                }
+                else if (step is Step.Reconnect or Step.ReconnectSoon && _remote is not null)
                 {
                     CloseSocket();
-                    scratch.Output.Clear();
-                    step = _session.Failed(e);
+                    if (step == Step.ReconnectSoon)
+                    {
+                        await Task.Delay(10).ConfigureAwait(false);
+                    }
+
+                    step = await ConnectAsync(scratch).ConfigureAwait(false);
+                }
+                else
+                {
+                    if (step == Step.DrainThenClose)
+                    {
+                        await DrainAsync().ConfigureAwait(false);
+                    }
+
+                    break;
                 }
             }
+            catch (Exception e)
+            {
+                CloseSocket();
+                scratch.Clear(); // what a failed call wrote never reaches the peer
+                step = Failed(e);
+            }
         }
-        finally
+
+        CloseSocket();
+        scratch.Release();
+        _session.Closed();
+    }
+
+    /// <summary>The session's verdict on a failure; a session that throws here is closed.</summary>
+    private Step Failed(Exception error)
+    {
+        try
         {
-            scratch.Release();
+            return _session.Failed(error);
+        }
+        catch (Exception)
+        {
+            return Step.Close;
         }
     }
 
     private async Task<Step> ConnectAsync(Scratch scratch)
     {
         Interlocked.Exchange(ref _abortRequested, 0);
-        var socket = new Socket(_remote!.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
+            var socket = new Socket(_remote!.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             Adopt(socket, null); // before connecting: an abort (a timeout) closes it under the connect
             await socket.ConnectAsync(_remote).ConfigureAwait(false);
             System.IO.Stream stream = new NetworkStream(socket, ownsSocket: true);
@@ -149,7 +177,7 @@ internal sealed class StreamConnection : IConnection
         catch (Exception e)
         {
             CloseSocket();
-            return _session.Failed(new ConnectFailedException(e));
+            return Failed(new ConnectFailedException(e)); // out of descriptors, refused, or no TLS agreement
         }
 
         return _session.Opened(this, scratch);
@@ -169,7 +197,12 @@ internal sealed class StreamConnection : IConnection
     private async Task<Step> ReceiveAsync(Scratch scratch)
     {
         scratch.Release(); // a server waits for a request here: it holds no buffer meanwhile
-        Volatile.Write(ref _state, Idle);
+        Interlocked.Exchange(ref _state, Idle); // a full fence: a stop's CloseWhenIdle sees Idle, or this sees its flag
+        if (Volatile.Read(ref _closeWhenIdle) == 1 && Interlocked.CompareExchange(ref _state, Closing, Idle) == Idle)
+        {
+            return Step.Close;
+        }
+
         var stream = _stream!;
 #if NET
         if (_remote is null)
@@ -196,9 +229,9 @@ internal sealed class StreamConnection : IConnection
 
     private async Task SendAsync(ByteBuffer output)
     {
-        Interlocked.Exchange(ref _blockedSince, Environment.TickCount | 1);
+        Volatile.Write(ref _blockedSince, Environment.TickCount | 1);
         await _stream!.WriteAsync(output.Array, 0, output.Length).ConfigureAwait(false);
-        Interlocked.Exchange(ref _blockedSince, 0);
+        Volatile.Write(ref _blockedSince, 0);
         output.Clear();
     }
 
@@ -208,8 +241,8 @@ internal sealed class StreamConnection : IConnection
     {
         _socket!.Shutdown(SocketShutdown.Send);
         var sink = new byte[4096]; // not pooled: a read may still be pending when we give up
-        var deadline = Environment.TickCount + (int)DrainTime.TotalMilliseconds;
-        for (var discarded = 0; discarded < DrainLimit;)
+        var deadline = Environment.TickCount + (int)Drain.Time.TotalMilliseconds;
+        for (var discarded = 0; discarded < Drain.Limit;)
         {
             var remaining = deadline - Environment.TickCount;
             var read = _stream!.ReadAsync(sink, 0, sink.Length);
@@ -243,6 +276,6 @@ internal sealed class StreamConnection : IConnection
         }
 
         socket?.Dispose();
-        Interlocked.Exchange(ref _blockedSince, 0);
+        Volatile.Write(ref _blockedSince, 0);
     }
 }
