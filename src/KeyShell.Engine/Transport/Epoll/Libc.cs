@@ -73,6 +73,29 @@ internal static unsafe class Libc
         }
     }
 
+    /// <summary>Sends until done or the socket is full: the bytes taken, or a negative errno.</summary>
+    public static int SendUntilFull(int descriptor, ReadOnlySpan<byte> bytes)
+    {
+        var total = 0;
+        while (total < bytes.Length)
+        {
+            var sent = Send(descriptor, bytes.Slice(total));
+            if (sent == -EAGAIN)
+            {
+                break;
+            }
+
+            if (sent < 0)
+            {
+                return sent;
+            }
+
+            total += sent;
+        }
+
+        return total;
+    }
+
     /// <summary>Accepts one pending connection: its descriptor and the peer's address, or a negative errno
     /// (EAGAIN when none waits). No .NET Socket is made: its constructor costs eight system calls.</summary>
     public static int Accept(int listener, out IPEndPoint? peer)

@@ -2,7 +2,6 @@ using System;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading;
-using System.Threading.Tasks;
 using KeyShell.Engine.Protocol;
 
 namespace KeyShell.Engine.Transport.Epoll;
@@ -15,7 +14,7 @@ namespace KeyShell.Engine.Transport.Epoll;
 /// connection with shutdown(2) (<see cref="Abort"/>), which the loop sees as an event, or by posting to
 /// the loop; only the loop's thread closes the descriptor.
 /// </summary>
-internal sealed class PolledConnection : IPollable, IConnection
+internal sealed partial class PolledConnection : IPollable, IConnection
 {
     private static readonly TimeSpan ReconnectPause = TimeSpan.FromMilliseconds(10);
 
@@ -243,7 +242,7 @@ internal sealed class PolledConnection : IPollable, IConnection
         output ??= _loop.Scratch.Output;
         if (output.Length > 0 && _socket is { } socket)
         {
-            var sent = SendSome(socket.Value, output.Span);
+            var sent = Libc.SendUntilFull(socket.Value, output.Span);
             if (sent < 0)
             {
                 output.Clear();
@@ -270,7 +269,7 @@ internal sealed class PolledConnection : IPollable, IConnection
 
     private void SendUnsent()
     {
-        var sent = SendSome(_socket!.Value, _unsent!.Span);
+        var sent = Libc.SendUntilFull(_socket!.Value, _unsent!.Span);
         if (sent < 0)
         {
             _peerEnded = true;
@@ -285,29 +284,6 @@ internal sealed class PolledConnection : IPollable, IConnection
             Volatile.Write(ref _blockedSince, 0);
             Do(_afterSend);
         }
-    }
-
-    /// <summary>Sends until done or the socket is full: the bytes taken, or a negative errno.</summary>
-    private static int SendSome(int descriptor, ReadOnlySpan<byte> bytes)
-    {
-        var total = 0;
-        while (total < bytes.Length)
-        {
-            var sent = Libc.Send(descriptor, bytes.Slice(total));
-            if (sent == -Libc.EAGAIN)
-            {
-                break;
-            }
-
-            if (sent < 0)
-            {
-                return sent;
-            }
-
-            total += sent;
-        }
-
-        return total;
     }
 
     private void Do(Step step)
@@ -348,48 +324,6 @@ internal sealed class PolledConnection : IPollable, IConnection
             default:
                 End(null);
                 break;
-        }
-    }
-
-    /// <summary>Runs the session's asynchronous work (a request handler) off the loop, then resumes here.
-    /// The socket stays registered for nothing meanwhile, so a hang-up still reaches the loop.</summary>
-    private void Handle()
-    {
-        _state = State.Handling;
-        Watch(Interest.None);
-        var scratch = new Scratch(); // the loop's own buffers serve its other connections meanwhile
-        _session.HandleAsync(scratch).ContinueWith(
-            done => _loop.Post(() => Resume(done, scratch)),
-            CancellationToken.None,
-            TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default);
-    }
-
-    private void Resume(Task<Step> done, Scratch scratch)
-    {
-        try
-        {
-            if (_state != State.Handling)
-            {
-                return; // the loop ended meanwhile and closed the connection
-            }
-
-            if (_loop.HasEnded || _peerEnded || Volatile.Read(ref _abortRequested) == 1 || done.IsFaulted || done.IsCanceled)
-            {
-                Fail(done.Exception?.InnerException ?? new SocketException((int)SocketError.OperationAborted));
-                return;
-            }
-
-            _state = State.Open;
-            Apply(done.Result, scratch.Output);
-        }
-        catch (Exception e)
-        {
-            Fail(e);
-        }
-        finally
-        {
-            scratch.Release();
         }
     }
 
