@@ -2,6 +2,7 @@ using System;
 using System.Globalization;
 using System.Text;
 using KeyShell.Engine.Protocol;
+using ClientRefusal = KeyShell.Engine.Server.ClientRefusal;
 
 namespace KeyShell.Engine.Logging;
 
@@ -21,6 +22,22 @@ public static class ConversationLine
     public const string Stopped = "Server stopped";
     public const string Connected = "Client connected!";
     public const string Disconnected = "Client deconnected!";
+
+    /// <summary>A peer the server turned away (address rules, TLS): <c>Client refused (certificate)</c>.</summary>
+    public static string Refused(ClientRefusal reason) => reason switch
+    {
+        ClientRefusal.Address => "Client refused (address)",
+        ClientRefusal.Certificate => "Client refused (certificate)",
+        _ => "Client refused (handshake)",
+    };
+
+    /// <summary>The reason's word: address, certificate or handshake.</summary>
+    public static string RefusalWord(ClientRefusal reason) => reason switch
+    {
+        ClientRefusal.Address => "address",
+        ClientRefusal.Certificate => "certificate",
+        _ => "handshake",
+    };
 
     private static readonly byte[] ClientPrefix = Encoding.ASCII.GetBytes(Client + ": ");
     private static readonly byte[] ServerPrefix = Encoding.ASCII.GetBytes(Server + ": ");

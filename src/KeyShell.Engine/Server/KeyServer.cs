@@ -30,7 +30,7 @@ public enum KeyServerState
 /// <see cref="ServerConnection"/> per client. Counters are live. <see cref="Stop"/> closes the listener,
 /// lets in-flight requests finish within the shutdown timeout, closes what is left, flushes the log.
 /// </summary>
-public sealed class KeyServer : IDisposable
+public sealed partial class KeyServer : IDisposable
 {
     internal static readonly EventId ConversationEvent = new(1, "Conversation");
     private static readonly EventId SystemEvent = new(2, "System");
@@ -93,6 +93,7 @@ public sealed class KeyServer : IDisposable
             Logger.Log(LogLevel.Information, SystemEvent, ConversationLine.Launched, null, static (text, _) => text);
         }
 
+        InitializeSecurity(options);
         if (options.IdleTimeout > TimeSpan.Zero)
         {
             _idleTimeoutMs = (int)Math.Min(int.MaxValue / 2, options.IdleTimeout.TotalMilliseconds);
@@ -206,7 +207,7 @@ public sealed class KeyServer : IDisposable
         }
     }
 
-    /// <summary>Connections turned away at the connection limit.</summary>
+    /// <summary>Connections turned away: at the connection limit, or refused (address rules, TLS; see <see cref="RefuseClient(ClientRefusal, string?, string?)"/>).</summary>
     public long Rejected => Interlocked.Read(ref _rejected);
 
     /// <summary>Connections closed by the idle timeout.</summary>
