@@ -12,6 +12,9 @@ internal static class ErrorIds
     public const string HostNotFound = "HostNotFound";
     public const string InvalidKeyMap = "InvalidKeyMap";
     public const string InvalidHandler = "InvalidHandler";
+    public const string InvalidTlsParameters = "InvalidTlsParameters";
+    public const string TlsCertificateUntrusted = "TlsCertificateUntrusted";
+    public const string NothingToSet = "NothingToSet";
 
     public static (string Id, ErrorCategory Category) For(KeyServerErrorKind kind) => kind switch
     {
@@ -20,6 +23,9 @@ internal static class ErrorIds
         KeyServerErrorKind.InvalidAddress => ("InvalidAddress", ErrorCategory.InvalidArgument),
         KeyServerErrorKind.AccessDenied => ("PortAccessDenied", ErrorCategory.PermissionDenied),
         KeyServerErrorKind.LogPathUnwritable => ("LogPathUnwritable", ErrorCategory.WriteError),
+        KeyServerErrorKind.InvalidAddressRule => ("InvalidAddressRule", ErrorCategory.InvalidArgument),
+        KeyServerErrorKind.CertificateInvalid => ("CertificateInvalid", ErrorCategory.InvalidData),
+        KeyServerErrorKind.TlsNotEnabled => ("TlsNotEnabled", ErrorCategory.InvalidOperation),
         _ => ("ServerSocketError", ErrorCategory.NotSpecified),
     };
 
@@ -30,6 +36,8 @@ internal static class ErrorIds
         FailureKind.Timeout => ("ReplyTimeout", ErrorCategory.OperationTimeout),
         FailureKind.ServerGone => ("ServerGone", ErrorCategory.ConnectionError),
         FailureKind.ProtocolError => ("ProtocolError", ErrorCategory.ProtocolError),
+        FailureKind.TlsCertificateUntrusted => (TlsCertificateUntrusted, ErrorCategory.SecurityError),
+        FailureKind.TlsHandshakeFailed => ("TlsHandshakeFailed", ErrorCategory.ConnectionError),
         _ => ("Cancelled", ErrorCategory.OperationStopped),
     };
 

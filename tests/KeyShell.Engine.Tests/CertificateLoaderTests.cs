@@ -220,7 +220,12 @@ public class CertificateLoaderTests
     public void APkcs12RoundTripKeepsTheKey()
     {
         // What Windows needs for a PEM key (SChannel cannot use an ephemeral one); run here so it is tested.
-        using var copy = CertificateLoader.RoundTripThroughPkcs12(X509CertificateLoader.LoadPkcs12(Certificates.Server.Export(X509ContentType.Pkcs12), null));
+        using var copy = CertificateLoader.RoundTripThroughPkcs12(Certificates.Server);
         AssertIsServerCertificate(copy);
+        Assert.NotSame(Certificates.Server, copy);
+        Assert.True(Certificates.Server.HasPrivateKey, "the original is left alone");
+
+        // Elsewhere than on Windows the certificate is used as it is.
+        Assert.Same(Certificates.Server, CertificateLoader.UsableBySchannel(Certificates.Server));
     }
 }

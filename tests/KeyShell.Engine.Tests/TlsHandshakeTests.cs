@@ -408,7 +408,7 @@ public class TlsHandshakeTests
     public async Task ACertificateAfterAPkcs12RoundTripServes()
     {
         // The Windows path for PEM keys, exercised here.
-        using var copy = CertificateLoader.RoundTripThroughPkcs12(X509CertificateLoader.LoadPkcs12(Certificates.Server.Export(X509ContentType.Pkcs12), null));
+        using var copy = CertificateLoader.RoundTripThroughPkcs12(Certificates.Server);
         using var pair = await LoopbackPair.ConnectAsync();
         var (serverSide, clientSide) = await Handshake(pair, new TlsServerSettings(new ServerCertificate(copy)), TrustingClient());
         using var server = await serverSide;

@@ -78,11 +78,32 @@ public static class CertificateLoader
     }
 
     /// <summary>
-    /// SChannel (Windows) cannot present a server certificate whose key is ephemeral, as keys read from PEM
-    /// are; a PKCS#12 round trip gives the key a store entry it can use. Elsewhere the certificate is kept.
+    /// SChannel (Windows' TLS) cannot use a key that lives only in memory (keys read from PEM, certificates made
+    /// with CertificateRequest): on Windows this returns a copy whose key went through PKCS#12 into a key store,
+    /// when the key can be exported; otherwise, and on other systems, the certificate itself. The argument is
+    /// never disposed.
     /// </summary>
-    internal static X509Certificate2 WithPersistableKey(X509Certificate2 certificate) =>
-        RuntimeInformation.IsOSPlatform(OSPlatform.Windows) ? RoundTripThroughPkcs12(certificate) : certificate;
+    public static X509Certificate2 UsableBySchannel(X509Certificate2 certificate)
+    {
+        if (certificate is null)
+        {
+            throw new ArgumentNullException(nameof(certificate));
+        }
+
+        if (!RuntimeInformation.IsOSPlatform(OSPlatform.Windows) || !certificate.HasPrivateKey)
+        {
+            return certificate;
+        }
+
+        try
+        {
+            return RoundTripThroughPkcs12(certificate);
+        }
+        catch (CryptographicException)
+        {
+            return certificate; // not exportable: a key in a store already, which SChannel can use
+        }
+    }
 
     internal static X509Certificate2 RoundTripThroughPkcs12(X509Certificate2 certificate)
     {
@@ -94,7 +115,6 @@ public static class CertificateLoader
         finally
         {
             Array.Clear(pfx, 0, pfx.Length);
-            certificate.Dispose();
         }
     }
 
@@ -164,7 +184,13 @@ public static class CertificateLoader
             try
             {
                 var withKey = key is RSA rsa ? certificate.CopyWithPrivateKey(rsa) : certificate.CopyWithPrivateKey((ECDsa)key);
-                return WithPersistableKey(withKey);
+                var usable = UsableBySchannel(withKey);
+                if (!ReferenceEquals(usable, withKey))
+                {
+                    withKey.Dispose();
+                }
+
+                return usable;
             }
             catch (Exception e) when (e is ArgumentException || e is CryptographicException)
             {

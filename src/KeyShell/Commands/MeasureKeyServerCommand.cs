@@ -1,7 +1,9 @@
 using System;
 using System.Management.Automation;
+using System.Security.Cryptography.X509Certificates;
 using System.Threading.Tasks;
 using KeyShell.Engine.Client;
+using KeyShell.Engine.Security;
 
 namespace KeyShell.Commands;
 
@@ -49,6 +51,21 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
     [ValidateRange(1, 3600)]
     public int TimeoutSec { get; set; } = 10;
 
+    /// <summary>Speaks TLS (1.2 or 1.3) to the server.</summary>
+    [Parameter]
+    public SwitchParameter UseTls { get; set; }
+
+    /// <summary>With -UseTls: accepts any server certificate (self-signed, another name, expired). For test servers only.</summary>
+    [Parameter]
+    public SwitchParameter SkipCertificateCheck { get; set; }
+
+    /// <summary>With -UseTls: the client certificate (with its private key) for a server that requires one.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public X509Certificate2? Certificate { get; set; }
+
+    protected override void BeginProcessing() => ClientTlsCheck.Run(this, UseTls, SkipCertificateCheck, Certificate);
+
     protected override void ProcessRecord()
     {
         var options = new LoadOptions
@@ -62,6 +79,9 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
             Pipeline = Pipeline,
             Framing = Framing,
             Timeout = TimeSpan.FromSeconds(TimeoutSec),
+            UseTls = UseTls,
+            SkipCertificateCheck = SkipCertificateCheck,
+            ClientCertificate = TlsParameters.ClientCertificate(Certificate),
         };
         LoadGenerator generator;
         try
@@ -101,6 +121,10 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
         catch (OperationCanceledException)
         {
             // Ctrl+C: the workers stop through the same token.
+        }
+        catch (TlsCertificateUntrustedException e)
+        {
+            ThrowTerminatingError(TlsParameters.Record(e, $"{ComputerName}:{Port}"));
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException || e is ArgumentException)
         {
