@@ -480,3 +480,34 @@ public class TlsHandshakeTests
         }
     }
 }
+
+public class TlsDetectionTests
+{
+    [Theory]
+    [InlineData(new byte[] { 0x16 }, true)]
+    [InlineData(new byte[] { 0x16, 0x03, 0x01, 0x02, 0x00 }, true)]
+    [InlineData(new byte[] { 0x16, 0x03 }, true)]
+    [InlineData(new byte[] { 0x16, 0x02 }, false)]
+    [InlineData(new byte[] { (byte)'1', (byte)' ', (byte)'7' }, false)]
+    [InlineData(new byte[] { 0x80, 0x2e, 0x01 }, false)] // an SSL 2 hello: no TLS 1.2/1.3 client sends one
+    [InlineData(new byte[0], false)]
+    public void KnowsATlsClientHelloByItsFirstBytes(byte[] bytes, bool tls) =>
+        Assert.Equal(tls, TlsDetection.StartsWithTlsHandshake(bytes));
+
+    [Fact]
+    public void RealClientHellosAreRecognised()
+    {
+        // What .NET's own client sends first, captured over a loopback pair.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        using var client = new System.Net.Sockets.TcpClient();
+        client.Connect(System.Net.IPAddress.Loopback, ((System.Net.IPEndPoint)listener.LocalEndpoint).Port);
+        using var accepted = listener.AcceptSocket();
+        using var ssl = new System.Net.Security.SslStream(client.GetStream());
+        _ = ssl.AuthenticateAsClientAsync("localhost");
+        var hello = new byte[5];
+        accepted.ReceiveTimeout = (int)TestSupport.Bound.TotalMilliseconds;
+        var read = accepted.Receive(hello);
+        Assert.True(TlsDetection.StartsWithTlsHandshake(hello.AsSpan(0, read)));
+    }
+}

@@ -25,9 +25,6 @@ public static class TlsHandshake
     /// <summary>TLS 1.2 and 1.3 (1.3 spelled as its value: netstandard2.0 does not name it).</summary>
     public const SslProtocols DefaultProtocols = SslProtocols.Tls12 | (SslProtocols)12288;
 
-    /// <summary>Every TLS connection opens with a handshake record (content type 22).</summary>
-    private const int HandshakeRecord = 0x16;
-
     private static readonly byte[] TlsRequiredReply = Encoding.ASCII.GetBytes(Replies.TlsRequired + "\n");
 
     private static readonly RemoteCertificateValidationCallback AcceptAny = (_, _, _, _) => true;
@@ -59,14 +56,14 @@ public static class TlsHandshake
         try
         {
             var first = await ReadFirstByteAsync(inner, deadline.Token).ConfigureAwait(false);
-            if (first != HandshakeRecord)
+            if (first != TlsDetection.HandshakeRecord)
             {
                 throw await RefuseNonTlsAsync(inner, first).ConfigureAwait(false);
             }
 
             // Without mutual TLS a client certificate nobody asked for is not judged (AcceptAny); with it, the policy judges.
             var validate = policy?.CreateValidationCallback(reason => refusal = reason) ?? AcceptAny;
-            ssl = new SslStream(new PrefixedStream(inner, HandshakeRecord), leaveInnerStreamOpen: false, validate);
+            ssl = new SslStream(new PrefixedStream(inner, TlsDetection.HandshakeRecord), leaveInnerStreamOpen: false, validate);
 #if NET
             var options = new SslServerAuthenticationOptions
             {
