@@ -254,4 +254,40 @@ function Stop-TlsClient {
     if ($Client.Errors.Wait(10000)) { $Client.Errors.Result } else { '' }
 }
 
+<#
+    Starts openssl s_server on 127.0.0.1, a port it picks, with -rev (it answers each line reversed:
+    'probe 0' gets '0 eborp') and any $Arguments (-Verify 1 -CAfile ... for client certificates). A TLS server
+    no one here wrote, for the client side. Returns @{ Process; Port }.
+#>
+function Start-OpenSslServer {
+    param([Parameter(Mandatory)] [string] $Certificate, [Parameter(Mandatory)] [string] $Key, [string[]] $Arguments = @())
+    $info = [System.Diagnostics.ProcessStartInfo]::new((Get-OpenSsl))
+    foreach ($argument in @('s_server', '-accept', '127.0.0.1:0', '-cert', $Certificate, '-key', $Key, '-rev') + $Arguments) { $info.ArgumentList.Add($argument) }
+    $info.RedirectStandardInput = $true
+    $info.RedirectStandardOutput = $true
+    $info.RedirectStandardError = $true
+    $info.UseShellExecute = $false
+    $process = [System.Diagnostics.Process]::Start($info)
+    $null = $process.StandardError.ReadToEndAsync() # never let a full pipe stall it
+    $deadline = [DateTime]::UtcNow + $script:Bound
+    while ([DateTime]::UtcNow -lt $deadline) {
+        $line = $process.StandardOutput.ReadLineAsync()
+        if (-not $line.Wait($script:Bound)) { break }
+        if ($null -eq $line.Result) { break }
+        if ($line.Result -match '^ACCEPT .*:(\d+)$') {
+            $server = [pscustomobject]@{ Process = $process; Port = [int]$Matches[1] }
+            $null = $process.StandardOutput.ReadToEndAsync()
+            return $server
+        }
+    }
+    if (-not $process.HasExited) { $process.Kill($true) }
+    throw 'openssl s_server did not start.'
+}
+
+function Stop-OpenSslServer {
+    param([Parameter(Mandatory)] $Server)
+    if (-not $Server.Process.HasExited) { $Server.Process.Kill($true) }
+    $null = $Server.Process.WaitForExit(10000)
+}
+
 Export-ModuleMember -Function *
