@@ -23,9 +23,8 @@ BeforeAll {
 
     # Runs $Script, which is to fail (terminating or not); returns its first error record.
     function Get-CommandError([scriptblock] $Script) {
-        $errors = @()
-        try { $null = & $Script -ErrorVariable +errors -ErrorAction SilentlyContinue } catch { $errors += $_ }
-        $errors | Select-Object -First 1
+        $records = try { & $Script 2>&1 } catch { $_ }
+        @($records) | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] } | Select-Object -First 1
     }
 }
 
