@@ -58,4 +58,10 @@ public sealed class TlsClientSettings
     /// (its name is still checked). No cmdlet sets it; the tests trust their own authority through it.
     /// </summary>
     internal X509Certificate2Collection? TrustedAuthorities { get; set; }
+
+    /// <summary>What a client's options (-UseTls, -SkipCertificateCheck, -Certificate) ask for: null without TLS.</summary>
+    internal static TlsClientSettings? Create(bool useTls, bool skipCertificateCheck, X509Certificate2? clientCertificate, TimeSpan handshakeTimeout) =>
+        useTls
+            ? new TlsClientSettings { SkipCertificateCheck = skipCertificateCheck, ClientCertificate = clientCertificate, HandshakeTimeout = handshakeTimeout }
+            : null;
 }
