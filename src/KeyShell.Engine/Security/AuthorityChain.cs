@@ -32,7 +32,6 @@ internal static class AuthorityChain
         using var chain = NewChain(purpose, intermediates);
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
-        chain.ChainPolicy.DisableCertificateDownloads = true;
         return chain.Build(certificate) ? null : Describe(certificate, chain, purpose);
     }
 #endif
@@ -62,6 +61,12 @@ internal static class AuthorityChain
     {
         var chain = new X509Chain();
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+#if NET
+        chain.ChainPolicy.DisableCertificateDownloads = true;
+#else
+        // No switch to turn downloads of missing issuers off here: a timeout this short does it in effect.
+        chain.ChainPolicy.UrlRetrievalTimeout = TimeSpan.FromMilliseconds(1);
+#endif
         chain.ChainPolicy.ApplicationPolicy.Add(new Oid(purpose));
         if (intermediates is not null)
         {

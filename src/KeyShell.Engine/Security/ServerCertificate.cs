@@ -36,7 +36,10 @@ public sealed class ServerCertificate
 
     public X509Certificate2 Certificate { get; }
 
-    /// <summary>Intermediate certificates sent with <see cref="Certificate"/> (the rest of a full-chain PEM or a PFX).</summary>
+    /// <summary>
+    /// Intermediate certificates sent with <see cref="Certificate"/> (the rest of a full-chain PEM or a PFX). On
+    /// PowerShell 7; Windows PowerShell 5.1's TLS sends what Windows can build from its certificate stores.
+    /// </summary>
     public X509Certificate2Collection Chain { get; }
 
 #if NET
