@@ -17,6 +17,7 @@
         'Test-KeyServer'
         'Invoke-KeyClient'
         'Measure-KeyServer'
+        'Merge-KeyMeasurement'
         'Set-KeyServer'
         'Get-KeyConversation'
         'Test-KeyConversation'

@@ -12,6 +12,9 @@ internal static class ErrorIds
     public const string HostNotFound = "HostNotFound";
     public const string InvalidKeyMap = "InvalidKeyMap";
     public const string InvalidHandler = "InvalidHandler";
+    public const string InvalidLoad = "InvalidLoad";
+    public const string InvalidMeasurement = "InvalidMeasurement";
+    public const string MeasurementMismatch = "MeasurementMismatch";
     public const string InvalidTlsParameters = "InvalidTlsParameters";
     public const string TlsCertificateUntrusted = "TlsCertificateUntrusted";
     public const string NothingToSet = "NothingToSet";

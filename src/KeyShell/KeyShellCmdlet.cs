@@ -26,6 +26,32 @@ public abstract class KeyShellCmdlet : PSCmdlet, IDisposable
     protected void WriteHostLine(string text) =>
         WriteInformation(new HostInformationMessage { Message = text }, new[] { "PSHOST" });
 
+    /// <summary>
+    /// Writes what a server reported since it was last asked (rejected, idle or stalled connections, log
+    /// failures, internal errors): warnings to the warning stream, the rest to the verbose stream. A server
+    /// runs in the background, so its news reaches the user with their next command that touches it.
+    /// </summary>
+    protected void WriteDiagnostics(Engine.Server.KeyServer server)
+    {
+        if (server.DiagnosticQueue is not { } queue)
+        {
+            return;
+        }
+
+        while (queue.TryTake(out var diagnostic))
+        {
+            var text = $"KeyServer {server.Address}:{server.Port}: {diagnostic.Message}";
+            if (diagnostic.IsWarning)
+            {
+                WriteWarning(text);
+            }
+            else
+            {
+                WriteVerbose(text);
+            }
+        }
+    }
+
     protected bool IsVerbose =>
         MyInvocation.BoundParameters.TryGetValue("Verbose", out var verbose)
             ? ((SwitchParameter)verbose).IsPresent

@@ -163,6 +163,11 @@ foreach ($work in $Feed) {
             {
                 foreach (var work in _worker._queue.GetConsumingEnumerable())
                 {
+                    if (!work.TryStart())
+                    {
+                        continue; // timed out while it waited in the queue: its client has had its error reply
+                    }
+
                     lock (_worker._gate)
                     {
                         _worker._current = work;
@@ -182,7 +187,12 @@ foreach ($work in $Feed) {
     /// <summary>One request on its way through a worker; the loop calls Complete or Fail.</summary>
     public sealed class HandlerWork
     {
+        private const int Queued = 0;
+        private const int Running = 1;
+        private const int GivenUp = 2;
+
         private readonly TaskCompletionSource<string> _reply = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _state;
 
         internal HandlerWork(KeyRequest request) => Request = request;
 
@@ -207,7 +217,21 @@ foreach ($work in $Feed) {
         public void Fail(Exception exception) =>
             _reply.TrySetException(exception is RuntimeException { ErrorRecord.Exception: { } inner } && inner is not RuntimeException ? inner : exception);
 
+        /// <summary>Claims the work for a worker; false when it was given up while queued.</summary>
+        internal bool TryStart() => Interlocked.CompareExchange(ref _state, Running, Queued) == Queued;
+
+        /// <summary>On a timeout: work still queued is given up (no worker will run it); running work is stopped.</summary>
         internal void StopOnCancel(CancellationToken cancellation) =>
-            cancellation.Register(() => Worker?.Interrupt(this));
+            cancellation.Register(() =>
+            {
+                if (Interlocked.CompareExchange(ref _state, GivenUp, Queued) == Queued)
+                {
+                    _reply.TrySetCanceled();
+                }
+                else
+                {
+                    Worker?.Interrupt(this);
+                }
+            });
     }
 }

@@ -4,10 +4,11 @@ Import-Module (Join-Path $PSScriptRoot '../KeyShell.Tests/TestHelpers.psm1') -Fo
 
 # Starts a KeyShell server in its own pwsh (with TLS when given a certificate); returns @{ Process; Port; Name }.
 function Start-BenchServer {
-    param([Parameter(Mandatory)] [string] $ModuleManifest, [string] $LogPath, [int] $IdleTimeoutSec = 60, [string] $Answer = 'Default', $Certificate)
+    param([Parameter(Mandatory)] [string] $ModuleManifest, [string] $LogPath, [int] $IdleTimeoutSec = 60, [string] $Answer = 'Default', [switch] $MeterListener, $Certificate)
     $info = [System.Diagnostics.ProcessStartInfo]::new((Get-PwshPath))
     $arguments = @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'Start-BenchServer.ps1'), '-ModuleManifest', $ModuleManifest, '-IdleTimeoutSec', $IdleTimeoutSec, '-Answer', $Answer)
     if ($LogPath) { $arguments += @('-LogPath', $LogPath) }
+    if ($MeterListener) { $arguments += '-MeterListener' }
     if ($Certificate) { $arguments += @('-CertificatePath', $Certificate.Certificate, '-KeyPath', $Certificate.Key) }
     foreach ($argument in $arguments) { $info.ArgumentList.Add([string]$argument) }
     $info.RedirectStandardInput = $true
@@ -17,6 +18,7 @@ function Start-BenchServer {
     $line = $process.StandardOutput.ReadLineAsync()
     if (-not $line.Wait(30000) -or $line.Result -notmatch '^PORT (\d+)$') { $process.Kill($true); throw "The benchmark server did not start: $($line.Result)" }
     $name = if ($Answer -ne 'Default') { "KeyShell ($Answer)" } elseif ($LogPath) { 'KeyShell (log on)' } else { 'KeyShell (log off)' }
+    if ($MeterListener) { $name += ' + MeterListener' }
     if ($Certificate) { $name = $name -replace '^KeyShell', 'KeyShell TLS' }
     [pscustomobject]@{ Process = $process; Port = [int]$Matches[1]; Name = $name }
 }

@@ -109,6 +109,31 @@ try {
     }
     finally { $programmable | ForEach-Object { Stop-BenchServer $_ } }
 
+    # The meters' cost: two fresh servers (log off), one with a MeterListener attached to KeyShell.Server
+    # (every measurement delivered, as to dotnet-counters or OpenTelemetry) and one without, the same
+    # load on each, alternating within each round (which goes first alternates too).
+    $meterTargets = @((Start-BenchServer -ModuleManifest $ModuleManifest), (Start-BenchServer -ModuleManifest $ModuleManifest -MeterListener))
+    try {
+        foreach ($target in $meterTargets) { $null = Invoke-Keyload -Keyload $keyload -Port $target.Port -Wire line -Mode persist -Workers 8 -PerWorker 2000 } # warm-up
+        $meterRuns = foreach ($round in 1..$Rounds) {
+            foreach ($scenario in $scenarios | Where-Object Name -In 'PerMessage x8', 'Persistent x8', 'Pipelined 16 x8') {
+                $order = if ($round % 2) { $meterTargets } else { $meterTargets[1], $meterTargets[0] }
+                foreach ($target in $order) {
+                    Write-Host ("round {0}: {1,-16} {2}" -f $round, $scenario.Name, $target.Name)
+                    $cpuBefore = Get-ProcessorTime $target.Process
+                    $run = Invoke-Keyload -Keyload $keyload -Port $target.Port -Wire line -Mode $scenario.Mode -Workers $scenario.Workers -PerWorker $scenario.PerWorker -Depth $scenario.Depth
+                    [pscustomobject]@{ Scenario = $scenario.Name; Target = $target.Name; RequestsPerSecond = $run.RequestsPerSecond; Errors = $run.Bad
+                        CpuMicrosecondsPerRequest = ((Get-ProcessorTime $target.Process) - $cpuBefore).TotalMicroseconds / [math]::Max(1, $run.Ok) }
+                }
+            }
+        }
+    }
+    finally {
+        foreach ($target in $meterTargets) { Stop-BenchServer $target }
+        # The listener's own count: proof that it was attached and saw every request.
+        $metered = ($meterTargets[1].Process.StandardOutput.ReadToEnd() -split "`n" | Where-Object { $_ -match '^METERED (\d+)' } | ForEach-Object { [long]$Matches[1] })
+    }
+
     # The client: Invoke-KeyClient against keyload, the same load (64 persistent sequences of 1,000 keys).
     $plain = $targets[1]
     $sequences = foreach ($c in 1..64) { "$c " + ((0..999 | ForEach-Object { ($c + $_) % 10 }) -join ' ') }
@@ -163,6 +188,19 @@ $memory = [pscustomobject]@{
 $programmed = foreach ($group in $answers | Group-Object Target) {
     [pscustomobject]@{ Target = $group.Name; RequestsPerSecond = Get-Median $group.Group.RequestsPerSecond; Errors = ($group.Group | Measure-Object Errors -Sum).Sum }
 }
+$meters = foreach ($group in $meterRuns | Group-Object Scenario) {
+    $without = @($group.Group | Where-Object Target -NotLike '*MeterListener*')
+    $with = @($group.Group | Where-Object Target -Like '*MeterListener*')
+    [pscustomobject]@{
+        Scenario               = $group.Name
+        WithoutPerSecond       = Get-Median $without.RequestsPerSecond
+        WithPerSecond          = Get-Median $with.RequestsPerSecond
+        Ratio                  = (Get-Median $with.RequestsPerSecond) / [math]::Max(1, (Get-Median $without.RequestsPerSecond))
+        WithoutCpuMicroseconds = Get-Median $without.CpuMicrosecondsPerRequest
+        WithCpuMicroseconds    = Get-Median $with.CpuMicrosecondsPerRequest
+        Errors                 = ($group.Group | Measure-Object Errors -Sum).Sum
+    }
+}
 $client = [pscustomobject]@{
     InvokeKeyClientPerSecond = Get-Median $clientRuns.InvokeKeyClient
     KeyloadPerSecond         = Get-Median $clientRuns.Keyload
@@ -199,6 +237,9 @@ $cpuTable = foreach ($row in $rows) {
 $cpuTable | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
 Write-Host ('Memory: {0:N1} KiB per idle connection (1,000 open); working set {1:N1} MiB before 1M requests, {2:N1} MiB after, {3:N1} MiB after 2M.' -f ($memory.BytesPerIdleConnection / 1KB), ($memory.Before1MRequestsBytes / 1MB), ($memory.After1MRequestsBytes / 1MB), ($memory.After2MRequestsBytes / 1MB))
 Write-Host ('Programmable, 8 persistent connections (log off): ' + (($programmed | ForEach-Object { '{0} {1:N0}/s{2}' -f $_.Target, $_.RequestsPerSecond, $(if ($_.Errors) { " ERR $($_.Errors)" }) }) -join '; '))
+Write-Host "Meters: a MeterListener on KeyShell.Server attached vs none (log off; medians of $Rounds alternating rounds; the listener counted $metered requests):"
+$meters | ForEach-Object { [pscustomobject]@{ Scenario = $_.Scenario; 'without /s' = '{0:N0}' -f $_.WithoutPerSecond; 'with /s' = '{0:N0}' -f $_.WithPerSecond; 'with/without' = '{0:0.00}' -f $_.Ratio
+    'CPU us/req without' = '{0:N2}' -f $_.WithoutCpuMicroseconds; 'CPU us/req with' = '{0:N2}' -f $_.WithCpuMicroseconds; Errors = $_.Errors } } | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
 Write-Host ('Client: Invoke-KeyClient {0:N0}/s, keyload {1:N0}/s on the same load (64 x 1,000 persistent): ratio {2:0.00}.' -f $client.InvokeKeyClientPerSecond, $client.KeyloadPerSecond, $client.Ratio)
 
 # TLS: KeyShell with a certificate (log on, log off) against memcached -Z with the same certificate, driven by
@@ -290,7 +331,7 @@ if ($tlsCertificate) {
 
 $report = [pscustomobject]@{
     Date = [DateTime]::UtcNow.ToString('o'); Cores = [Environment]::ProcessorCount; Rounds = $Rounds
-    Keyload = $keyload; Memcached = [bool]$memcached; Scenarios = $rows; Programmable = $programmed; Memory = $memory; Client = $client
+    Keyload = $keyload; Memcached = [bool]$memcached; Scenarios = $rows; Programmable = $programmed; Meters = $meters; Memory = $memory; Client = $client
     Tls = [pscustomobject]@{ Keyload = $keyloadTls; Scenarios = @($tlsRows); Notes = @($tlsNotes) }
 }
 $json = Join-Path $OutDirectory ("bench-{0:yyyyMMdd-HHmmss}.json" -f [DateTime]::UtcNow)

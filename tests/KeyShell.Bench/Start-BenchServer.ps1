@@ -2,6 +2,8 @@
 .SYNOPSIS
     A KeyShell server for the benchmarks, in its own process: prints "PORT <n>", serves until its
     standard input closes, then stops cleanly (flushing its log). With -CertificatePath it speaks TLS.
+    With -MeterListener a MeterListener listens to the KeyShell.Server meter meanwhile (as dotnet-counters
+    or OpenTelemetry would), and the requests it counted are printed at the end ("METERED <n>").
 #>
 param(
     [Parameter(Mandatory)] [string] $ModuleManifest,
@@ -9,7 +11,8 @@ param(
     [int] $IdleTimeoutSec = 60,
     [ValidateSet('Default', 'Map', 'Handler')] [string] $Answer = 'Default',
     [string] $CertificatePath,
-    [string] $KeyPath
+    [string] $KeyPath,
+    [switch] $MeterListener
 )
 
 $ErrorActionPreference = 'Stop'
@@ -22,8 +25,14 @@ $server = switch ($Answer) {
     'Handler' { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @common -Handler { param($Request) "Response for the key $($Request.Key) : 1" } }
     default { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @common }
 }
+$probe = $null
+if ($MeterListener) {
+    Add-Type -Path (Join-Path $PSScriptRoot '../KeyShell.Tests/MeterProbe.cs')
+    $probe = [KeyShellMeterProbe]::new('KeyShell.Server', $server.Port)
+}
 [Console]::Out.WriteLine("PORT $($server.Port)")
 [Console]::Out.Flush()
 $null = [Console]::In.ReadToEnd()
 $server | Stop-KeyServer
 [Console]::Out.WriteLine("STOPPED $($server.Requests)")
+if ($probe) { [Console]::Out.WriteLine("METERED $($probe.Sum('keyshell.requests'))"); $probe.Dispose() }

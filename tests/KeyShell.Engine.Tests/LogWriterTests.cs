@@ -73,3 +73,31 @@ public class LogWriterTests
         Assert.Equal(new[] { "SYSTEM: Server launched", @"SYSTEM: two\x0Alines" }, File.ReadAllLines(path));
     }
 }
+
+public class LogWriterCloseTests
+{
+    [Fact]
+    public async Task LinesAppendedWhileAndAfterTheWriterClosesAreDroppedWithoutHarm()
+    {
+        var path = Path.Combine(TempDirectory(), "log.txt");
+        var writer = new ConversationLogWriter(path);
+        writer.Append(Encoding.ASCII.GetBytes("SYSTEM: before\n"));
+        using var go = new ManualResetEventSlim();
+        var appenders = Enumerable.Range(0, 4).Select(_ => Task.Run(() =>
+        {
+            go.Wait();
+            for (var i = 0; i < 20_000; i++)
+            {
+                writer.Append(Encoding.ASCII.GetBytes("SYSTEM: racing\n"));
+            }
+        })).ToArray();
+        go.Set();
+        writer.Dispose();
+        await Task.WhenAll(appenders).WaitAsync(Bound);
+        writer.Append(Encoding.ASCII.GetBytes("SYSTEM: after\n"));
+
+        var lines = File.ReadAllLines(path);
+        Assert.Equal("SYSTEM: before", lines[0]);
+        Assert.All(lines.Skip(1), l => Assert.Equal("SYSTEM: racing", l));
+    }
+}

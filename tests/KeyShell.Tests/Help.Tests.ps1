@@ -84,6 +84,23 @@ Describe 'about_KeyShell' {
 }
 
 Describe 'Example "<Title>" of <Command>' -ForEach $examples {
+    BeforeAll {
+        # Examples that reach load machines over SSH remoting (-HostName load1, load2) run against a
+        # throwaway sshd on 127.0.0.1, whose sessions find the module under test by name, as an installed
+        # one; so do the jobs these examples start here.
+        if ($Code -match '-HostName') {
+            $script:Sshd = Start-TestSshd -ModulePath $env:KEYSHELL_MODULE
+            if ($Sshd.Reason) { Write-Host "SKIPPED the remoting example '$Title': $($Sshd.Reason)" }
+            $script:SavedModulePath = $env:PSModulePath
+            $env:PSModulePath = (Split-Path (Split-Path $env:KEYSHELL_MODULE)) + [System.IO.Path]::PathSeparator + $env:PSModulePath
+        }
+    }
+    AfterAll {
+        if ($Code -match '-HostName') {
+            Stop-TestSshd $Sshd
+            $env:PSModulePath = $SavedModulePath
+        }
+    }
     BeforeEach {
         $script:Folder = New-TestDirectory
         Push-Location $Folder
@@ -100,7 +117,13 @@ Describe 'Example "<Title>" of <Command>' -ForEach $examples {
 
     It 'runs' {
         $code = $Code -replace '\b8080\b', $Port
-        if ($code -match '-Wait') {
+        if ($code -match '-HostName') {
+            if ($Sshd.Reason) { Set-ItResult -Skipped -Because $Sshd.Reason; return }
+            foreach ($entry in (Get-TestSshParameters $Sshd).GetEnumerator()) { $PSDefaultParameterValues["Invoke-Command:$($entry.Key)"] = $entry.Value }
+            # The load machines and the server of the example are this machine.
+            $code = $code -replace '\bload\d\b', '127.0.0.1' -replace '\bserver1\b', '127.0.0.1'
+        }
+        if ($code -match 'Start-KeyServer[^\r\n]*-Wait') {
             # A foreground server: stop it from another runspace once it is up.
             $null = Start-ThreadJob { Import-Module $using:env:KEYSHELL_MODULE; while (-not (Get-KeyServer)) { Start-Sleep -Milliseconds 50 }; Start-Sleep -Milliseconds 300; Stop-KeyServer -All }
         }

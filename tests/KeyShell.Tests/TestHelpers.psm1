@@ -111,6 +111,80 @@ function Test-NetConnectionQuick {
     try { $client.Connect([System.Net.IPAddress]::Loopback, $Port); $true } catch { $false } finally { $client.Dispose() }
 }
 
+# A throwaway sshd on a loopback port the OS gave, with its own host key, config and client key in a temp
+# folder, and this pwsh as its 'powershell' subsystem: PowerShell remoting over SSH to 127.0.0.1.
+# Returns the sshd's process, port, user and client key; or, where sshd is missing or will not start,
+# an object whose Reason says why (the only case in which remoting tests may be skipped).
+function Start-TestSshd {
+    param([string] $ModulePath)
+    $sshd = '/usr/sbin/sshd'
+    if (-not (Test-Path $sshd)) { return [pscustomobject]@{ Reason = "$sshd is not installed (the Debian package openssh-server; .ci/run installs it)" } }
+    $keygen = Get-Command ssh-keygen -CommandType Application -ErrorAction Ignore | Select-Object -First 1
+    if (-not $keygen) { return [pscustomobject]@{ Reason = 'ssh-keygen is not installed' } }
+    $directory = New-TestDirectory
+    $hostKey = Join-Path $directory 'host_ed25519'
+    $clientKey = Join-Path $directory 'client_ed25519'
+    foreach ($key in $hostKey, $clientKey) {
+        $null = & $keygen.Source -q -t ed25519 -N '' -f $key
+        if ($LASTEXITCODE -ne 0) { return [pscustomobject]@{ Reason = "ssh-keygen failed ($LASTEXITCODE)" } }
+    }
+    $user = [Environment]::UserName
+    # Running as root, sshd wants its privilege separation folder.
+    if ($user -eq 'root' -and -not (Test-Path /run/sshd)) { $null = New-Item -ItemType Directory /run/sshd }
+    $lastError = ''
+    foreach ($attempt in 1..3) {
+        # A port the OS gave: free a moment ago; if something took it meanwhile, sshd fails and the next try takes another.
+        $port = Get-FreePort
+        $config = Join-Path $directory 'sshd_config'
+        $lines = @(
+            "Port $port"
+            'ListenAddress 127.0.0.1'
+            "HostKey $hostKey"
+            'PidFile none'
+            'UsePAM no'
+            "AuthorizedKeysFile $clientKey.pub"
+            'PubkeyAuthentication yes'
+            'PasswordAuthentication no'
+            'KbdInteractiveAuthentication no'
+            "PermitRootLogin $(if ($user -eq 'root') { 'prohibit-password' } else { 'no' })"
+            'StrictModes no'
+            "Subsystem powershell $(Get-PwshPath) -sshs -NoLogo -NoProfile"
+        )
+        # Remote sessions find the module under test by name, as they would an installed one.
+        if ($ModulePath) { $lines += "SetEnv PSModulePath=$(Split-Path (Split-Path $ModulePath))" }
+        Set-Content -Path $config -Value $lines
+        $info = [System.Diagnostics.ProcessStartInfo]::new($sshd)
+        foreach ($argument in '-f', $config, '-D', '-e') { $info.ArgumentList.Add($argument) }
+        $info.RedirectStandardError = $true
+        $info.UseShellExecute = $false
+        $process = [System.Diagnostics.Process]::Start($info)
+        $errors = $process.StandardError.ReadToEndAsync()
+        $deadline = [DateTime]::UtcNow + $script:Bound
+        while (-not $process.HasExited -and -not (Test-NetConnectionQuick -Port $port) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
+        if (-not $process.HasExited -and (Test-NetConnectionQuick -Port $port)) {
+            return [pscustomobject]@{ Process = $process; Port = $port; UserName = $user; KeyFilePath = $clientKey; Directory = $directory; Reason = $null }
+        }
+        if (-not $process.HasExited) { $process.Kill() }
+        $null = $process.WaitForExit(5000)
+        $lastError = if ($errors.Wait(2000)) { $errors.Result.Trim() } else { '' }
+    }
+    [pscustomobject]@{ Reason = "sshd did not start: $lastError" }
+}
+
+function Stop-TestSshd {
+    param($Sshd)
+    if ($Sshd -and $Sshd.Process -and -not $Sshd.Process.HasExited) {
+        $Sshd.Process.Kill()
+        $null = $Sshd.Process.WaitForExit(10000)
+    }
+}
+
+# The parameters New-PSSession and Invoke-Command need for the throwaway sshd (host keys are throwaway too: not checked).
+function Get-TestSshParameters {
+    param([Parameter(Mandatory)] $Sshd)
+    @{ Port = $Sshd.Port; UserName = $Sshd.UserName; KeyFilePath = $Sshd.KeyFilePath; Options = @{ StrictHostKeyChecking = 'no'; UserKnownHostsFile = '/dev/null'; LogLevel = 'ERROR' } }
+}
+
 # --- TLS: certificates made by openssl, and openssl s_client as a TLS client no one here wrote ---
 
 # The openssl program, or $null (.ci/run installs it; tests that need it skip, saying why, where it is missing).

@@ -7,10 +7,9 @@ using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Logging;
+using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Protocol;
-#if NET
-using KeyShell.Engine.Linux;
-#endif
+using KeyShell.Engine.Sessions;
 
 namespace KeyShell.Engine.Client;
 
@@ -23,6 +22,9 @@ public sealed class KeyClient
 {
     private readonly IKeyClientObserver _observer;
     private readonly ConversationLogWriter? _log;
+    private readonly ClientMetrics _metrics;
+    private SequenceSession[] _sessions = Array.Empty<SequenceSession>();
+    private Exception? _driverFailure;
     private long _replies;
     private int _failures;
     private int _lastReply;
@@ -37,6 +39,7 @@ public sealed class KeyClient
         DisplayEndPoint = $"{options.ComputerName}:{options.Port}";
         _observer = observer;
         _log = log;
+        _metrics = new ClientMetrics(options.ComputerName, options.Port);
     }
 
     internal KeyClientOptions Options { get; }
@@ -44,6 +47,9 @@ public sealed class KeyClient
     internal IPEndPoint EndPoint { get; }
 
     internal string DisplayEndPoint { get; }
+
+    /// <summary>For tests: how the resolver finds addresses (a test can hold it back, to time it out).</summary>
+    internal static Func<string, CancellationToken, Task<IPAddress[]>> LookUp { get; set; } = DefaultLookUp;
 
     /// <summary>Runs every sequence to its end, or until cancelled or the server goes away.
     /// Replies and failures go to <paramref name="observer"/> as they happen.</summary>
@@ -55,7 +61,7 @@ public sealed class KeyClient
             throw new ArgumentNullException(sequences is null ? nameof(sequences) : options is null ? nameof(options) : nameof(observer));
         }
 
-        var endPoint = await ResolveAsync(options.ComputerName, options.Port).ConfigureAwait(false);
+        var endPoint = await ResolveAsync(options.ComputerName, options.Port, cancellationToken).ConfigureAwait(false);
         var log = options.LogPath is null ? null : new ConversationLogWriter(options.LogPath);
         var client = new KeyClient(options, endPoint, observer, log);
         try
@@ -69,7 +75,10 @@ public sealed class KeyClient
     }
 
     /// <summary>Finds the address to connect to; IPv4 first, as the seed's servers listen there.</summary>
-    public static async Task<IPEndPoint> ResolveAsync(string computerName, int port)
+    public static Task<IPEndPoint> ResolveAsync(string computerName, int port) => ResolveAsync(computerName, port, CancellationToken.None);
+
+    /// <summary>Finds the address to connect to; IPv4 first. A cancel ends the lookup.</summary>
+    public static async Task<IPEndPoint> ResolveAsync(string computerName, int port, CancellationToken cancellationToken)
     {
         if (port < 1 || port > 65535)
         {
@@ -81,7 +90,7 @@ public sealed class KeyClient
             return new IPEndPoint(ip, port);
         }
 
-        var addresses = await Dns.GetHostAddressesAsync(computerName).ConfigureAwait(false);
+        var addresses = await LookUp(computerName, cancellationToken).ConfigureAwait(false);
         var chosen = addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.FirstOrDefault()
             ?? throw new SocketException((int)SocketError.HostNotFound);
         return new IPEndPoint(chosen, port);
@@ -98,7 +107,8 @@ public sealed class KeyClient
     internal void Deliver(KeyReply reply, byte[] request)
     {
         Interlocked.Increment(ref _replies);
-        _lastReply = Environment.TickCount;
+        _metrics.Replied(reply.IsError, reply.Latency);
+        Volatile.Write(ref _lastReply, Environment.TickCount);
         if (_log is not null)
         {
             using var lines = new ByteBuffer(128);
@@ -115,6 +125,7 @@ public sealed class KeyClient
     internal void Fail(KeyClientFailure failure)
     {
         Interlocked.Increment(ref _failures);
+        _metrics.Failed();
         if (failure.Kind == FailureKind.ConnectFailed || failure.Kind == FailureKind.ConnectionLost)
         {
             _ = ProbeAsync(); // one lost connection may mean the server is gone for everyone
@@ -123,79 +134,66 @@ public sealed class KeyClient
         _observer.OnFailure(failure);
     }
 
+    private static async Task<IPAddress[]> DefaultLookUp(string host, CancellationToken cancellationToken)
+    {
+#if NET
+        return await Dns.GetHostAddressesAsync(host, cancellationToken).ConfigureAwait(false);
+#else
+        var lookUp = Dns.GetHostAddressesAsync(host);
+        var cancelled = new TaskCompletionSource<bool>();
+        using (cancellationToken.Register(() => cancelled.TrySetCanceled()))
+        {
+            if (await Task.WhenAny(lookUp, cancelled.Task).ConfigureAwait(false) != lookUp)
+            {
+                _ = lookUp.ContinueWith(static t => t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+                throw new OperationCanceledException(cancellationToken);
+            }
+        }
+
+        return await lookUp.ConfigureAwait(false);
+#endif
+    }
+
     private async Task<KeyClientSummary> RunAllAsync(IReadOnlyList<ClientSequence> sequences, CancellationToken cancellationToken)
     {
         var stopwatch = Stopwatch.StartNew();
-        var runners = sequences.Select(s => new SequenceRunner(this, s)).ToArray();
-        Runners = runners;
+        _sessions = sequences.Select(s => new SequenceSession(this, s)).ToArray();
         _lastReply = Environment.TickCount;
         WriteSystemLine("Client launched");
-        using var cancel = cancellationToken.Register(() => AbortAll(FailureKind.Cancelled));
-        using var timer = new Timer(_ => Watch(), null, 100, 100);
-        await RunRunnersAsync(runners).ConfigureAwait(false);
+        using (var driver = ClientDriver.Create(Options.UseEventLoops, _sessions.Length, "KeyShell client", e => _driverFailure ??= e))
+        using (cancellationToken.Register(() => AbortAll(FailureKind.Cancelled)))
+        using (new Timer(_ => Watch(), null, 100, 100))
+        {
+            foreach (var session in _sessions)
+            {
+                driver.Start(session, EndPoint);
+            }
+
+            await Task.WhenAll(_sessions.Select(s => s.Completion)).ConfigureAwait(false);
+        }
+
+        if (_driverFailure is { } failure)
+        {
+            throw new InvalidOperationException("The client's event loop failed: " + failure.Message, failure);
+        }
+
         WriteSystemLine("Client stopped");
-        return new KeyClientSummary(sequences.Count, Interlocked.Read(ref _replies), _failures, stopwatch.Elapsed);
+        return new KeyClientSummary(sequences.Count, Interlocked.Read(ref _replies), Volatile.Read(ref _failures), stopwatch.Elapsed);
     }
-
-    private SequenceRunner[] Runners { get; set; } = Array.Empty<SequenceRunner>();
-
-    /// <summary>On Linux, the sequences share event loops (one per processor); elsewhere each runs async.</summary>
-    private async Task RunRunnersAsync(SequenceRunner[] runners)
-    {
-#if NET
-        if (Options.UseEventLoops && LinuxSockets.IsSupported && runners.Length > 0)
-        {
-            var loops = new EventLoop[Math.Min(Math.Min(16, Environment.ProcessorCount), runners.Length)];
-            try
-            {
-                for (var i = 0; i < loops.Length; i++)
-                {
-                    loops[i] = new EventLoop($"KeyShell client loop {i + 1}", e => FailRunnersOf(runners, e));
-                }
-
-                await Task.WhenAll(runners.Select((runner, i) => runner.RunOnEventLoop(loops[i % loops.Length]))).ConfigureAwait(false);
-            }
-            finally
-            {
-                foreach (var loop in loops)
-                {
-                    loop?.Dispose();
-                }
-            }
-
-            return;
-        }
-#endif
-        await Task.WhenAll(runners.Select(r => Task.Run(r.RunAsync))).ConfigureAwait(false);
-    }
-
-#if NET
-    /// <summary>A loop failed (epoll_wait itself): on its thread, its sequences end with the error.</summary>
-    private static void FailRunnersOf(SequenceRunner[] runners, Exception error)
-    {
-        foreach (var runner in runners)
-        {
-            if (runner.IsOnCurrentEventLoop)
-            {
-                runner.FailOnEventLoop(error);
-            }
-        }
-    }
-#endif
 
     private void Watch()
     {
         var now = Environment.TickCount;
-        foreach (var runner in Runners)
+        foreach (var session in _sessions)
         {
-            if (runner.InRequest && unchecked(now - runner.Deadline) > 0)
+            if (session.IsLate(now))
             {
-                runner.Abort(FailureKind.Timeout);
+                session.Abort(FailureKind.Timeout);
             }
         }
 
         var interval = (int)Options.WatchdogInterval.TotalMilliseconds;
-        if (unchecked(now - _lastReply) >= interval && unchecked(now - _lastProbe) >= interval && Runners.Any(r => !r.IsDone))
+        if (unchecked(now - Volatile.Read(ref _lastReply)) >= interval && unchecked(now - Volatile.Read(ref _lastProbe)) >= interval && _sessions.Any(s => !s.IsDone))
         {
             _ = ProbeAsync();
         }
@@ -209,7 +207,7 @@ public sealed class KeyClient
             return;
         }
 
-        _lastProbe = Environment.TickCount;
+        Volatile.Write(ref _lastProbe, Environment.TickCount);
         try
         {
             using var socket = new Socket(EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -217,6 +215,7 @@ public sealed class KeyClient
             var timeout = Math.Max(100, (int)Options.WatchdogInterval.TotalMilliseconds);
             if (await Task.WhenAny(connect, Task.Delay(timeout)).ConfigureAwait(false) != connect)
             {
+                _ = connect.ContinueWith(static t => t.Exception, TaskContinuationOptions.OnlyOnFaulted);
                 return; // slow, not gone: the per-request timeout decides
             }
 
@@ -238,11 +237,11 @@ public sealed class KeyClient
 
     private void AbortAll(FailureKind reason)
     {
-        foreach (var runner in Runners)
+        foreach (var session in _sessions)
         {
-            if (!runner.IsDone)
+            if (!session.IsDone)
             {
-                runner.Abort(reason);
+                session.Abort(reason);
             }
         }
     }

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
+using KeyShell.Engine.Protocol;
 using KeyShell.Engine.Security;
 
 namespace KeyShell.Engine.Client;
@@ -37,7 +38,8 @@ public static class KeyProbe
 {
     public const string ProbeRequest = "probe 0";
 
-    /// <summary>A refused port answers at once; a silent host is given up on after <paramref name="timeout"/>.</summary>
+    /// <summary>A refused port answers at once; a silent host is given up on after <paramref name="timeout"/>,
+    /// whichever step it is at (the name lookup, the connect, the reply).</summary>
     public static Task<ProbeResult> ProbeAsync(string computerName, int port, TimeSpan timeout, bool sendRequest, CancellationToken cancellationToken) =>
         ProbeAsync(computerName, port, timeout, sendRequest, null, null, cancellationToken);
 
@@ -50,24 +52,20 @@ public static class KeyProbe
     public static async Task<ProbeResult> ProbeAsync(string computerName, int port, TimeSpan timeout, bool sendRequest, TlsClientSettings? tls, string? targetHost, CancellationToken cancellationToken)
     {
         var stopwatch = Stopwatch.StartNew();
-        Socket? socket = null;
-        Stream? stream = null;
         var connected = false;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
-        using var abort = deadline.Token.Register(() => socket?.Dispose());
         try
         {
-            var endPoint = await KeyClient.ResolveAsync(computerName, port).ConfigureAwait(false);
-            socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            var endPoint = await KeyClient.ResolveAsync(computerName, port, deadline.Token).ConfigureAwait(false);
+            using var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            using var abort = deadline.Token.Register(socket.Dispose); // the socket exists: a timeout closes it under the call
+            deadline.Token.ThrowIfCancellationRequested();
             await socket.ConnectAsync(endPoint).ConfigureAwait(false);
             connected = true;
-            stream = new NetworkStream(socket, ownsSocket: false);
-            if (tls is not null)
-            {
-                stream = await TlsHandshake.AuthenticateAsClientAsync(stream, tls, targetHost ?? computerName, deadline.Token).ConfigureAwait(false);
-            }
-
+            using Stream stream = tls is null
+                ? new NetworkStream(socket, ownsSocket: false)
+                : await TlsHandshake.AuthenticateAsClientAsync(new NetworkStream(socket, ownsSocket: false), tls, targetHost ?? computerName, deadline.Token).ConfigureAwait(false);
             if (!sendRequest)
             {
                 return new ProbeResult(true, stopwatch.Elapsed, null, null);
@@ -75,52 +73,46 @@ public static class KeyProbe
 
             var request = Encoding.ASCII.GetBytes(ProbeRequest + "\n");
             await stream.WriteAsync(request, 0, request.Length, deadline.Token).ConfigureAwait(false);
-            var reply = new StringBuilder();
-            var buffer = new byte[1024];
-            while (reply.Length < 64 * 1024)
-            {
-                var count = await stream.ReadAsync(buffer, 0, buffer.Length, deadline.Token).ConfigureAwait(false);
-                if (count == 0)
-                {
-                    break;
-                }
+            var reply = await ReadReplyAsync(stream, deadline.Token).ConfigureAwait(false);
 
-                reply.Append(Encoding.UTF8.GetString(buffer, 0, count));
-                if (reply.ToString().IndexOf('\n') >= 0)
-                {
-                    break;
-                }
-            }
-
-            var text = reply.ToString();
-            if (text.Length == 0)
-            {
-                // Under TLS 1.3 this is also how a server refusing the client's certificate looks: the handshake
-                // ends on the client's side before the server has judged it.
-                return new ProbeResult(true, stopwatch.Elapsed, null, "the server closed the connection without a reply");
-            }
-
-            var end = text.IndexOf('\n');
-            return new ProbeResult(true, stopwatch.Elapsed, (end >= 0 ? text.Substring(0, end) : text).TrimEnd('\r'), null);
+            // Under TLS 1.3 a close without a reply is also how a server refusing the client's certificate looks:
+            // the handshake ends on the client's side before the server has judged it.
+            return new ProbeResult(true, stopwatch.Elapsed, reply, reply is null ? "the server closed the connection without a reply" : null);
         }
         catch (TlsHandshakeException e) when (e is not TlsCertificateUntrustedException)
         {
             return new ProbeResult(false, null, null, e.Message);
         }
-        catch (Exception e) when (e is SocketException || e is ObjectDisposedException || e is IOException || e is OperationCanceledException)
+        catch (Exception e) when (e is SocketException || e is IOException || e is ObjectDisposedException || e is OperationCanceledException || e is ProtocolViolationException)
         {
             var why = deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested
                 ? $"no answer within {timeout.TotalSeconds:0.###} s"
-                : e is SocketException s ? s.SocketErrorCode.ToString()
-                : e is IOException { InnerException: SocketException inner } ? inner.SocketErrorCode.ToString()
-                : e is IOException io ? io.Message
-                : "cancelled";
+                : e switch
+                {
+                    SocketException s => s.SocketErrorCode.ToString(),
+                    IOException { InnerException: SocketException s } => s.SocketErrorCode.ToString(),
+                    IOException io => io.Message, // a TLS alert: the server refused the client's certificate
+                    ProtocolViolationException p => p.Message,
+                    _ => "cancelled",
+                };
             return new ProbeResult(connected, connected ? stopwatch.Elapsed : null, null, why);
         }
-        finally
+    }
+
+    /// <summary>The first reply line (or null when the server closed before one came).</summary>
+    private static async Task<string?> ReadReplyAsync(Stream stream, CancellationToken cancellationToken)
+    {
+        using var replies = new ReplyReader(lineFramed: true);
+        var buffer = new byte[1024];
+        int count;
+        while ((count = await stream.ReadAsync(buffer, 0, buffer.Length, cancellationToken).ConfigureAwait(false)) > 0)
         {
-            stream?.Dispose();
-            socket?.Dispose();
+            if (replies.Read(buffer.AsSpan(0, count)).Next(out var reply))
+            {
+                return Encoding.UTF8.GetString(reply.ToArray());
+            }
         }
+
+        return null;
     }
 }

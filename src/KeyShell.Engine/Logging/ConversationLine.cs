@@ -23,6 +23,10 @@ public static class ConversationLine
     public const string Connected = "Client connected!";
     public const string Disconnected = "Client deconnected!";
 
+    // KeyShell's own: why the server closed a connection itself (followed by the disconnect line).
+    public const string ClosedIdle = "Client closed (idle)";
+    public const string ClosedStalled = "Client closed (replies not read)";
+
     /// <summary>A peer the server turned away (address rules, TLS): <c>Client refused (certificate)</c>.</summary>
     public static string Refused(ClientRefusal reason) => reason switch
     {

@@ -35,6 +35,7 @@ public sealed class ConversationLogWriter : IDisposable
     private FileStream? _stream;
     private volatile int _sleeping;
     private volatile bool _closing;
+    private bool _closed; // under _gate: the buffers are returned
     private long _writeErrors;
     private int _lastExistenceCheck = Environment.TickCount;
 
@@ -55,7 +56,8 @@ public sealed class ConversationLogWriter : IDisposable
     /// <summary>Raised on the writer thread when the file cannot be written.</summary>
     public event Action<Exception>? WriteFailed;
 
-    /// <summary>Queues whole lines (each ending in LF) for writing, in call order. Copies the bytes.</summary>
+    /// <summary>Queues whole lines (each ending in LF) for writing, in call order. Copies the bytes. Lines
+    /// appended once the writer has closed are dropped (its buffers are back in the pool by then).</summary>
     public void Append(ReadOnlySpan<byte> lines)
     {
         if (lines.IsEmpty)
@@ -65,6 +67,11 @@ public sealed class ConversationLogWriter : IDisposable
 
         lock (_gate)
         {
+            if (_closed)
+            {
+                return;
+            }
+
             _filling.Write(lines);
             _appended += lines.Length;
         }
@@ -152,7 +159,13 @@ public sealed class ConversationLogWriter : IDisposable
 
         _stream?.Dispose();
         _stream = null;
-        _filling.Dispose();
+        lock (_gate)
+        {
+            // Under the gate: an Append racing the close must not write into an array the pool gave away.
+            _closed = true;
+            _filling.Dispose();
+        }
+
         _writing.Dispose();
     }
 

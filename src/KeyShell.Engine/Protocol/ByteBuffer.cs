@@ -3,12 +3,17 @@ using System.Buffers;
 
 namespace KeyShell.Engine.Protocol;
 
-/// <summary>A growable byte buffer over pooled arrays, reused across reads so steady state allocates nothing.</summary>
+/// <summary>
+/// A growable byte buffer over pooled arrays, reused across reads so steady state allocates nothing.
+/// Made with a capacity of 0 it holds no array until the first write, and <see cref="Release"/> gives
+/// the array back: how a connection keeps bytes only while it has some to keep.
+/// </summary>
 public sealed class ByteBuffer : IDisposable
 {
     private byte[] _array;
 
-    public ByteBuffer(int initialCapacity = 256) => _array = ArrayPool<byte>.Shared.Rent(initialCapacity);
+    public ByteBuffer(int initialCapacity = 256) =>
+        _array = initialCapacity > 0 ? ArrayPool<byte>.Shared.Rent(initialCapacity) : System.Array.Empty<byte>();
 
     public int Length { get; private set; }
 
@@ -45,7 +50,21 @@ public sealed class ByteBuffer : IDisposable
         Length += text.Length;
     }
 
-    public void Dispose()
+    /// <summary>Drops the first <paramref name="count"/> bytes (sent ones), keeping the rest in order.</summary>
+    public void Consume(int count)
+    {
+        if (count >= Length)
+        {
+            Length = 0;
+            return;
+        }
+
+        Buffer.BlockCopy(_array, count, _array, 0, Length - count);
+        Length -= count;
+    }
+
+    /// <summary>Empties the buffer and returns its array to the pool; the next write rents one again.</summary>
+    public void Release()
     {
         var array = _array;
         _array = System.Array.Empty<byte>();
@@ -56,6 +75,8 @@ public sealed class ByteBuffer : IDisposable
         }
     }
 
+    public void Dispose() => Release();
+
     private void Reserve(int more)
     {
         if (Length + more <= _array.Length)
@@ -63,9 +84,13 @@ public sealed class ByteBuffer : IDisposable
             return;
         }
 
-        var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_array.Length * 2, Length + more));
+        var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(Math.Max(_array.Length * 2, Length + more), 64));
         Buffer.BlockCopy(_array, 0, bigger, 0, Length);
-        ArrayPool<byte>.Shared.Return(_array);
+        if (_array.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(_array);
+        }
+
         _array = bigger;
     }
 }

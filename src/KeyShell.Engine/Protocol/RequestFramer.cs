@@ -2,7 +2,7 @@ using System;
 
 namespace KeyShell.Engine.Protocol;
 
-/// <summary>What <see cref="RequestFramer.TryReadFrame"/> found.</summary>
+/// <summary>What <see cref="RequestFramer.Frames.Next"/> found.</summary>
 public enum FrameKind
 {
     /// <summary>No complete request yet: receive more bytes.</summary>
@@ -16,26 +16,23 @@ public enum FrameKind
 }
 
 /// <summary>
-/// Splits one connection's byte stream into requests. The caller receives into <see cref="ReceiveBuffer"/>
-/// at <see cref="ReceiveOffset"/>, calls <see cref="Commit"/>, then <see cref="TryReadFrame"/> until it
-/// returns <see cref="FrameKind.None"/>. Framing is decided per connection (DESIGN §2): a read that ends
-/// without LF and whose pending bytes parse as a whole request is answered in legacy framing, until the
-/// connection sends its first LF; from then on it is line framed. Never holds more than the line limit
-/// of an incomplete request.
+/// Splits one connection's byte stream into requests, over the bytes of each read where they lie (the
+/// driver's receive buffer): <c>var frames = framer.Read(received); while (frames.Next(out var request)
+/// != FrameKind.None) ...</c>. Framing is decided per connection (DESIGN §2): a read that ends without
+/// LF and whose pending bytes parse as a whole request is answered in legacy framing, until the
+/// connection sends its first LF; from then on it is line framed. Only the start of a request still
+/// waiting for its end is copied and kept, never more than the line limit of it; between requests the
+/// framer holds no buffer at all.
 /// </summary>
-public sealed class RequestFramer
+public sealed class RequestFramer : IDisposable
 {
     private const byte LF = (byte)'\n';
     private const byte CR = (byte)'\r';
 
-    private readonly byte[] _buffer;
     private readonly int _maxLineLength;
-    private int _start;   // first byte not yet framed
-    private int _scanned; // bytes from _start already searched for LF
-    private int _filled;  // end of received data
-    private bool _ended;  // the peer half-closed: no terminator will come
+    private readonly ByteBuffer _held = new(0);
 
-    public RequestFramer(int maxLineLength, byte[]? buffer = null)
+    public RequestFramer(int maxLineLength)
     {
         if (maxLineLength < 3)
         {
@@ -43,104 +40,118 @@ public sealed class RequestFramer
         }
 
         _maxLineLength = maxLineLength;
-        _buffer = buffer ?? new byte[BufferSizeFor(maxLineLength)];
-        if (_buffer.Length < maxLineLength + 2)
-        {
-            throw new ArgumentException("The buffer must hold a request of the line limit and its CRLF.", nameof(buffer));
-        }
     }
-
-    /// <summary>The smallest buffer that holds a whole request of the limit, with room for pipelined requests.</summary>
-    public static int BufferSizeFor(int maxLineLength) => Math.Max(maxLineLength + 2, 2048);
 
     /// <summary>True once the connection has sent an LF: it stays line framed.</summary>
     public bool IsLineFramed { get; private set; }
 
-    public byte[] ReceiveBuffer => _buffer;
-
-    public int ReceiveOffset => _filled;
-
-    public int ReceiveCount => _buffer.Length - _filled;
-
     /// <summary>Bytes received but not yet part of a complete request.</summary>
-    public int PendingCount => _filled - _start;
+    public int PendingCount => _held.Length;
+
+    /// <summary>The requests in <paramref name="received"/> (with what was pending before it).</summary>
+    public Frames Read(ReadOnlySpan<byte> received) => new(this, received, ended: false);
 
     /// <summary>The peer will send nothing more (half-close): pending bytes become one last request.</summary>
-    public void EndOfStream() => _ended = true;
+    public Frames EndOfStream() => new(this, default, ended: true);
 
-    /// <summary>Moves pending bytes to the front, so the next receive has the most room.</summary>
-    public void Compact()
+    /// <summary>Gives back the buffer of a pending request (the connection is closing).</summary>
+    public void Dispose() => _held.Release();
+
+    private FrameKind Next(scoped ref ReadOnlySpan<byte> rest, bool ended, out ReadOnlySpan<byte> request)
     {
-        if (_start == 0)
-        {
-            return;
-        }
-
-        var pending = _filled - _start;
-        if (pending > 0)
-        {
-            Buffer.BlockCopy(_buffer, _start, _buffer, 0, pending);
-        }
-
-        _scanned -= _start;
-        _filled = pending;
-        _start = 0;
-    }
-
-    /// <summary>Records <paramref name="count"/> bytes received at <see cref="ReceiveOffset"/>.</summary>
-    public void Commit(int count)
-    {
-        if (count < 0 || count > ReceiveCount)
-        {
-            throw new ArgumentOutOfRangeException(nameof(count));
-        }
-
-        _filled += count;
-    }
-
-    /// <summary>Copies <paramref name="data"/> in as one read (for tests and callers without sockets).</summary>
-    public void Append(ReadOnlySpan<byte> data)
-    {
-        Compact();
-        data.CopyTo(_buffer.AsSpan(_filled));
-        Commit(data.Length);
-    }
-
-    /// <summary>Returns the next request, without its terminator, valid until the next receive.</summary>
-    public FrameKind TryReadFrame(out ReadOnlySpan<byte> request)
-    {
-        var unscanned = _buffer.AsSpan(_scanned, _filled - _scanned);
-        var lf = unscanned.IndexOf(LF);
+        var lf = rest.IndexOf(LF);
         if (lf >= 0)
         {
-            var end = _scanned + lf;
-            var next = end + 1;
-            if (end > _start && _buffer[end - 1] == CR)
+            IsLineFramed = true;
+            var line = rest.Slice(0, lf);
+            rest = rest.Slice(lf + 1);
+            if (_held.Length > 0)
             {
-                end--;
+                if (_held.Length + line.Length > _maxLineLength + 1)
+                {
+                    return TooLong(line, out request);
+                }
+
+                _held.Write(line);
+                line = _held.Span;
+                _held.Clear(); // the span stays valid until the next call writes to the buffer again
             }
 
-            IsLineFramed = true;
-            request = _buffer.AsSpan(_start, end - _start);
-            _start = _scanned = next;
+            request = line.Length > 0 && line[line.Length - 1] == CR ? line.Slice(0, line.Length - 1) : line;
             return request.Length > _maxLineLength ? FrameKind.TooLong : FrameKind.Line;
         }
 
-        _scanned = _filled;
-        request = _buffer.AsSpan(_start, _filled - _start);
-        if (request.Length > _maxLineLength)
+        if (!rest.IsEmpty)
         {
+            // The seed's client: a whole request per read, no terminator, nothing pending. Answered in place.
+            if (_held.Length == 0 && !ended && !IsLineFramed && rest.Length <= _maxLineLength && IsRequest(rest))
+            {
+                request = rest;
+                rest = default;
+                return FrameKind.Legacy;
+            }
+
+            if (_held.Length + rest.Length > _maxLineLength + 1)
+            {
+                var tooLong = TooLong(rest, out request);
+                rest = default;
+                return tooLong;
+            }
+
+            _held.Write(rest);
+            rest = default;
+        }
+
+        var held = _held.Span;
+        if (held.Length > _maxLineLength && !(held.Length == _maxLineLength + 1 && held[held.Length - 1] == CR))
+        {
+            request = held;
             return FrameKind.TooLong;
         }
 
-        if (request.Length > 0 && (_ended || (!IsLineFramed && RequestParser.Parse(request, out _) != ParseStatus.Malformed)))
+        if (held.Length > 0 && (ended || (!IsLineFramed && IsRequest(held))))
         {
             // At the end of the stream, whatever is pending is the last request, in the connection's framing.
-            _start = _scanned = _filled;
-            return _ended && IsLineFramed ? FrameKind.Line : FrameKind.Legacy;
+            request = held;
+            _held.Clear();
+            return ended && IsLineFramed ? FrameKind.Line : FrameKind.Legacy;
+        }
+
+        if (held.Length == 0)
+        {
+            _held.Release(); // between requests a connection holds no buffer
         }
 
         request = default;
         return FrameKind.None;
+    }
+
+    /// <summary>A request past the limit: its head (what is pending, then up to the limit of the rest) is reported.</summary>
+    private FrameKind TooLong(ReadOnlySpan<byte> more, out ReadOnlySpan<byte> request)
+    {
+        var room = Math.Max(0, _maxLineLength + 1 - _held.Length);
+        _held.Write(more.Slice(0, Math.Min(room, more.Length)));
+        request = _held.Span;
+        return FrameKind.TooLong;
+    }
+
+    private static bool IsRequest(ReadOnlySpan<byte> bytes) => RequestParser.Parse(bytes, out _) != ParseStatus.Malformed;
+
+    /// <summary>The requests of one read; each is valid until the next call to <see cref="Next"/>.</summary>
+    public ref struct Frames
+    {
+        private readonly RequestFramer _framer;
+        private readonly bool _ended;
+        private ReadOnlySpan<byte> _rest;
+
+        internal Frames(RequestFramer framer, ReadOnlySpan<byte> received, bool ended)
+        {
+            _framer = framer;
+            _rest = received;
+            _ended = ended;
+        }
+
+        /// <summary>The next request, without its terminator; <see cref="FrameKind.None"/> when the read is used up.</summary>
+        public FrameKind Next(out ReadOnlySpan<byte> request) => _framer.Next(ref _rest, _ended, out request);
     }
 }

@@ -1,8 +1,8 @@
 using System;
 using System.Linq;
 using System.Security.Cryptography.X509Certificates;
-using System.Threading;
 using KeyShell.Engine.Logging;
+using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Security;
 using Microsoft.Extensions.Logging;
 
@@ -66,13 +66,22 @@ public sealed partial class KeyServer
     }
 
     /// <summary>
-    /// Records a refused peer: counted in <see cref="Rejected"/>, one <c>SYSTEM: Client refused (&lt;reason&gt;)</c> log
-    /// line, and <see cref="ClientRefused"/> with the details. The transport calls it and then closes the connection;
-    /// a refused peer is never counted in Connections nor logged as connected.
+    /// Records a refused peer: counted in <see cref="Rejected"/>, one <c>SYSTEM: Client refused (&lt;reason&gt;)</c>
+    /// log line, the meter's keyshell.rejected_connections (error.type address_not_allowed,
+    /// tls_client_certificate_refused or tls_handshake_failed), a diagnostic, and <see cref="ClientRefused"/> with
+    /// the details. The transport calls it and then closes the connection; a refused peer is never counted in
+    /// Connections nor logged as connected.
     /// </summary>
     internal void RefuseClient(ClientRefusal reason, string? remoteEndPoint, string? detail)
     {
-        Interlocked.Increment(ref _rejected);
+        Table.CountRejected();
+        Metrics.ConnectionRejected(reason switch
+        {
+            ClientRefusal.Address => RejectionReason.Address,
+            ClientRefusal.Certificate => RejectionReason.Certificate,
+            _ => RejectionReason.Handshake,
+        });
+        Diagnostics.LogInformation(DiagnosticEvents.Rejected, "Refused {Peer} ({Reason}): {Detail}", remoteEndPoint, ConversationLine.RefusalWord(reason), detail ?? "no rule allows its address");
         Logger?.Log(LogLevel.Information, SystemEvent, ConversationLine.Refused(reason), null, static (text, _) => text);
         var handler = ClientRefused;
         if (handler is null)

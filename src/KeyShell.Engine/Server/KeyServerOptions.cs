@@ -1,6 +1,8 @@
 using System;
 using System.Net;
+using KeyShell.Engine.Logging;
 using KeyShell.Engine.Protocol;
+using Microsoft.Extensions.Logging;
 
 namespace KeyShell.Engine.Server;
 
@@ -44,11 +46,21 @@ public sealed partial class KeyServerOptions
     /// <summary>The listen queue: large, so a burst of clients connecting at once is not dropped.</summary>
     public int Backlog { get; set; } = 4096;
 
+    /// <summary>Where the engine's own diagnostics go (internal errors, descriptor shortages, rejected,
+    /// idle and stalled connections, log failures); the conversation log is separate. Null: nowhere.</summary>
+    public ILogger? Diagnostics { get; set; }
+
+    /// <summary>Also keeps the diagnostics for a host to read later (<see cref="KeyServer.DiagnosticQueue"/>).</summary>
+    public DiagnosticQueue? DiagnosticQueue { get; set; }
+
     /// <summary>
-    /// Serve key-map connections from Linux event loops where they run (the .NET 8 build on Linux);
-    /// false keeps every connection on the portable async path. Handler servers always use the latter.
+    /// Serve connections from Linux event loops where they run (the .NET 8 build on Linux); false keeps
+    /// every connection on the portable async path (the stream driver).
     /// </summary>
     internal bool UseEventLoops { get; set; } = true;
+
+    /// <summary>For tests: runs once the server accepts; a throw makes the start fail at its last step.</summary>
+    internal Action<KeyServer>? StartedForTests { get; set; }
 
     /// <summary>Reads an address as users write it: an IP literal, "localhost", or "*" for every interface.</summary>
     public static IPAddress ParseAddress(string address)

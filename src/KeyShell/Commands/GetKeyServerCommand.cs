@@ -23,6 +23,8 @@ public sealed class GetKeyServerCommand : KeyShellCmdlet
                 WriteWarning($"The server on port {server.Port} could not write its log {server.LogErrors} time(s) and served those requests unlogged. Last: {server.LastLogError}");
             }
 
+            WriteDiagnostics(server);
+
             WriteObject(server);
         }
     }

@@ -51,6 +51,12 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
     [ValidateRange(1, 3600)]
     public int TimeoutSec { get; set; } = 10;
 
+    /// <summary>When to send the first request, so that generators on several machines start together.</summary>
+    [Parameter]
+    public DateTime StartAt { get; set; }
+
+    private DateTime? StartAtUtc => MyInvocation.BoundParameters.ContainsKey(nameof(StartAt)) ? StartAt.ToUniversalTime() : null;
+
     /// <summary>Speaks TLS (1.2 or 1.3) to the server.</summary>
     [Parameter]
     public SwitchParameter UseTls { get; set; }
@@ -82,6 +88,7 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
             UseTls = UseTls,
             SkipCertificateCheck = SkipCertificateCheck,
             ClientCertificate = TlsParameters.ClientCertificate(Certificate),
+            StartAt = StartAtUtc,
         };
         LoadGenerator generator;
         try
@@ -90,18 +97,31 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
         }
         catch (ArgumentException e)
         {
-            ThrowTerminatingError(new ErrorRecord(e, "InvalidLoad", ErrorCategory.InvalidArgument, this));
+            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidLoad, ErrorCategory.InvalidArgument, this));
             return;
         }
 
+        WarnIfLate();
+
         var run = Task.Run(() => generator.RunAsync(Cancellation));
         var progress = new ProgressRecord(2, "Measure-KeyServer", $"{Concurrency} {Connection} connections to {ComputerName}:{Port}");
-        var started = DateTime.UtcNow;
+        var started = StartAtUtc is { } at && at > DateTime.UtcNow ? at : DateTime.UtcNow;
         try
         {
-            // The pipeline thread reports progress; the workers only count.
+            // The pipeline thread reports progress; the workers only count. A wait for -StartAt shows at once.
+            if (started > DateTime.UtcNow)
+            {
+                ReportWaiting(progress, started);
+            }
+
             while (!run.Wait(250, Cancellation))
             {
+                if (started > DateTime.UtcNow)
+                {
+                    ReportWaiting(progress, started);
+                    continue;
+                }
+
                 var done = generator.Completed;
                 progress.PercentComplete = ParameterSetName == ByDuration
                     ? (int)Math.Min(100, (DateTime.UtcNow - started).TotalSeconds * 100 / Duration)
@@ -134,6 +154,22 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
         {
             progress.RecordType = ProgressRecordType.Completed;
             WriteProgress(progress);
+        }
+    }
+
+    /// <summary>A record of its own (not the run's, which goes on changing): hosts and streams that keep records keep this one as it was.</summary>
+    private void ReportWaiting(ProgressRecord progress, DateTime startUtc) =>
+        WriteProgress(new ProgressRecord(progress.ActivityId, progress.Activity, $"Waiting to start at {startUtc.ToLocalTime():T} (in {Math.Ceiling((startUtc - DateTime.UtcNow).TotalSeconds):0} s)")
+        {
+            PercentComplete = -1,
+        });
+
+    /// <summary>A start time already past starts at once; more than a second late is worth saying (clocks apart, a slow session).</summary>
+    private void WarnIfLate()
+    {
+        if (StartAtUtc is { } at && DateTime.UtcNow - at > TimeSpan.FromSeconds(1))
+        {
+            WriteWarning($"-StartAt {StartAt:O} was {(DateTime.UtcNow - at).TotalSeconds:0.0} s ago: starting now, not together with the other generators.");
         }
     }
 }

@@ -120,6 +120,7 @@ public sealed class SetKeyServerCommand : KeyServerTargetCmdlet
                 server.KeyMap = _map;
             }
 
+            WriteDiagnostics(server);
             if (PassThru)
             {
                 WriteObject(server);

@@ -1,5 +1,4 @@
 using System;
-using System.Collections.Concurrent;
 using System.Management.Automation;
 using System.Net;
 using System.Security;
@@ -14,7 +13,9 @@ namespace KeyShell.Commands;
 [OutputType(typeof(KeyServer))]
 public sealed class StartKeyServerCommand : KeyShellCmdlet
 {
-    private const int MaxShownEvents = 10_000; // console lines queued under -Wait before some are skipped
+    // Under -Wait at most 100 console lines per 100 ms: more than a person reads, and a bounded cost to serving.
+    private const int EchoLinesPerTick = 100;
+    private const int EchoTickMilliseconds = 100;
     private const string ByMap = "KeyMap";
     private const string ByHandler = "Handler";
 
@@ -173,6 +174,7 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
                 ShutdownTimeout = TimeSpan.FromSeconds(ShutdownTimeoutSec),
                 Handler = Handler is null ? null : CreateHandler(Handler),
                 HandlerTimeout = TimeSpan.FromSeconds(HandlerTimeoutSec),
+                DiagnosticQueue = new Engine.Logging.DiagnosticQueue(),
             };
         }
         catch (KeyServerException e)
@@ -241,52 +243,39 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
     }
 
     /// <summary>
-    /// The seed's foreground server: its console lines, and 'q' to stop, read only where a person can
-    /// press it (a console host with its input not redirected). Everywhere Ctrl+C, a stop from elsewhere
-    /// (Stop-KeyServer in another runspace, Remove-Module) or process exit ends it.
+    /// The seed's foreground server: its console lines (as many as a person can read; under load a count
+    /// of the rest, see <see cref="ConsoleEcho"/>), the server's diagnostics as warnings and verbose lines,
+    /// and 'q' to stop, read only where a person can press it (a console host with its input not
+    /// redirected). Everywhere Ctrl+C, a stop from elsewhere (Stop-KeyServer in another runspace,
+    /// Remove-Module) or process exit ends it.
     /// </summary>
     private void ServeInForeground(KeyServer server)
     {
         var readKeys = Host.Name == "ConsoleHost" && !Console.IsInputRedirected && Environment.UserInteractive;
-        var lines = new BlockingCollection<string>();
-        var skipped = 0;
-        void Show(string line)
-        {
-            if (lines.Count < MaxShownEvents)
-            {
-                lines.Add(line);
-            }
-            else
-            {
-                System.Threading.Interlocked.Increment(ref skipped);
-            }
-        }
-
-        EventHandler<KeyServerEventArgs> connected = (_, _) => Show("Client connected!");
-        EventHandler<KeyServerEventArgs> served = (_, e) => Show($"Client {e.ClientId ?? "?"} : {e.Key}");
-        EventHandler<KeyServerEventArgs> failed = (_, e) => Show($"[Server] Error: {e.Error?.Message}");
-        EventHandler<KeyServerEventArgs> refused = (_, e) => Show($"Client refused ({e.Reason})");
-        server.ClientConnected += connected;
-        server.ClientRefused += refused;
-        server.RequestServed += served;
-        server.ErrorOccurred += failed;
+        var echo = new ConsoleEcho(server, EchoLinesPerTick);
+        var lastSummary = Environment.TickCount;
         try
         {
             WriteHostLine(readKeys ? "Server launched... (press 'q' to quit)" : "Server launched... (press Ctrl+C to stop)");
             WriteHostLine($"Server waiting for connexion on the port {server.Port}...");
-            while (!server.Completion.IsCompleted)
+            while (!server.Completion.Wait(EchoTickMilliseconds, Cancellation))
             {
-                if (lines.TryTake(out var line, 100, Cancellation))
+                while (echo.TryTake(out var line))
                 {
                     WriteHostLine(line);
                 }
 
-                var missed = System.Threading.Interlocked.Exchange(ref skipped, 0);
-                if (missed > 0)
+                if (unchecked(Environment.TickCount - lastSummary) >= 1000)
                 {
-                    WriteHostLine($"[Server] {missed} console lines skipped (the log has every request).");
+                    lastSummary = Environment.TickCount;
+                    if (echo.TakeUnshown() is > 0 and var unshown)
+                    {
+                        WriteHostLine($"[Server] {unshown} requests and connections not shown (the log has every request).");
+                    }
                 }
 
+                echo.NextTick();
+                WriteDiagnostics(server);
                 if (readKeys && Console.KeyAvailable && char.ToLowerInvariant(Console.ReadKey(intercept: true).KeyChar) == 'q')
                 {
                     WriteHostLine("[Server] Stop asked...");
@@ -300,15 +289,17 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
         }
         finally
         {
-            server.ClientConnected -= connected;
-            server.ClientRefused -= refused;
-            server.RequestServed -= served;
-            server.ErrorOccurred -= failed;
+            echo.Dispose();
             server.Stop();
             ServerRegistry.Remove(server);
-            lines.Dispose();
         }
 
+        while (echo.TryTake(out var line))
+        {
+            WriteHostLine(line);
+        }
+
+        WriteDiagnostics(server);
         WriteHostLine("[Server] Stopped.");
         WriteObject(server);
     }

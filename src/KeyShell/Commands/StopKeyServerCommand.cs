@@ -29,6 +29,7 @@ public sealed class StopKeyServerCommand : KeyServerTargetCmdlet
 
             server.Stop();
             ServerRegistry.Remove(server);
+            WriteDiagnostics(server);
             if (PassThru)
             {
                 WriteObject(server);

@@ -1,7 +1,6 @@
-#if NET
-using System.Threading;
+using System.Net.Sockets;
 
-namespace KeyShell.Engine.Linux;
+namespace KeyShell.Engine.Transport.Epoll;
 
 /// <summary>
 /// A socket's descriptor that one loop thread uses and closes, while other threads may shut it down to
@@ -15,23 +14,23 @@ internal sealed class SocketDescriptor
 
     public SocketDescriptor(int value) => _value = value;
 
-    /// <summary>The number, for calls on the loop's thread; -1 once closed or handed over.</summary>
-    public int Value => Volatile.Read(ref _value);
+    /// <summary>The number, for calls on the loop's thread; -1 once closed.</summary>
+    public int Value => _value;
 
     /// <summary>shutdown(2), if still open; any thread. The loop then sees the hang-up as an event.</summary>
-    public void Shutdown()
+    public void Shutdown(SocketShutdown how = SocketShutdown.Both)
     {
         lock (_gate)
         {
             if (_value >= 0)
             {
-                LinuxSockets.Shutdown(_value);
+                Libc.Shutdown(_value, how);
             }
         }
     }
 
     /// <summary>Closes the descriptor once; later calls do nothing.</summary>
-    public void Close(bool shutdownFirst = false)
+    public void Close(bool shutdownFirst)
     {
         lock (_gate)
         {
@@ -42,21 +41,11 @@ internal sealed class SocketDescriptor
 
             if (shutdownFirst)
             {
-                LinuxSockets.Shutdown(_value);
+                Libc.Shutdown(_value, SocketShutdown.Both);
             }
 
-            LinuxSockets.Close(_value);
-            _value = -1;
-        }
-    }
-
-    /// <summary>Gives the descriptor to a new owner (a .NET Socket), which closes it from now on.</summary>
-    public void HandOver()
-    {
-        lock (_gate)
-        {
+            Libc.Close(_value);
             _value = -1;
         }
     }
 }
-#endif

@@ -1,0 +1,240 @@
+using System;
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyShell.Engine.Client;
+using KeyShell.Engine.Protocol;
+using KeyShell.Engine.Transport;
+
+namespace KeyShell.Engine.Sessions;
+
+/// <summary>
+/// One client sequence's protocol: sends its keys in order, one request in flight, and reads each reply
+/// before the next key goes out (FIFO); per message (a new connection for every key, as the seed's
+/// client) or over one persistent connection. Timeouts and cancellation come from outside, through
+/// <see cref="Abort"/>: no timer or token per request.
+/// </summary>
+internal sealed class SequenceSession : ISession
+{
+    private readonly KeyClient _client;
+    private readonly ReplyReader _replies;
+    private readonly TaskCompletionSource<bool> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private IConnection? _connection;
+    private int _index;
+    private byte[] _request = Array.Empty<byte>();
+    private long _started;
+    private int _deadline; // Environment.TickCount by which the request in flight must be answered; 0: none
+    private int _abortReason = -1;
+    private Exception? _observerFailure;
+
+    public SequenceSession(KeyClient client, ClientSequence sequence)
+    {
+        _client = client;
+        Sequence = sequence;
+        _replies = new ReplyReader(client.Options.Framing == Framing.Line);
+        BeginRequest();
+    }
+
+    public ClientSequence Sequence { get; }
+
+    /// <summary>Completes when the sequence has ended (answered, failed or stopped); faults only when the
+    /// observer threw.</summary>
+    public Task Completion => _finished.Task;
+
+    public bool IsDone => _finished.Task.IsCompleted;
+
+    /// <summary>True when the request in flight is past its timeout; any thread.</summary>
+    public bool IsLate(int now)
+    {
+        var deadline = Volatile.Read(ref _deadline);
+        return deadline != 0 && unchecked(now - deadline) > 0;
+    }
+
+    /// <summary>Stops the sequence from any thread: the pending call fails and is reported as <paramref name="reason"/>.</summary>
+    public void Abort(FailureKind reason)
+    {
+        Interlocked.CompareExchange(ref _abortReason, (int)reason, -1);
+        Volatile.Read(ref _connection)?.Abort();
+    }
+
+    public Step Opened(IConnection connection, Scratch scratch)
+    {
+        Volatile.Write(ref _connection, connection);
+        if (Volatile.Read(ref _abortReason) >= 0)
+        {
+            return Failed(new OperationCanceledException()); // stopped while connecting
+        }
+
+        Observe(() => _client.NotifySending(Sequence.ClientId, Sequence.Keys[_index]));
+        scratch.Output.Write(_request);
+        return Step.Receive;
+    }
+
+    public Step Received(ReadOnlySpan<byte> data, Scratch scratch)
+    {
+        var replies = _replies.Read(data);
+        while (replies.Next(out var reply))
+        {
+            var step = Answered(Encoding.UTF8.GetString(reply.ToArray()), scratch);
+            if (step != Step.Receive)
+            {
+                return step;
+            }
+        }
+
+        return Step.Receive;
+    }
+
+    public Step Ended(Scratch scratch) => Failed(new ConnectionClosedException());
+
+    public Step Failed(Exception error)
+    {
+        Volatile.Write(ref _deadline, 0);
+        _replies.Reset();
+        if (_observerFailure is null && _index < Sequence.Keys.Count)
+        {
+            var failure = Classify(error);
+            try
+            {
+                Observe(() => _client.Fail(failure));
+            }
+            catch (ObserverFailedException)
+            {
+                // Kept in _observerFailure: the run ends with it.
+            }
+        }
+
+        return Step.Close;
+    }
+
+    public Task<Step> HandleAsync(Scratch scratch) => throw new NotSupportedException("A client sequence has no asynchronous work.");
+
+    public void Closed()
+    {
+        Volatile.Write(ref _deadline, 0);
+        _replies.Dispose();
+        if (_observerFailure is not null)
+        {
+            _finished.TrySetException(_observerFailure);
+        }
+        else
+        {
+            _finished.TrySetResult(true);
+        }
+    }
+
+    /// <summary>The reply to the request in flight: delivered, then the next request, or the end.</summary>
+    private Step Answered(string reply, Scratch scratch)
+    {
+        var latency = TimeSpan.FromTicks((long)((Stopwatch.GetTimestamp() - _started) * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));
+        Volatile.Write(ref _deadline, 0);
+        var index = _index;
+        var request = _request;
+        Observe(() => _client.Deliver(new KeyReply(Sequence.ClientId, index, Sequence.Keys[index], reply, latency), request));
+        if (++_index == Sequence.Keys.Count)
+        {
+            return Step.Close;
+        }
+
+        BeginRequest();
+        if (_client.Options.Connection == ConnectionMode.PerMessage)
+        {
+            return Step.Reconnect; // the next request's time includes its connect, as the seed's client pays it
+        }
+
+        if (Volatile.Read(ref _abortReason) >= 0)
+        {
+            return Failed(new OperationCanceledException());
+        }
+
+        Observe(() => _client.NotifySending(Sequence.ClientId, Sequence.Keys[_index]));
+        scratch.Output.Write(_request);
+        return Step.Receive;
+    }
+
+    /// <summary>Starts request <see cref="_index"/>: its bytes in the options' framing, its clock and timeout.</summary>
+    private void BeginRequest()
+    {
+        var key = Sequence.Keys[_index];
+        _request = Encoding.ASCII.GetBytes(_client.Options.Framing == Framing.Line ? Sequence.ClientId + " " + key + "\n" : Sequence.ClientId + " " + key);
+        _started = Stopwatch.GetTimestamp();
+        Volatile.Write(ref _deadline, (Environment.TickCount + (int)_client.Options.Timeout.TotalMilliseconds) | 1);
+    }
+
+    /// <summary>Calls the run's observer; if it throws, the sequence ends and the run fails with that exception.</summary>
+    private void Observe(Action call)
+    {
+        if (_observerFailure is not null)
+        {
+            throw new ObserverFailedException(_observerFailure);
+        }
+
+        try
+        {
+            call();
+        }
+        catch (Exception e)
+        {
+            _observerFailure = e;
+            throw new ObserverFailedException(e);
+        }
+    }
+
+    private KeyClientFailure Classify(Exception e)
+    {
+        var endPoint = _client.DisplayEndPoint;
+        var key = Sequence.Keys[_index];
+        var progress = $"sequence '{Sequence.ClientId}' stopped at key {key} (index {_index}), {_index} of {Sequence.Keys.Count} keys answered";
+        var aborted = Volatile.Read(ref _abortReason);
+        if (aborted >= 0)
+        {
+            var kind = (FailureKind)aborted;
+            var why = kind switch
+            {
+                FailureKind.Timeout => $"No reply from {endPoint} within {_client.Options.Timeout.TotalSeconds:0.###} s",
+                FailureKind.ServerGone => $"The server at {endPoint} went away",
+                _ => "The run was stopped",
+            };
+            return new KeyClientFailure(Sequence, _index, kind, $"{why}: {progress}.", e);
+        }
+
+        return e switch
+        {
+            ConnectFailedException c => new KeyClientFailure(Sequence, _index, FailureKind.ConnectFailed,
+                $"Cannot connect to {endPoint} ({Describe(c.InnerException!)}): {progress}.", c.InnerException),
+            ProtocolViolationException p => new KeyClientFailure(Sequence, _index, FailureKind.ProtocolError,
+                $"{p.Message} From {endPoint}: {progress}.", p),
+            _ => new KeyClientFailure(Sequence, _index, FailureKind.ConnectionLost,
+                $"The connection to {endPoint} was lost before the reply ({Describe(e)}): {progress}.", e),
+        };
+    }
+
+    private static string Describe(Exception e) => e switch
+    {
+        SocketException s when s.SocketErrorCode == SocketError.ConnectionRefused => "connection refused",
+        SocketException s when s.SocketErrorCode == SocketError.ConnectionReset => "connection reset",
+        SocketException s => s.SocketErrorCode.ToString(),
+        System.IO.IOException { InnerException: SocketException s } => Describe(s),
+        ConnectionClosedException => "closed by the server",
+        _ => e.Message,
+    };
+
+    private sealed class ConnectionClosedException : Exception
+    {
+        public ConnectionClosedException()
+            : base("The server closed the connection.")
+        {
+        }
+    }
+
+    /// <summary>The run's observer threw: not the connection's fault, so not reported as a failure of it.</summary>
+    private sealed class ObserverFailedException : Exception
+    {
+        public ObserverFailedException(Exception inner)
+            : base(inner.Message, inner)
+        {
+        }
+    }
+}

@@ -1,0 +1,298 @@
+using System;
+using System.IO;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading;
+using KeyShell.Engine.Logging;
+using KeyShell.Engine.Metrics;
+using KeyShell.Engine.Protocol;
+using KeyShell.Engine.Server;
+using KeyShell.Engine.Transport;
+using Microsoft.Extensions.Logging;
+
+namespace KeyShell.Engine.Sessions;
+
+/// <summary>Why the server ended a connection itself.</summary>
+internal enum CloseReason
+{
+    None,
+    /// <summary>No request for the idle timeout.</summary>
+    Idle,
+    /// <summary>Replies not read for the idle timeout.</summary>
+    Stalled,
+    /// <summary>The server stopped.</summary>
+    Stopped,
+}
+
+/// <summary>
+/// One accepted connection's protocol. Each read is framed into requests, all of them are answered into
+/// one output buffer that the driver sends with one write, so pipelined requests cost one round trip
+/// and replies keep request order. The read's log lines are handed to the log before the replies are
+/// sent: a reply the client has seen is always in the log.
+/// </summary>
+internal sealed partial class ServerSession : ISession
+{
+    private const int LoggedRequestLimit = 256; // a too-long request is logged by its head only
+
+    private static readonly byte[] MalformedReply = Encoding.ASCII.GetBytes(Replies.Malformed);
+    private static readonly byte[] BadClientReply = Encoding.ASCII.GetBytes(Replies.BadClient);
+    private static readonly byte[] TooLongReply = Encoding.ASCII.GetBytes(Replies.TooLong + "\n");
+
+    private readonly KeyServer _server;
+    private readonly RequestFramer _framer;
+    private IConnection? _connection;
+    private bool _connectLogged;
+    private long _requests;
+    private long _errors;
+    private int _lastActivity;
+    private int _closeReason;
+    private int _idleCloseCounted;
+
+    public ServerSession(KeyServer server, long id, IPEndPoint? peer)
+    {
+        _server = server;
+        Id = id;
+        Peer = peer;
+        _framer = new RequestFramer(server.MaxLineLength);
+        _lastActivity = Environment.TickCount;
+        OpenedAt = System.Diagnostics.Stopwatch.GetTimestamp();
+    }
+
+    public long Id { get; }
+
+    public IPEndPoint? Peer { get; }
+
+    public string? RemoteEndPoint => Peer?.ToString();
+
+    /// <summary>Stopwatch timestamp of the accept (for the connection duration meter).</summary>
+    public long OpenedAt { get; }
+
+    /// <summary>Requests answered on this connection, errors included.</summary>
+    public long Requests => Interlocked.Read(ref _requests);
+
+    public long Errors => Interlocked.Read(ref _errors);
+
+    /// <summary>Environment.TickCount when the last complete request arrived (or the connection opened).</summary>
+    public int LastActivity => Volatile.Read(ref _lastActivity);
+
+    public IConnection? Connection => Volatile.Read(ref _connection);
+
+    /// <summary>True while a handler computes replies: the handler's own timeout bounds it, not the idle one.</summary>
+    public bool IsHandling => Volatile.Read(ref _handling) == 1;
+
+    /// <summary>Ends the connection from any thread; <paramref name="reason"/> is logged when it closes.
+    /// An idle connection closes only while it waits for a request; the others are aborted.</summary>
+    public void Close(CloseReason reason)
+    {
+        Volatile.Write(ref _closeReason, (int)reason);
+        switch (reason)
+        {
+            case CloseReason.Idle:
+                Connection?.CloseWhenIdle(CountIdleClose);
+                break;
+            case CloseReason.Stalled:
+                CountIdleClose();
+                Connection?.Abort();
+                break;
+            default:
+                Connection?.Abort();
+                break;
+        }
+    }
+
+    /// <summary>Counted before the socket closes (a client that sees the end sees the count), and once.</summary>
+    private void CountIdleClose()
+    {
+        if (Interlocked.Exchange(ref _idleCloseCounted, 1) == 0)
+        {
+            _server.Table.CountIdleClosed();
+            _server.Metrics.ConnectionRejected(Volatile.Read(ref _closeReason) == (int)CloseReason.Stalled ? RejectionReason.Stalled : RejectionReason.Idle);
+        }
+    }
+
+    public Step Opened(IConnection connection, Scratch scratch)
+    {
+        Volatile.Write(ref _connection, connection);
+        return Step.Receive;
+    }
+
+    public Step Received(ReadOnlySpan<byte> data, Scratch scratch) =>
+        _server.Handler is null ? Answer(_framer.Read(data), scratch, ended: false) : TakeForHandler(_framer.Read(data), ended: false);
+
+    public Step Ended(Scratch scratch)
+    {
+        if (_framer.PendingCount == 0)
+        {
+            return Step.Close; // closed between requests
+        }
+
+        // Half-closed after a request without terminator: answer it, then close.
+        return _server.Handler is null ? Answer(_framer.EndOfStream(), scratch, ended: true) : TakeForHandler(_framer.EndOfStream(), ended: true);
+    }
+
+    public Step Failed(Exception error)
+    {
+        if (!IsConnectionError(error))
+        {
+            _server.ReportError(this, error);
+        }
+
+        return Step.Close;
+    }
+
+    /// <summary>Logs the disconnect (and why the server closed it), then leaves the server's table. Once.</summary>
+    public void Closed()
+    {
+        try
+        {
+            if (_server.Logger is { } logger)
+            {
+                using var lines = new ByteBuffer(128);
+                var timestamp = ConversationLine.Timestamp(_server.Timestamps);
+                if (!_connectLogged)
+                {
+                    ConversationLine.WriteSystem(lines, timestamp, ConversationLine.Connected);
+                }
+
+                switch ((CloseReason)Volatile.Read(ref _closeReason))
+                {
+                    case CloseReason.Idle:
+                        ConversationLine.WriteSystem(lines, timestamp, ConversationLine.ClosedIdle);
+                        break;
+                    case CloseReason.Stalled:
+                        ConversationLine.WriteSystem(lines, timestamp, ConversationLine.ClosedStalled);
+                        break;
+                }
+
+                ConversationLine.WriteSystem(lines, timestamp, ConversationLine.Disconnected);
+                HandToLog(logger, lines);
+            }
+        }
+        catch (Exception e)
+        {
+            _server.ReportError(this, e);
+        }
+        finally
+        {
+            _framer.Dispose();
+            _server.Retire(this, (CloseReason)Volatile.Read(ref _closeReason));
+        }
+    }
+
+    /// <summary>Errors that only mean the connection ended (reset, closed by a stop or a timeout).</summary>
+    internal static bool IsConnectionError(Exception error) =>
+        error is SocketException || error is IOException || error is ObjectDisposedException || error is OperationCanceledException;
+
+    /// <summary>Answers every complete request of <paramref name="frames"/> from the key map.</summary>
+    private Step Answer(RequestFramer.Frames frames, Scratch scratch, bool ended)
+    {
+        var timestamp = BeginBatch(scratch.Log);
+        var map = _server.KeyMap; // read once: a map swapped meanwhile applies from the next read
+        int requests = 0, errors = 0;
+        var tooLong = false;
+        FrameKind kind;
+        while ((kind = frames.Next(out var request)) != FrameKind.None)
+        {
+            requests++;
+            if (kind == FrameKind.TooLong)
+            {
+                errors++;
+                AnswerTooLong(request, scratch, timestamp);
+                tooLong = true;
+                break;
+            }
+
+            var status = RequestParser.Parse(request, out var clientLength);
+            var found = false;
+            var reply = status switch
+            {
+                ParseStatus.Ok => map.ReplyFor(request.Slice(clientLength + 1), out found),
+                ParseStatus.BadClient => BadClientReply,
+                _ => MalformedReply,
+            };
+            WriteAnswer(request, status, clientLength, reply, kind == FrameKind.Legacy, scratch, timestamp);
+            if (_server.HasRequestListeners)
+            {
+                _server.RaiseRequestServed(this, request, clientLength, status, reply);
+            }
+
+            errors += found ? 0 : 1;
+        }
+
+        EndBatch(scratch.Log, requests, errors);
+        return NextStep(ended, tooLong);
+    }
+
+    private Step NextStep(bool ended, bool tooLong) =>
+        ended ? Step.Close
+        : tooLong ? Step.DrainThenClose
+        : _server.IsStopping ? Step.Close // a stop waits for busy connections: this one is done
+        : Step.Receive;
+
+    private string BeginBatch(ByteBuffer log)
+    {
+        if (_server.Logger is null)
+        {
+            return string.Empty;
+        }
+
+        var timestamp = ConversationLine.Timestamp(_server.Timestamps);
+        if (!_connectLogged)
+        {
+            ConversationLine.WriteSystem(log, timestamp, ConversationLine.Connected);
+            _connectLogged = true;
+        }
+
+        return timestamp;
+    }
+
+    private void EndBatch(ByteBuffer log, int requests, int errors)
+    {
+        if (requests > 0)
+        {
+            Volatile.Write(ref _lastActivity, Environment.TickCount);
+            Interlocked.CompareExchange(ref _closeReason, (int)CloseReason.None, (int)CloseReason.Idle); // active again
+            Interlocked.Add(ref _requests, requests);
+            Interlocked.Add(ref _errors, errors);
+            _server.Metrics.RequestsAnswered(requests, errors);
+        }
+
+        if (_server.Logger is { } logger && log.Length > 0)
+        {
+            HandToLog(logger, log);
+            log.Clear();
+        }
+    }
+
+    private static void HandToLog(ILogger logger, ByteBuffer lines) =>
+        logger.Log(LogLevel.Information, KeyServer.ConversationEvent, new ConversationBatch(lines.Segment), null, ConversationBatch.Format);
+
+    private void AnswerTooLong(ReadOnlySpan<byte> request, Scratch scratch, string timestamp)
+    {
+        scratch.Output.Write(TooLongReply);
+        if (_server.Logger is not null)
+        {
+            // Only the head is logged; the note keeps the line from reading as a valid request.
+            var head = request.Slice(0, Math.Min(request.Length, LoggedRequestLimit));
+            ConversationLine.WriteRequest(scratch.Log, timestamp, head, $"...(truncated, {request.Length} bytes)");
+            ConversationLine.WriteReply(scratch.Log, timestamp, default, TooLongReply.AsSpan(0, TooLongReply.Length - 1));
+        }
+    }
+
+    /// <summary>Writes one reply, in the request's framing, and its two log lines.</summary>
+    private void WriteAnswer(ReadOnlySpan<byte> request, ParseStatus status, int clientLength, byte[] reply, bool legacy, Scratch scratch, string timestamp)
+    {
+        scratch.Output.Write(reply);
+        if (!legacy)
+        {
+            scratch.Output.WriteByte((byte)'\n');
+        }
+
+        if (_server.Logger is not null)
+        {
+            ConversationLine.WriteRequest(scratch.Log, timestamp, request);
+            ConversationLine.WriteReply(scratch.Log, timestamp, status == ParseStatus.Ok ? request.Slice(0, clientLength) : default, reply);
+        }
+    }
+}

@@ -1,0 +1,69 @@
+using System.Net;
+using KeyShell.Engine.Client;
+using static KeyShell.Engine.Tests.TestSupport;
+
+namespace KeyShell.Engine.Tests;
+
+/// <summary>The client side of the connection core's fixes, on both client paths.</summary>
+public class ClientCoreTests
+{
+    protected virtual bool UseEventLoops => true;
+
+    [Theory]
+    [InlineData(ConnectionMode.Persistent)]
+    [InlineData(ConnectionMode.PerMessage)]
+    public async Task AnObserverThatThrowsEndsTheRunWithItsException(ConnectionMode mode)
+    {
+        using var server = StartServer(o => o.LogPath = null);
+        var options = new KeyClientOptions { Port = server.Port, Connection = mode, UseEventLoops = UseEventLoops };
+        var sequences = new[] { "1 1 2 3", "2 4 5 6", "3 7 8 9" }.Select(ClientSequence.Parse).ToArray();
+        var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => KeyClient.RunAsync(sequences, options, new ThrowingObserver()).WaitAsync(Bound));
+        Assert.Equal("the observer's bug", thrown.Message);
+    }
+
+    [Fact]
+    public async Task AProbeGivesUpWithinItsTimeoutEvenDuringTheNameLookup()
+    {
+        var lookUp = KeyClient.LookUp;
+        KeyClient.LookUp = async (host, token) =>
+        {
+            if (host != "stalled.invalid")
+            {
+                return await lookUp(host, token);
+            }
+
+            await Task.Delay(Timeout.Infinite, token); // a resolver that never answers
+            return Array.Empty<IPAddress>();
+        };
+        try
+        {
+            var probe = await KeyProbe.ProbeAsync("stalled.invalid", 8080, TimeSpan.FromMilliseconds(200), sendRequest: true, CancellationToken.None).WaitAsync(Bound);
+            Assert.False(probe.Reachable);
+            Assert.Equal("no answer within 0.2 s", probe.Error);
+        }
+        finally
+        {
+            KeyClient.LookUp = lookUp;
+        }
+    }
+
+    private sealed class ThrowingObserver : IKeyClientObserver
+    {
+        public bool WantsSendNotices => false;
+
+        public void OnSending(string clientId, string key)
+        {
+        }
+
+        public void OnReply(KeyReply reply) => throw new InvalidOperationException("the observer's bug");
+
+        public void OnFailure(KeyClientFailure failure)
+        {
+        }
+    }
+}
+
+public class ClientCoreTestsOnTheAsyncPath : ClientCoreTests
+{
+    protected override bool UseEventLoops => false;
+}
