@@ -144,6 +144,21 @@ public class KeyServerSecurityTests
     }
 
     [Fact]
+    public void ARefusalCountsInTheMeterByItsReason()
+    {
+        using var server = StartServer(o => o.LogPath = null);
+        using var meter = new MeterCollector("KeyShell.Server", server.Port);
+        server.RefuseClient(ClientRefusal.Address, "10.1.2.3:4567", null);
+        server.RefuseClient(ClientRefusal.Certificate, "127.0.0.1:5000", "no certificate");
+        server.RefuseClient(ClientRefusal.Handshake, "127.0.0.1:5001", "not TLS");
+        server.RefuseClient(ClientRefusal.Handshake, "127.0.0.1:5002", "not TLS");
+        Assert.Equal(1, meter.Sum("keyshell.rejected_connections", ("error.type", "address_not_allowed")));
+        Assert.Equal(1, meter.Sum("keyshell.rejected_connections", ("error.type", "tls_client_certificate_refused")));
+        Assert.Equal(2, meter.Sum("keyshell.rejected_connections", ("error.type", "tls_handshake_failed")));
+        Assert.Equal(server.Rejected, meter.Sum("keyshell.rejected_connections"));
+    }
+
+    [Fact]
     public void ARefusalSubscriberThatThrowsDoesNotStopTheServer()
     {
         using var server = StartServer(o => o.LogPath = null);
