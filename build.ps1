@@ -23,8 +23,9 @@
               Save-PSResource from a local file repository.
       Bench   Build, then the benchmark: KeyShell (log on and off) and memcached driven by the same load
               generator (keyload) in one run, -Rounds alternating rounds (3), medians; memory per idle connection
-              and over 1,000,000 requests; Invoke-KeyClient against keyload. Table, and JSON in out/bench.
-              Installs nothing: without memcached on PATH it measures KeyShell alone.
+              and over 1,000,000 requests; Invoke-KeyClient against keyload; TLS rows (KeyShell with a
+              certificate against memcached -Z, keyload -t). Table, and JSON in out/bench. Installs nothing
+              but OpenSSL's headers for keyload -t: without memcached on PATH it measures KeyShell alone.
       Soak    Build, then -Minutes of mixed load (PerMessage, Persistent, garbage) on one logging server:
               errors beyond the garbage's, the server's memory over time, whether the log is complete.
       Fuzz    Instruments the engine with SharpFuzz and runs afl++ over the framing, parsing and log

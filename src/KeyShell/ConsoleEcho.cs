@@ -6,9 +6,9 @@ using KeyShell.Engine.Server;
 namespace KeyShell;
 
 /// <summary>
-/// The seed's server console for Start-KeyServer -Wait: a line per connection and per request, at no
-/// more than a person can read. It listens to the server's events only while this tick's budget of lines
-/// lasts; past it, it unsubscribes until the next tick, so under load the server pays for the lines shown,
+/// The seed's server console for Start-KeyServer -Wait: a line per connection and per request (and per
+/// refused peer: <c>Client refused (certificate: ...)</c>), at no more than a person can read. It listens
+/// to the server's events only while this tick's budget of lines lasts; past it, it unsubscribes until the next tick, so under load the server pays for the lines shown,
 /// not for one event per request. What was not shown is counted from the server's counters and said in
 /// one line.
 /// </summary>
@@ -19,6 +19,7 @@ internal sealed class ConsoleEcho : IDisposable
     private readonly ConcurrentQueue<string> _lines = new();
     private readonly EventHandler<KeyServerEventArgs> _connected;
     private readonly EventHandler<KeyServerEventArgs> _served;
+    private readonly EventHandler<KeyServerEventArgs> _refused;
     private readonly object _gate = new();
     private int _budget;
     private bool _listening;
@@ -33,6 +34,7 @@ internal sealed class ConsoleEcho : IDisposable
         _linesPerTick = linesPerTick;
         _connected = (_, _) => Show("Client connected!", isRequest: false);
         _served = (_, e) => Show($"Client {e.ClientId ?? "?"} : {e.Key}", isRequest: true);
+        _refused = (_, e) => Show($"Client refused ({e.Reason})", isRequest: null); // not a connection: not in the summary
         _requestsSeen = server.Requests;
         _connectionsSeen = server.Connections;
         NextTick();
@@ -76,7 +78,7 @@ internal sealed class ConsoleEcho : IDisposable
         }
     }
 
-    private void Show(string line, bool isRequest)
+    private void Show(string line, bool? isRequest)
     {
         lock (_gate)
         {
@@ -90,7 +92,14 @@ internal sealed class ConsoleEcho : IDisposable
                 Listen(false);
             }
 
-            _ = isRequest ? ++_shownRequests : ++_shownConnections;
+            if (isRequest == true)
+            {
+                ++_shownRequests;
+            }
+            else if (isRequest == false)
+            {
+                ++_shownConnections;
+            }
         }
 
         _lines.Enqueue(line);
@@ -108,11 +117,13 @@ internal sealed class ConsoleEcho : IDisposable
         {
             _server.ClientConnected += _connected;
             _server.RequestServed += _served;
+            _server.ClientRefused += _refused;
         }
         else
         {
             _server.ClientConnected -= _connected;
             _server.RequestServed -= _served;
+            _server.ClientRefused -= _refused;
         }
     }
 }

@@ -15,6 +15,9 @@ internal static class ErrorIds
     public const string InvalidLoad = "InvalidLoad";
     public const string InvalidMeasurement = "InvalidMeasurement";
     public const string MeasurementMismatch = "MeasurementMismatch";
+    public const string InvalidTlsParameters = "InvalidTlsParameters";
+    public const string TlsCertificateUntrusted = "TlsCertificateUntrusted";
+    public const string NothingToSet = "NothingToSet";
 
     public static (string Id, ErrorCategory Category) For(KeyServerErrorKind kind) => kind switch
     {
@@ -23,6 +26,9 @@ internal static class ErrorIds
         KeyServerErrorKind.InvalidAddress => ("InvalidAddress", ErrorCategory.InvalidArgument),
         KeyServerErrorKind.AccessDenied => ("PortAccessDenied", ErrorCategory.PermissionDenied),
         KeyServerErrorKind.LogPathUnwritable => ("LogPathUnwritable", ErrorCategory.WriteError),
+        KeyServerErrorKind.InvalidAddressRule => ("InvalidAddressRule", ErrorCategory.InvalidArgument),
+        KeyServerErrorKind.CertificateInvalid => ("CertificateInvalid", ErrorCategory.InvalidData),
+        KeyServerErrorKind.TlsNotEnabled => ("TlsNotEnabled", ErrorCategory.InvalidOperation),
         _ => ("ServerSocketError", ErrorCategory.NotSpecified),
     };
 
@@ -33,6 +39,8 @@ internal static class ErrorIds
         FailureKind.Timeout => ("ReplyTimeout", ErrorCategory.OperationTimeout),
         FailureKind.ServerGone => ("ServerGone", ErrorCategory.ConnectionError),
         FailureKind.ProtocolError => ("ProtocolError", ErrorCategory.ProtocolError),
+        FailureKind.TlsCertificateUntrusted => (TlsCertificateUntrusted, ErrorCategory.SecurityError),
+        FailureKind.TlsHandshakeFailed => ("TlsHandshakeFailed", ErrorCategory.ConnectionError),
         _ => ("Cancelled", ErrorCategory.OperationStopped),
     };
 

@@ -2,13 +2,14 @@
 # Get-PwshPath and Get-FreePort come from the Pester helpers.
 Import-Module (Join-Path $PSScriptRoot '../KeyShell.Tests/TestHelpers.psm1') -Force
 
-# Starts a KeyShell server in its own pwsh; returns @{ Process; Port }.
+# Starts a KeyShell server in its own pwsh (with TLS when given a certificate); returns @{ Process; Port; Name }.
 function Start-BenchServer {
-    param([Parameter(Mandatory)] [string] $ModuleManifest, [string] $LogPath, [int] $IdleTimeoutSec = 60, [string] $Answer = 'Default', [switch] $MeterListener)
+    param([Parameter(Mandatory)] [string] $ModuleManifest, [string] $LogPath, [int] $IdleTimeoutSec = 60, [string] $Answer = 'Default', [switch] $MeterListener, $Certificate)
     $info = [System.Diagnostics.ProcessStartInfo]::new((Get-PwshPath))
     $arguments = @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'Start-BenchServer.ps1'), '-ModuleManifest', $ModuleManifest, '-IdleTimeoutSec', $IdleTimeoutSec, '-Answer', $Answer)
     if ($LogPath) { $arguments += @('-LogPath', $LogPath) }
     if ($MeterListener) { $arguments += '-MeterListener' }
+    if ($Certificate) { $arguments += @('-CertificatePath', $Certificate.Certificate, '-KeyPath', $Certificate.Key) }
     foreach ($argument in $arguments) { $info.ArgumentList.Add([string]$argument) }
     $info.RedirectStandardInput = $true
     $info.RedirectStandardOutput = $true
@@ -18,6 +19,7 @@ function Start-BenchServer {
     if (-not $line.Wait(30000) -or $line.Result -notmatch '^PORT (\d+)$') { $process.Kill($true); throw "The benchmark server did not start: $($line.Result)" }
     $name = if ($Answer -ne 'Default') { "KeyShell ($Answer)" } elseif ($LogPath) { 'KeyShell (log on)' } else { 'KeyShell (log off)' }
     if ($MeterListener) { $name += ' + MeterListener' }
+    if ($Certificate) { $name = $name -replace '^KeyShell', 'KeyShell TLS' }
     [pscustomobject]@{ Process = $process; Port = [int]$Matches[1]; Name = $name }
 }
 
@@ -29,25 +31,43 @@ function Stop-BenchServer {
 }
 
 # memcached as the yardstick, with the seed's ten keys set as k0..k9; $null when it is not installed.
+# With a certificate it speaks TLS only (memcached -Z), and $null also when this memcached was built without TLS.
 function Start-Memcached {
+    param($Certificate)
     $memcached = Get-Command memcached -CommandType Application -ErrorAction Ignore | Select-Object -First 1
     if (-not $memcached) { return $null }
     $port = Get-FreePort
     $info = [System.Diagnostics.ProcessStartInfo]::new($memcached.Source)
-    foreach ($argument in '-u', 'root', '-l', '127.0.0.1', '-p', $port, '-t', '2', '-c', '4096') { $info.ArgumentList.Add([string]$argument) }
+    $arguments = @('-u', 'root', '-l', '127.0.0.1', '-p', $port, '-t', '2', '-c', '4096')
+    if ($Certificate) { $arguments += @('-Z', '-o', "ssl_chain_cert=$($Certificate.Certificate),ssl_key=$($Certificate.Key)") }
+    foreach ($argument in $arguments) { $info.ArgumentList.Add([string]$argument) }
     $info.UseShellExecute = $false
+    $info.RedirectStandardError = $true
     $process = [System.Diagnostics.Process]::Start($info)
+    $errors = $process.StandardError.ReadToEndAsync()
     $values = 12, 45, 78, 23, 56, 89, 34, 67, 90, 10
     $deadline = [DateTime]::UtcNow.AddSeconds(10)
     while ($true) {
+        if ($process.HasExited) {
+            $null = $errors.Wait(5000)
+            Write-Warning "memcached$(if ($Certificate) { ' -Z' }) did not start: $($errors.Result.Trim())"
+            return $null
+        }
         try {
             $client = [System.Net.Sockets.TcpClient]::new('127.0.0.1', $port)
             break
         }
-        catch { if ([DateTime]::UtcNow -gt $deadline) { throw 'memcached did not start.' }; Start-Sleep -Milliseconds 50 }
+        catch { if ([DateTime]::UtcNow -gt $deadline) { $process.Kill($true); throw 'memcached did not start.' }; Start-Sleep -Milliseconds 50 }
     }
     try {
         $stream = $client.GetStream()
+        if ($Certificate) {
+            # Synchronous, so the validation callback (a script block) runs on this thread.
+            $tls = [System.Net.Security.SslStream]::new($stream, $false, { $true })
+            $tls.AuthenticateAsClient('localhost')
+            $stream = $tls
+        }
+        $stream.ReadTimeout = 10000
         $text = -join (0..9 | ForEach-Object { "set k$_ 0 0 2`r`n{0:00}`r`n" -f $values[$_] })
         $bytes = [System.Text.Encoding]::ASCII.GetBytes($text)
         $stream.Write($bytes, 0, $bytes.Length)
@@ -55,7 +75,50 @@ function Start-Memcached {
         while (([regex]::Matches($received, 'STORED')).Count -lt 10) { $received += [System.Text.Encoding]::ASCII.GetString($buffer, 0, $stream.Read($buffer, 0, 1024)) }
     }
     finally { $client.Dispose() }
-    [pscustomobject]@{ Process = $process; Port = $port; Name = 'memcached' }
+    [pscustomobject]@{ Process = $process; Port = $port; Name = $(if ($Certificate) { 'memcached -Z' } else { 'memcached' }) }
+}
+
+# The certificate both TLS servers present (RSA 2048, as ../shared/tools/README.md makes it), made with openssl;
+# $null with the reason printed when openssl is missing.
+function New-BenchCertificate {
+    param([Parameter(Mandatory)] [string] $OutDirectory)
+    $openssl = Get-Command openssl -CommandType Application -ErrorAction Ignore | Select-Object -First 1
+    if (-not $openssl) { Write-Host 'The TLS rows are skipped: openssl is not installed (it makes their certificate).'; return $null }
+    $certificate = Join-Path $OutDirectory 'bench-tls-cert.pem'
+    $key = Join-Path $OutDirectory 'bench-tls-key.pem'
+    $output = & $openssl.Source req -x509 -newkey rsa:2048 -nodes -keyout $key -out $certificate -days 30 -subj /CN=localhost 2>&1
+    if ($LASTEXITCODE -ne 0) { Write-Host "The TLS rows are skipped: openssl could not make the certificate: $output"; return $null }
+    [pscustomobject]@{ Certificate = $certificate; Key = $key }
+}
+
+# keyload built with -DKEYLOAD_TLS (its -t switch), compiled on first use; $null with the reason printed. It needs
+# OpenSSL's headers (Debian libssl-dev), installed with apt-get when missing and possible.
+function Get-KeyloadTls {
+    param([Parameter(Mandatory)] [string] $Root, [Parameter(Mandatory)] [string] $OutDirectory)
+    if ($env:KEYLOAD_TLS -and (Test-Path $env:KEYLOAD_TLS)) { return $env:KEYLOAD_TLS }
+    $binary = Join-Path $OutDirectory 'keyload-tls'
+    if (Test-Path $binary) { return $binary }
+    $source = Join-Path $Root '../shared/tools/keyload.c'
+    $cc = Get-Command gcc, cc -CommandType Application -ErrorAction Ignore | Select-Object -First 1
+    if (-not (Test-Path $source) -or -not $cc) { Write-Host 'The TLS rows are skipped: keyload -t needs ../shared/tools/keyload.c and a C compiler.'; return $null }
+    $header = '/usr/include/openssl/ssl.h'
+    if (-not (Test-Path $header) -and (Get-Command apt-get -CommandType Application -ErrorAction Ignore)) {
+        Write-Host 'Installing libssl-dev (OpenSSL headers) for keyload -t ...'
+        $null = & timeout 300 apt-get install -y -qq libssl-dev 2>&1
+        if (-not (Test-Path $header)) { $null = & timeout 300 apt-get update -qq 2>&1; $null = & timeout 300 apt-get install -y -qq libssl-dev 2>&1 }
+    }
+    if (-not (Test-Path $header)) { Write-Host 'The TLS rows are skipped: keyload -t needs OpenSSL''s headers (Debian libssl-dev), which could not be installed.'; return $null }
+    $output = & $cc.Source -O2 -DKEYLOAD_TLS -o $binary $source -pthread -lssl -lcrypto 2>&1
+    if ($LASTEXITCODE -ne 0) { Write-Host "The TLS rows are skipped: keyload -t did not compile: $output"; return $null }
+    $binary
+}
+
+# Whether a KeyShell server answers over TLS (through the module's own probe): $null when it does, or why not.
+function Test-KeyShellTls {
+    param([Parameter(Mandatory)] [int] $Port)
+    $probe = Test-KeyServer -Port $Port -UseTls -SkipCertificateCheck -Detailed -TimeoutSec 5 -ErrorAction SilentlyContinue
+    if ($probe.Reply -like 'Response for the key 0 : *') { return $null }
+    if ($probe.Error) { $probe.Error } else { "no TLS reply (got '$($probe.Reply)')" }
 }
 
 # Finds (or compiles) the neutral load generator; $null with a reason when there is none.
@@ -72,14 +135,30 @@ function Get-Keyload {
     $binary
 }
 
-# One keyload run: "wire mode workers requests ok bad req_per_s p50_us p99_us".
+# One keyload run: "wire mode workers requests ok bad req_per_s p50_us p99_us". keyload has no timeout of its
+# own: with -TimeoutSec a run that takes longer is killed and counts as all bad.
 function Invoke-Keyload {
     param([Parameter(Mandatory)] [string] $Keyload, [Parameter(Mandatory)] [int] $Port, [Parameter(Mandatory)] [string] $Wire,
-        [Parameter(Mandatory)] [string] $Mode, [int] $Workers, [int] $PerWorker, [int] $Depth = 1, [switch] $AnyReply)
+        [Parameter(Mandatory)] [string] $Mode, [int] $Workers, [int] $PerWorker, [int] $Depth = 1, [switch] $AnyReply, [switch] $Tls, [int] $TimeoutSec)
     $arguments = @('-p', $Port, '-w', $Wire, '-m', $Mode, '-c', $Workers, '-n', $PerWorker)
     if ($AnyReply) { $arguments += '-k' }
     if ($Depth -gt 1) { $arguments += @('-d', $Depth) }
-    $line = & $Keyload @arguments 2>$null | Select-Object -Last 1
+    if ($Tls) { $arguments += '-t' }
+    if ($TimeoutSec) {
+        $info = [System.Diagnostics.ProcessStartInfo]::new($Keyload)
+        foreach ($argument in $arguments) { $info.ArgumentList.Add([string]$argument) }
+        $info.RedirectStandardOutput = $true
+        $info.RedirectStandardError = $true
+        $info.UseShellExecute = $false
+        $process = [System.Diagnostics.Process]::Start($info)
+        $output = $process.StandardOutput.ReadToEndAsync()
+        $null = $process.StandardError.ReadToEndAsync()
+        if (-not $process.WaitForExit($TimeoutSec * 1000)) { $process.Kill($true); $null = $process.WaitForExit(5000) }
+        $line = if ($output.Wait(5000)) { ($output.Result -split "`n" | Where-Object { $_ }) | Select-Object -Last 1 }
+    }
+    else {
+        $line = & $Keyload @arguments 2>$null | Select-Object -Last 1
+    }
     $f = "$line" -split ' '
     if ($f.Count -lt 9) { return [pscustomobject]@{ Requests = 0; Ok = 0; Bad = $Workers * $PerWorker; RequestsPerSecond = 0.0; P50 = 0.0; P99 = 0.0 } }
     [pscustomobject]@{ Requests = [long]$f[3]; Ok = [long]$f[4]; Bad = [long]$f[5]; RequestsPerSecond = [double]$f[6]; P50 = [double]$f[7]; P99 = [double]$f[8] }

@@ -4,8 +4,10 @@
 .DESCRIPTION
     KeyShell (log on, log off) and memcached, driven by the same neutral load generator (keyload) in the
     same run, alternating, three rounds; medians. Then memory (1,000 idle connections; before and after
-    1,000,000 requests) and the client (Invoke-KeyClient against keyload on the same load). Prints a table
-    and writes JSON to out/bench/.
+    1,000,000 requests), the client (Invoke-KeyClient against keyload on the same load), and TLS: KeyShell
+    with a certificate against memcached -Z with the same one, driven by keyload -t (8 persistent
+    connections, and a connection per request, a full handshake each). Prints tables and writes JSON to
+    out/bench/.
 #>
 param(
     [Parameter(Mandatory)] [string] $ModuleManifest,
@@ -240,9 +242,97 @@ $meters | ForEach-Object { [pscustomobject]@{ Scenario = $_.Scenario; 'without /
     'CPU us/req without' = '{0:N2}' -f $_.WithoutCpuMicroseconds; 'CPU us/req with' = '{0:N2}' -f $_.WithCpuMicroseconds; Errors = $_.Errors } } | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
 Write-Host ('Client: Invoke-KeyClient {0:N0}/s, keyload {1:N0}/s on the same load (64 x 1,000 persistent): ratio {2:0.00}.' -f $client.InvokeKeyClientPerSecond, $client.KeyloadPerSecond, $client.Ratio)
 
+# TLS: KeyShell with a certificate (log on, log off) against memcached -Z with the same certificate, driven by
+# keyload -t, alternating within each round. A KeyShell server that does not answer over TLS (its transport
+# does not speak it yet) is reported as such, and its rows are not measured.
+$tlsScenarios = @(
+    @{ Name = 'TLS Persistent x8'; Mode = 'persist'; Workers = 8; PerWorker = 15000 }
+    @{ Name = 'TLS PerMessage x8'; Mode = 'conn'; Workers = 8; PerWorker = 250 }
+)
+$tlsRows = @()
+$tlsTargets = [System.Collections.Generic.List[object]]::new()
+$tlsNotes = [System.Collections.Generic.List[string]]::new()
+$keyloadTls = Get-KeyloadTls -Root $Root -OutDirectory $OutDirectory
+$tlsCertificate = if ($keyloadTls) { New-BenchCertificate -OutDirectory $OutDirectory }
+if ($tlsCertificate) {
+    try {
+        foreach ($log in (Join-Path $OutDirectory 'bench_tls_log.txt'), $null) {
+            $candidate = Start-BenchServer -ModuleManifest $ModuleManifest -LogPath $log -Certificate $tlsCertificate
+            $why = Test-KeyShellTls -Port $candidate.Port
+            if ($why) {
+                $tlsNotes.Add("$($candidate.Name): not measured, it does not answer over TLS ($why). The TLS transport (issue 14) is not in this build yet.")
+                Stop-BenchServer $candidate
+            }
+            else { $tlsTargets.Add($candidate) }
+        }
+        $memcachedTls = Start-Memcached -Certificate $tlsCertificate
+        if ($memcachedTls) { $tlsTargets.Add($memcachedTls) }
+        else { $tlsNotes.Add('memcached -Z: not measured (memcached is not installed, or was built without TLS).') }
+
+        $tlsSamples = @{}
+        for ($round = 1; $round -le $Rounds -and $tlsTargets.Count; $round++) {
+            $first = ($round - 1) % $tlsTargets.Count
+            $order = @($tlsTargets)[$first..($tlsTargets.Count - 1)] + @($tlsTargets)[0..($tlsTargets.Count - 1)] | Select-Object -First $tlsTargets.Count
+            foreach ($scenario in $tlsScenarios) {
+                foreach ($target in $order) {
+                    $wire = if ($target.Name -like 'memcached*') { 'memcached' } else { 'line' }
+                    Write-Host ("round {0}: {1,-18} {2}" -f $round, $scenario.Name, $target.Name)
+                    $run = Invoke-Keyload -Keyload $keyloadTls -Tls -TimeoutSec 120 -Port $target.Port -Wire $wire -Mode $scenario.Mode -Workers $scenario.Workers -PerWorker $scenario.PerWorker
+                    $key = "$($scenario.Name)|$($target.Name)"
+                    if (-not $tlsSamples.ContainsKey($key)) { $tlsSamples[$key] = [System.Collections.Generic.List[object]]::new() }
+                    $tlsSamples[$key].Add($run)
+                }
+            }
+        }
+        $tlsRows = foreach ($scenario in $tlsScenarios) {
+            $row = [ordered]@{ Scenario = $scenario.Name }
+            foreach ($target in $tlsTargets) {
+                $runs = $tlsSamples["$($scenario.Name)|$($target.Name)"]
+                $row[$target.Name] = [pscustomobject]@{
+                    RequestsPerSecond = Get-Median $runs.RequestsPerSecond
+                    P50Microseconds   = Get-Median $runs.P50
+                    P99Microseconds   = Get-Median $runs.P99
+                    Errors            = ($runs | Measure-Object Bad -Sum).Sum
+                    Rounds            = @($runs.RequestsPerSecond)
+                }
+            }
+            foreach ($target in $tlsTargets | Where-Object Name -Like 'KeyShell*') {
+                if ($row.Contains('memcached -Z')) {
+                    $row["Ratio $($target.Name)"] = $row[$target.Name].RequestsPerSecond / [math]::Max(1, $row['memcached -Z'].RequestsPerSecond)
+                }
+            }
+            [pscustomobject]$row
+        }
+    }
+    finally {
+        foreach ($target in $tlsTargets) {
+            if ($target.Name -like 'memcached*') { $target.Process.Kill($true) } else { Stop-BenchServer $target }
+        }
+    }
+
+    Write-Host ''
+    Write-Host "TLS, medians of $Rounds rounds, requests/s (p50 / p99 in microseconds), keyload -t, RSA 2048 certificate made by openssl:"
+    if ($tlsRows) {
+        $tlsTable = foreach ($row in $tlsRows) {
+            $line = [ordered]@{ Scenario = $row.Scenario }
+            foreach ($target in $tlsTargets) {
+                $m = $row.($target.Name)
+                $line[$target.Name] = '{0,9:N0} ({1:N0}/{2:N0}){3}' -f $m.RequestsPerSecond, $m.P50Microseconds, $m.P99Microseconds, $(if ($m.Errors) { " ERR $($m.Errors)" } else { '' })
+            }
+            foreach ($property in $row.PSObject.Properties | Where-Object Name -Like 'Ratio *') {
+                $line[($property.Name -replace '^Ratio KeyShell TLS ', 'KS/mc -Z ')] = '{0:0.00}' -f $property.Value
+            }
+            [pscustomobject]$line
+        }
+        $tlsTable | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
+    }
+    foreach ($note in $tlsNotes) { Write-Host "  $note" }
+}
+
 $report = [pscustomobject]@{
     Date = [DateTime]::UtcNow.ToString('o'); Cores = [Environment]::ProcessorCount; Rounds = $Rounds
     Keyload = $keyload; Memcached = [bool]$memcached; Scenarios = $rows; Programmable = $programmed; Meters = $meters; Memory = $memory; Client = $client
+    Tls = [pscustomobject]@{ Keyload = $keyloadTls; Scenarios = @($tlsRows); Notes = @($tlsNotes) }
 }
 $json = Join-Path $OutDirectory ("bench-{0:yyyyMMdd-HHmmss}.json" -f [DateTime]::UtcNow)
 $report | ConvertTo-Json -Depth 6 | Set-Content $json

@@ -1,26 +1,29 @@
 <#
 .SYNOPSIS
     A KeyShell server for the benchmarks, in its own process: prints "PORT <n>", serves until its
-    standard input closes, then stops cleanly (flushing its log). With -MeterListener a MeterListener
-    listens to the KeyShell.Server meter meanwhile (as dotnet-counters or OpenTelemetry would), and the
-    requests it counted are printed at the end ("METERED <n>").
+    standard input closes, then stops cleanly (flushing its log). With -CertificatePath it speaks TLS.
+    With -MeterListener a MeterListener listens to the KeyShell.Server meter meanwhile (as dotnet-counters
+    or OpenTelemetry would), and the requests it counted are printed at the end ("METERED <n>").
 #>
 param(
     [Parameter(Mandatory)] [string] $ModuleManifest,
     [string] $LogPath,
     [int] $IdleTimeoutSec = 60,
     [ValidateSet('Default', 'Map', 'Handler')] [string] $Answer = 'Default',
+    [string] $CertificatePath,
+    [string] $KeyPath,
     [switch] $MeterListener
 )
 
 $ErrorActionPreference = 'Stop'
 Import-Module $ModuleManifest
-$log = if ($LogPath) { @{ LogPath = $LogPath } } else { @{ NoLog = $true } }
+$common = if ($LogPath) { @{ LogPath = $LogPath } } else { @{ NoLog = $true } }
+if ($CertificatePath) { $common += @{ CertificatePath = $CertificatePath; KeyPath = $KeyPath } }
 $server = switch ($Answer) {
     # The seed's values again, but given as a user's map: the -KeyMap path against the default one.
-    'Map' { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @log -KeyMap @{ '0' = 12; '1' = 45; '2' = 78; '3' = 23; '4' = 56; '5' = 89; '6' = 34; '7' = 67; '8' = 90; '9' = 10 } }
-    'Handler' { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @log -Handler { param($Request) "Response for the key $($Request.Key) : 1" } }
-    default { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @log }
+    'Map' { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @common -KeyMap @{ '0' = 12; '1' = 45; '2' = 78; '3' = 23; '4' = 56; '5' = 89; '6' = 34; '7' = 67; '8' = 90; '9' = 10 } }
+    'Handler' { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @common -Handler { param($Request) "Response for the key $($Request.Key) : 1" } }
+    default { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @common }
 }
 $probe = $null
 if ($MeterListener) {

@@ -185,4 +185,183 @@ function Get-TestSshParameters {
     @{ Port = $Sshd.Port; UserName = $Sshd.UserName; KeyFilePath = $Sshd.KeyFilePath; Options = @{ StrictHostKeyChecking = 'no'; UserKnownHostsFile = '/dev/null'; LogLevel = 'ERROR' } }
 }
 
+# --- TLS: certificates made by openssl, and openssl s_client as a TLS client no one here wrote ---
+
+# The openssl program, or $null (.ci/run installs it; tests that need it skip, saying why, where it is missing).
+function Get-OpenSsl {
+    (Get-Command openssl -CommandType Application -ErrorAction Ignore | Select-Object -First 1).Source
+}
+
+function Invoke-OpenSsl {
+    param([Parameter(Mandatory)] [string[]] $Arguments)
+    $output = & (Get-OpenSsl) @Arguments 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "openssl $($Arguments -join ' ') failed ($LASTEXITCODE): $($output -join "`n")" }
+}
+
+<#
+    Makes the TLS tests' certificates with openssl (EC P-256), in $Directory:
+      ca.pem/.key, other-ca.pem/.key          two authorities
+      server.pem/.key                         CN=localhost, SANs localhost, 127.0.0.1, ::1, serverAuth, signed by ca
+      server-combined.pem                     the server certificate and its key in one file
+      server-encrypted.key                    its key as encrypted PKCS#8 (password $Password)
+      server.pfx                              certificate and key as PKCS#12 (password $Password)
+      renewed.pem/.key                        a second server certificate, for Set-KeyServer
+      client.pem/.key                         clientAuth, signed by ca
+      stranger.pem/.key                       clientAuth, signed by other-ca
+      self-signed.pem/.key                    clientAuth, self-signed
+    Returns an object with those paths (Ca, OtherCa, Server, ServerKey, ...) and the password.
+#>
+function New-TestCertificates {
+    param([Parameter(Mandatory)] [string] $Directory, [string] $Password = 'test password')
+    $ec = @('-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes')
+    $path = { param($name) Join-Path $Directory $name }
+    $authority = {
+        param($name, $subject)
+        Invoke-OpenSsl (@('req', '-x509') + $ec + @('-keyout', (& $path "$name.key"), '-out', (& $path "$name.pem"), '-days', '30',
+                '-subj', $subject, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'))
+    }
+    $leaf = {
+        param($name, $subject, $issuer, $extensions)
+        Set-Content -Path (& $path "$name.ext") -Value (@('basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature') + $extensions)
+        Invoke-OpenSsl (@('req') + $ec + @('-keyout', (& $path "$name.key"), '-out', (& $path "$name.csr"), '-subj', $subject))
+        Invoke-OpenSsl @('x509', '-req', '-in', (& $path "$name.csr"), '-CA', (& $path "$issuer.pem"), '-CAkey', (& $path "$issuer.key"),
+            '-set_serial', [string](Get-Random -Minimum 1000 -Maximum 2000000000), '-days', '30', '-out', (& $path "$name.pem"), '-extfile', (& $path "$name.ext"))
+    }
+    $serverNames = @('extendedKeyUsage=serverAuth', 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1')
+    & $authority 'ca' '/CN=KeyShell Pester CA'
+    & $authority 'other-ca' '/CN=KeyShell Pester Other CA'
+    & $leaf 'server' '/CN=localhost' 'ca' $serverNames
+    & $leaf 'renewed' '/CN=localhost' 'ca' $serverNames
+    & $leaf 'client' '/CN=pester client' 'ca' @('extendedKeyUsage=clientAuth')
+    & $leaf 'stranger' '/CN=pester stranger' 'other-ca' @('extendedKeyUsage=clientAuth')
+    Invoke-OpenSsl (@('req', '-x509') + $ec + @('-keyout', (& $path 'self-signed.key'), '-out', (& $path 'self-signed.pem'), '-days', '30',
+            '-subj', '/CN=pester self-signed', '-addext', 'extendedKeyUsage=clientAuth'))
+    Set-Content -Path (& $path 'server-combined.pem') -Value ((Get-Content -Raw (& $path 'server.pem')) + (Get-Content -Raw (& $path 'server.key')))
+    Invoke-OpenSsl @('pkcs8', '-topk8', '-in', (& $path 'server.key'), '-out', (& $path 'server-encrypted.key'), '-passout', "pass:$Password")
+    Invoke-OpenSsl @('pkcs12', '-export', '-in', (& $path 'server.pem'), '-inkey', (& $path 'server.key'), '-out', (& $path 'server.pfx'), '-passout', "pass:$Password")
+    [pscustomobject]@{
+        Directory = $Directory; Password = $Password
+        Ca = & $path 'ca.pem'; OtherCa = & $path 'other-ca.pem'
+        Server = & $path 'server.pem'; ServerKey = & $path 'server.key'; ServerCombined = & $path 'server-combined.pem'
+        ServerEncryptedKey = & $path 'server-encrypted.key'; ServerPfx = & $path 'server.pfx'
+        Renewed = & $path 'renewed.pem'; RenewedKey = & $path 'renewed.key'
+        Client = & $path 'client.pem'; ClientKey = & $path 'client.key'
+        Stranger = & $path 'stranger.pem'; StrangerKey = & $path 'stranger.key'
+        SelfSigned = & $path 'self-signed.pem'; SelfSignedKey = & $path 'self-signed.key'
+    }
+}
+
+# The SHA-1 thumbprint of a PEM certificate file, as X509Certificate2.Thumbprint shows it.
+function Get-CertificateThumbprint {
+    param([Parameter(Mandatory)] [string] $Path)
+    [System.Security.Cryptography.X509Certificates.X509Certificate2]::CreateFromPem((Get-Content -Raw $Path)).Thumbprint
+}
+
+# A certificate with its key, as -Certificate takes it, from PEM files.
+function Get-TestCertificate {
+    param([Parameter(Mandatory)] [string] $Path, [Parameter(Mandatory)] [string] $KeyPath)
+    [System.Security.Cryptography.X509Certificates.X509Certificate2]::CreateFromPemFile($Path, $KeyPath)
+}
+
+<#
+    Starts openssl s_client against 127.0.0.1:$Port with -brief (its standard error then tells the protocol
+    and the certificate check) and any $Arguments (-tls1_2, -cert/-key, ...). What the server sends is
+    collected as it comes (Update-TlsClient); Send-TlsClient writes to it exactly the bytes given.
+#>
+function Start-TlsClient {
+    param([Parameter(Mandatory)] [int] $Port, [string[]] $Arguments = @())
+    $info = [System.Diagnostics.ProcessStartInfo]::new((Get-OpenSsl))
+    foreach ($argument in @('s_client', '-connect', "127.0.0.1:$Port", '-brief') + $Arguments) { $info.ArgumentList.Add($argument) }
+    $info.RedirectStandardInput = $true
+    $info.RedirectStandardOutput = $true
+    $info.RedirectStandardError = $true
+    $info.UseShellExecute = $false
+    $process = [System.Diagnostics.Process]::Start($info)
+    $client = [pscustomobject]@{
+        Process  = $process
+        Received = [System.Text.StringBuilder]::new()
+        Buffer   = [byte[]]::new(4096)
+        Read     = $null
+        Errors   = $process.StandardError.ReadToEndAsync()
+    }
+    $client.Read = $process.StandardOutput.BaseStream.ReadAsync($client.Buffer, 0, $client.Buffer.Length)
+    $client
+}
+
+# What the server has sent so far; $Client.Read is $null once the connection has ended.
+function Update-TlsClient {
+    param([Parameter(Mandatory)] $Client)
+    while ($null -ne $Client.Read -and $Client.Read.IsCompleted) {
+        $count = if ($Client.Read.IsFaulted) { 0 } else { $Client.Read.Result }
+        if ($count -le 0) { $Client.Read = $null; break }
+        $null = $Client.Received.Append([System.Text.Encoding]::ASCII.GetString($Client.Buffer, 0, $count))
+        $Client.Read = $Client.Process.StandardOutput.BaseStream.ReadAsync($Client.Buffer, 0, $Client.Buffer.Length)
+    }
+    $Client.Received.ToString()
+}
+
+function Send-TlsClient {
+    param([Parameter(Mandatory)] $Client, [Parameter(Mandatory)] [string] $Text)
+    $Client.Process.StandardInput.Write($Text)
+    $Client.Process.StandardInput.Flush()
+}
+
+# Waits (bounded) until what the server sent matches $Pattern, or with -Exit until s_client has ended; returns what was received.
+function Wait-TlsClient {
+    param([Parameter(Mandatory)] $Client, [string] $Pattern, [switch] $Exit)
+    $deadline = [DateTime]::UtcNow + $script:Bound
+    while ([DateTime]::UtcNow -lt $deadline) {
+        $received = Update-TlsClient $Client
+        if ($Pattern -and $received -match $Pattern) { return $received }
+        if ($Exit -and $Client.Process.HasExited -and $null -eq $Client.Read) { return $received }
+        Start-Sleep -Milliseconds 20
+    }
+    $what = if ($Exit) { 'openssl s_client to end' } else { "'$Pattern'" }
+    throw "Timed out waiting for $what. Received: '$(Update-TlsClient $Client)'"
+}
+
+# Ends s_client; returns its standard error (-brief: 'Protocol version: TLSv1.3', verification, alerts).
+function Stop-TlsClient {
+    param([Parameter(Mandatory)] $Client)
+    if (-not $Client.Process.HasExited) { $Client.Process.Kill($true) }
+    $null = $Client.Process.WaitForExit(10000)
+    if ($Client.Errors.Wait(10000)) { $Client.Errors.Result } else { '' }
+}
+
+<#
+    Starts openssl s_server on 127.0.0.1, a port it picks, with -rev (it answers each line reversed:
+    'probe 0' gets '0 eborp') and any $Arguments (-Verify 1 -CAfile ... for client certificates). A TLS server
+    no one here wrote, for the client side. Returns @{ Process; Port }.
+#>
+function Start-OpenSslServer {
+    param([Parameter(Mandatory)] [string] $Certificate, [Parameter(Mandatory)] [string] $Key, [string[]] $Arguments = @())
+    $info = [System.Diagnostics.ProcessStartInfo]::new((Get-OpenSsl))
+    foreach ($argument in @('s_server', '-accept', '127.0.0.1:0', '-cert', $Certificate, '-key', $Key, '-rev') + $Arguments) { $info.ArgumentList.Add($argument) }
+    $info.RedirectStandardInput = $true
+    $info.RedirectStandardOutput = $true
+    $info.RedirectStandardError = $true
+    $info.UseShellExecute = $false
+    $process = [System.Diagnostics.Process]::Start($info)
+    $null = $process.StandardError.ReadToEndAsync() # never let a full pipe stall it
+    $deadline = [DateTime]::UtcNow + $script:Bound
+    while ([DateTime]::UtcNow -lt $deadline) {
+        $line = $process.StandardOutput.ReadLineAsync()
+        if (-not $line.Wait($script:Bound)) { break }
+        if ($null -eq $line.Result) { break }
+        if ($line.Result -match '^ACCEPT .*:(\d+)$') {
+            $server = [pscustomobject]@{ Process = $process; Port = [int]$Matches[1] }
+            $null = $process.StandardOutput.ReadToEndAsync()
+            return $server
+        }
+    }
+    if (-not $process.HasExited) { $process.Kill($true) }
+    throw 'openssl s_server did not start.'
+}
+
+function Stop-OpenSslServer {
+    param([Parameter(Mandatory)] $Server)
+    if (-not $Server.Process.HasExited) { $Server.Process.Kill($true) }
+    $null = $Server.Process.WaitForExit(10000)
+}
+
 Export-ModuleMember -Function *

@@ -17,6 +17,10 @@ public enum FailureKind
     ProtocolError,
     /// <summary>The run was cancelled (Ctrl+C).</summary>
     Cancelled,
+    /// <summary>The server's TLS certificate is not trusted (the exception is a TlsCertificateUntrustedException).</summary>
+    TlsCertificateUntrusted,
+    /// <summary>The TLS handshake failed: the port is not TLS, the server refused the client's certificate, or it timed out.</summary>
+    TlsHandshakeFailed,
 }
 
 /// <summary>A sequence that could not finish: which key it stopped at, and why.</summary>

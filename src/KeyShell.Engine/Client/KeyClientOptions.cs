@@ -20,7 +20,7 @@ public enum Framing
     Legacy,
 }
 
-public sealed class KeyClientOptions
+public sealed partial class KeyClientOptions
 {
     public string ComputerName { get; set; } = "127.0.0.1";
 

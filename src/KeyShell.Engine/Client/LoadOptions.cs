@@ -3,7 +3,7 @@ using System;
 namespace KeyShell.Engine.Client;
 
 /// <summary>What a load run does (Measure-KeyServer's parameters).</summary>
-public sealed class LoadOptions
+public sealed partial class LoadOptions
 {
     public string ComputerName { get; set; } = "127.0.0.1";
 

@@ -2,6 +2,7 @@ using System;
 using System.Globalization;
 using System.Text;
 using KeyShell.Engine.Protocol;
+using ClientRefusal = KeyShell.Engine.Server.ClientRefusal;
 
 namespace KeyShell.Engine.Logging;
 
@@ -25,6 +26,22 @@ public static class ConversationLine
     // KeyShell's own: why the server closed a connection itself (followed by the disconnect line).
     public const string ClosedIdle = "Client closed (idle)";
     public const string ClosedStalled = "Client closed (replies not read)";
+
+    /// <summary>A peer the server turned away (address rules, TLS): <c>Client refused (certificate)</c>.</summary>
+    public static string Refused(ClientRefusal reason) => reason switch
+    {
+        ClientRefusal.Address => "Client refused (address)",
+        ClientRefusal.Certificate => "Client refused (certificate)",
+        _ => "Client refused (handshake)",
+    };
+
+    /// <summary>The reason's word: address, certificate or handshake.</summary>
+    public static string RefusalWord(ClientRefusal reason) => reason switch
+    {
+        ClientRefusal.Address => "address",
+        ClientRefusal.Certificate => "certificate",
+        _ => "handshake",
+    };
 
     private static readonly byte[] ClientPrefix = Encoding.ASCII.GetBytes(Client + ": ");
     private static readonly byte[] ServerPrefix = Encoding.ASCII.GetBytes(Server + ": ");

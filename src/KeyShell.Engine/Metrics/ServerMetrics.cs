@@ -18,6 +18,15 @@ internal enum RejectionReason
 
     /// <summary>The connection did not read its replies within the idle timeout.</summary>
     Stalled,
+
+    /// <summary>The peer's address matches no -AllowedAddress rule.</summary>
+    Address,
+
+    /// <summary>Mutual TLS: the client's certificate was missing or not of the authorities.</summary>
+    Certificate,
+
+    /// <summary>The TLS handshake failed or did not finish in time.</summary>
+    Handshake,
 }
 
 /// <summary>
@@ -64,6 +73,9 @@ internal sealed class ServerMetrics
             Tags(address, port, Tag("error.type", "idle")),
             Tags(address, port, Tag("error.type", "stopping")),
             Tags(address, port, Tag("error.type", "stalled")),
+            Tags(address, port, Tag("error.type", "address_not_allowed")),
+            Tags(address, port, Tag("error.type", "tls_client_certificate_refused")),
+            Tags(address, port, Tag("error.type", "tls_handshake_failed")),
         };
     }
 

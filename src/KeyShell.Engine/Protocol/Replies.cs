@@ -21,6 +21,9 @@ public static class Replies
 
     public const string ErrorPrefix = "Error:";
 
+    /// <summary>Sent, then the connection is closed, to a plain-text client on a port that speaks TLS only.</summary>
+    public const string TlsRequired = "Error: TLS required";
+
     /// <summary>A handler took longer than the server's handler timeout.</summary>
     public const string HandlerTimedOut = "Error: handler timed out";
 

@@ -62,6 +62,7 @@ public sealed partial class KeyServer : IDisposable
             ? NullLogger.Instance
             : new DiagnosticsLogger(options.Diagnostics, options.DiagnosticQueue);
         Table = new ConnectionTable(options.MaxConnections, options.IdleTimeout);
+        InitializeSecurity(options);
         StartTime = DateTime.Now;
         if (logProvider is not null)
         {
@@ -128,7 +129,7 @@ public sealed partial class KeyServer : IDisposable
     /// <summary>Requests answered with an error reply.</summary>
     public long Errors => Table.Errors;
 
-    /// <summary>Connections turned away at the connection limit.</summary>
+    /// <summary>Connections turned away: at the connection limit, or refused (address rules, TLS; see <see cref="RefuseClient(ClientRefusal, string?, string?)"/>).</summary>
     public long Rejected => Table.Rejected;
 
     /// <summary>Connections closed by the idle timeout: silent ones, and those that did not read their replies.</summary>

@@ -5,7 +5,7 @@ namespace KeyShell.Engine.Server;
 /// <summary>One thing that happened on a server: a connection opened or closed, a request answered, an error.</summary>
 public sealed class KeyServerEventArgs : EventArgs
 {
-    public KeyServerEventArgs(long connectionId, string? remoteEndPoint, string? clientId = null, string? key = null, string? reply = null, Exception? error = null)
+    public KeyServerEventArgs(long connectionId, string? remoteEndPoint, string? clientId = null, string? key = null, string? reply = null, Exception? error = null, string? reason = null)
     {
         Time = DateTime.UtcNow;
         ConnectionId = connectionId;
@@ -14,6 +14,7 @@ public sealed class KeyServerEventArgs : EventArgs
         Key = key;
         Reply = reply;
         Error = error;
+        Reason = reason;
     }
 
     public DateTime Time { get; }
@@ -30,4 +31,7 @@ public sealed class KeyServerEventArgs : EventArgs
     public string? Reply { get; }
 
     public Exception? Error { get; }
+
+    /// <summary>Why a peer was refused (ClientRefused): <c>certificate: &lt;details&gt;</c>, <c>address</c>, <c>handshake: ...</c>.</summary>
+    public string? Reason { get; }
 }

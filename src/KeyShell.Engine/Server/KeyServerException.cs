@@ -11,9 +11,18 @@ public enum KeyServerErrorKind
     AccessDenied,
     LogPathUnwritable,
     SocketError,
+    /// <summary>An -AllowedAddress rule that is not an address or a CIDR block.</summary>
+    InvalidAddressRule,
+    /// <summary>A certificate that cannot serve: missing file, not a certificate, no or wrong private key, wrong password.</summary>
+    CertificateInvalid,
+    /// <summary>A TLS setting for a server that was started without TLS.</summary>
+    TlsNotEnabled,
 }
 
-/// <summary>A server could not start; nothing is left listening or open when this is thrown.</summary>
+/// <summary>
+/// A server could not start (nothing is left listening or open when this is thrown), or a setting given to
+/// it is invalid (an address rule, a certificate).
+/// </summary>
 public sealed class KeyServerException : Exception
 {
     public KeyServerException(KeyServerErrorKind kind, string message, object? target, Exception? inner = null)
@@ -25,6 +34,6 @@ public sealed class KeyServerException : Exception
 
     public KeyServerErrorKind Kind { get; }
 
-    /// <summary>What the error is about: the endpoint, address or log path.</summary>
+    /// <summary>What the error is about: the endpoint, address, log path, rule or certificate file.</summary>
     public object? Target { get; }
 }

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 namespace KeyShell.Engine.Server;
 
 /// <summary>Everything a server is started with. The defaults are the seed's, bound to loopback.</summary>
-public sealed class KeyServerOptions
+public sealed partial class KeyServerOptions
 {
     public const int DefaultPort = 8080;
     public const string DefaultLogFileName = "conversation_log.txt";
@@ -118,5 +118,7 @@ public sealed class KeyServerOptions
         {
             throw new ArgumentNullException(nameof(KeyMap));
         }
+
+        ValidateSecurity();
     }
 }

@@ -3,9 +3,12 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
 using System.Management.Automation;
+using System.Security.Cryptography.X509Certificates;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Client;
+using KeyShell.Engine.Security;
+using KeyShell.Engine.Server;
 
 namespace KeyShell.Commands;
 
@@ -50,6 +53,21 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
     [ValidateRange(1, 3600)]
     public int TimeoutSec { get; set; } = 10;
 
+    /// <summary>Speaks TLS (1.2 or 1.3) to the server.</summary>
+    [Parameter]
+    public SwitchParameter UseTls { get; set; }
+
+    /// <summary>With -UseTls: accepts any server certificate (self-signed, another name, expired). For test servers only.</summary>
+    [Parameter]
+    public SwitchParameter SkipCertificateCheck { get; set; }
+
+    /// <summary>With -UseTls: the client certificate (with its private key) for a server that requires one.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public X509Certificate2? Certificate { get; set; }
+
+    protected override void BeginProcessing() => ClientTlsCheck.Run(this, UseTls, SkipCertificateCheck, Certificate);
+
     protected override void ProcessRecord()
     {
         foreach (var text in Sequences)
@@ -80,6 +98,9 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
             Framing = Framing,
             Timeout = TimeSpan.FromSeconds(TimeoutSec),
             LogPath = LogPath is null ? null : ResolvePath(LogPath),
+            UseTls = UseTls,
+            SkipCertificateCheck = SkipCertificateCheck,
+            ClientCertificate = TlsParameters.ClientCertificate(Certificate),
         };
         using var observer = new QueueObserver(IsVerbose);
         var run = Task.Run(() => KeyClient.RunAsync(_sequences, options, observer, Cancellation));
@@ -127,6 +148,10 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
 
             run.GetAwaiter().GetResult(); // surfaces a failure to start (bad host, unwritable log)
         }
+        catch (TlsCertificateUntrustedException e)
+        {
+            ThrowTerminatingError(TlsParameters.Record(e, $"{ComputerName}:{Port}"));
+        }
         catch (Exception e) when (e is System.Net.Sockets.SocketException || e is ArgumentException)
         {
             ThrowTerminatingError(new ErrorRecord(e, ErrorIds.HostNotFound, ErrorCategory.ObjectNotFound, ComputerName));
@@ -163,6 +188,26 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
         public void OnFailure(KeyClientFailure failure) => Items.Add(failure);
 
         public void Dispose() => Items.Dispose();
+    }
+}
+
+/// <summary>The TLS parameter check of the client cmdlets, as a terminating error.</summary>
+internal static class ClientTlsCheck
+{
+    public static void Run(PSCmdlet cmdlet, bool useTls, bool skipCertificateCheck, X509Certificate2? certificate)
+    {
+        try
+        {
+            TlsParameters.CheckClient(useTls, skipCertificateCheck, certificate);
+        }
+        catch (TlsParameterException e)
+        {
+            cmdlet.ThrowTerminatingError(TlsParameters.Record(e, null));
+        }
+        catch (KeyServerException e)
+        {
+            cmdlet.ThrowTerminatingError(TlsParameters.Record(e));
+        }
     }
 }
 

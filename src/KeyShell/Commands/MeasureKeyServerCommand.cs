@@ -1,7 +1,9 @@
 using System;
 using System.Management.Automation;
+using System.Security.Cryptography.X509Certificates;
 using System.Threading.Tasks;
 using KeyShell.Engine.Client;
+using KeyShell.Engine.Security;
 
 namespace KeyShell.Commands;
 
@@ -55,6 +57,21 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
 
     private DateTime? StartAtUtc => MyInvocation.BoundParameters.ContainsKey(nameof(StartAt)) ? StartAt.ToUniversalTime() : null;
 
+    /// <summary>Speaks TLS (1.2 or 1.3) to the server.</summary>
+    [Parameter]
+    public SwitchParameter UseTls { get; set; }
+
+    /// <summary>With -UseTls: accepts any server certificate (self-signed, another name, expired). For test servers only.</summary>
+    [Parameter]
+    public SwitchParameter SkipCertificateCheck { get; set; }
+
+    /// <summary>With -UseTls: the client certificate (with its private key) for a server that requires one.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public X509Certificate2? Certificate { get; set; }
+
+    protected override void BeginProcessing() => ClientTlsCheck.Run(this, UseTls, SkipCertificateCheck, Certificate);
+
     protected override void ProcessRecord()
     {
         var options = new LoadOptions
@@ -68,6 +85,9 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
             Pipeline = Pipeline,
             Framing = Framing,
             Timeout = TimeSpan.FromSeconds(TimeoutSec),
+            UseTls = UseTls,
+            SkipCertificateCheck = SkipCertificateCheck,
+            ClientCertificate = TlsParameters.ClientCertificate(Certificate),
             StartAt = StartAtUtc,
         };
         LoadGenerator generator;
@@ -121,6 +141,10 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
         catch (OperationCanceledException)
         {
             // Ctrl+C: the workers stop through the same token.
+        }
+        catch (TlsCertificateUntrustedException e)
+        {
+            ThrowTerminatingError(TlsParameters.Record(e, $"{ComputerName}:{Port}"));
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException || e is ArgumentException)
         {

@@ -1,33 +1,83 @@
 using System.Management.Automation;
+using System.Security;
+using System.Security.Cryptography.X509Certificates;
+using KeyShell.Engine.Security;
 using KeyShell.Engine.Server;
 
 namespace KeyShell.Commands;
 
-/// <summary>Changes a running server: replaces its key map, atomically.</summary>
+/// <summary>Changes a running server: replaces its key map atomically, and its TLS certificate for new connections.</summary>
 [Cmdlet(VerbsCommon.Set, "KeyServer", SupportsShouldProcess = true, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(KeyServer))]
 public sealed class SetKeyServerCommand : KeyServerTargetCmdlet
 {
     /// <summary>The new map: a hashtable, or the path of a .json or .psd1 file.</summary>
-    [Parameter(Mandatory = true)]
+    [Parameter]
     [ValidateNotNull]
-    public object KeyMap { get; set; } = null!;
+    public object? KeyMap { get; set; }
+
+    /// <summary>The new certificate (with its private key) for new TLS connections.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public X509Certificate2? Certificate { get; set; }
+
+    /// <summary>The new certificate's PEM or PFX file.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? CertificatePath { get; set; }
+
+    /// <summary>The PEM private key of -CertificatePath, when it is in a file of its own.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? KeyPath { get; set; }
+
+    /// <summary>The password of a PFX file or of an encrypted PEM key.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public SecureString? CertificatePassword { get; set; }
 
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
     private Engine.Protocol.KeyMap? _map;
+    private ServerCertificate? _certificate;
 
     protected override void BeginProcessing()
     {
+        // Both are built whole before any server sees them: a request is answered from the old map or the new
+        // one, and a handshake presents the old certificate or the new one.
+        if (KeyMap is not null)
+        {
+            try
+            {
+                _map = KeyMapReader.Read(this, KeyMap);
+            }
+            catch (System.Exception e) when (e is System.ArgumentException || e is System.IO.IOException || e is RuntimeException)
+            {
+                ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidKeyMap, ErrorCategory.InvalidArgument, KeyMap));
+            }
+        }
+
         try
         {
-            // Built whole before any server sees it: a request is answered from the old map or the new one.
-            _map = KeyMapReader.Read(this, KeyMap);
+            _certificate = TlsParameters.ReadServerCertificate(this, Certificate, CertificatePath, KeyPath, CertificatePassword);
         }
-        catch (System.Exception e) when (e is System.ArgumentException || e is System.IO.IOException || e is RuntimeException)
+        catch (TlsParameterException e)
         {
-            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidKeyMap, ErrorCategory.InvalidArgument, KeyMap));
+            ThrowTerminatingError(TlsParameters.Record(e, null));
+        }
+        catch (KeyServerException e)
+        {
+            ThrowTerminatingError(TlsParameters.Record(e));
+        }
+
+        if (_map is null && _certificate is null)
+        {
+            ThrowTerminatingError(new ErrorRecord(
+                new PSArgumentException("Nothing to set: give -KeyMap, or a certificate (-CertificatePath or -Certificate)."),
+                ErrorIds.NothingToSet,
+                ErrorCategory.InvalidArgument,
+                null));
         }
     }
 
@@ -35,17 +85,41 @@ public sealed class SetKeyServerCommand : KeyServerTargetCmdlet
     {
         foreach (var server in Targets())
         {
-            if (!ShouldProcess($"KeyServer {server.Address}:{server.Port}", $"Replace the key map ({_map!.Count} keys)"))
+            var changes = _map is null ? string.Empty : $"Replace the key map ({_map.Count} keys)";
+            if (_certificate is not null)
+            {
+                changes += (changes.Length == 0 ? string.Empty : "; ") + $"Present the certificate {_certificate} to new connections";
+            }
+
+            if (!ShouldProcess($"KeyServer {server.Address}:{server.Port}", changes))
             {
                 continue;
             }
 
-            if (server.Handler is not null)
+            if (_certificate is not null)
             {
-                WriteWarning($"The server on port {server.Port} answers through its -Handler; the new map is kept but not used.");
+                try
+                {
+                    server.SetCertificate(_certificate);
+                }
+                catch (KeyServerException e)
+                {
+                    // This server only: the others named may speak TLS. Its key map is left as it was too.
+                    WriteError(TlsParameters.Record(e));
+                    continue;
+                }
             }
 
-            server.KeyMap = _map!;
+            if (_map is not null)
+            {
+                if (server.Handler is not null)
+                {
+                    WriteWarning($"The server on port {server.Port} answers through its -Handler; the new map is kept but not used.");
+                }
+
+                server.KeyMap = _map;
+            }
+
             WriteDiagnostics(server);
             if (PassThru)
             {

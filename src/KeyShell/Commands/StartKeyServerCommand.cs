@@ -1,6 +1,9 @@
 using System;
 using System.Management.Automation;
 using System.Net;
+using System.Security;
+using System.Security.Cryptography.X509Certificates;
+using KeyShell.Engine.Security;
 using KeyShell.Engine.Server;
 
 namespace KeyShell.Commands;
@@ -84,12 +87,51 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
     [Parameter]
     public SwitchParameter Wait { get; set; }
 
+    // TLS and address rules belong to every parameter set (KeyMap and Handler alike); which of them go
+    // together is checked in code (TlsParameters), not by a set for every combination.
+
+    /// <summary>The certificate (with its private key) the port presents; it then speaks TLS only.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public X509Certificate2? Certificate { get; set; }
+
+    /// <summary>A PEM (certificate and key, or with -KeyPath) or PFX file: the port then speaks TLS only.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? CertificatePath { get; set; }
+
+    /// <summary>The PEM private key of -CertificatePath, when it is in a file of its own.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? KeyPath { get; set; }
+
+    /// <summary>The password of a PFX file or of an encrypted PEM key.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public SecureString? CertificatePassword { get; set; }
+
+    /// <summary>Mutual TLS: serves only clients whose certificate chains to -ClientCertificateAuthorityPath.</summary>
+    [Parameter]
+    public SwitchParameter RequireClientCertificate { get; set; }
+
+    /// <summary>The authority certificates (PEM) client certificates must chain to.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? ClientCertificateAuthorityPath { get; set; }
+
+    /// <summary>CIDR rules (10.0.0.0/8, fd00::/8, 127.0.0.1): only peers they allow are served.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[]? AllowedAddress { get; set; }
+
     protected override void EndProcessing()
     {
         var options = BuildOptions();
-        if (IPAddress.Any.Equals(options.Address) || IPAddress.IPv6Any.Equals(options.Address))
+        ReadSecurity(options);
+        if (!IsLoopback(options.Address) && options.Certificate is null && options.AllowedAddresses is null)
         {
-            WriteWarning($"The server listens on every interface ({Address}): anyone who can reach this machine can query it and fill its log. KeyShell has no authentication or encryption; see about_KeyShell.");
+            var where = IPAddress.Any.Equals(options.Address) || IPAddress.IPv6Any.Equals(options.Address) ? "every interface" : "an address beyond loopback";
+            WriteWarning($"The server listens on {where} ({Address}) in plain text and serves anyone who can reach it: they can query every key and fill its log. Give it a certificate (-CertificatePath, -Certificate) for TLS, and -AllowedAddress to limit who may connect; see about_KeyShell.");
         }
 
         KeyServer server;
@@ -146,6 +188,46 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
             throw; // not reached
         }
     }
+
+    /// <summary>TLS, mutual TLS and address rules into the options; a terminating error for anything wrong.</summary>
+    private void ReadSecurity(KeyServerOptions options)
+    {
+        try
+        {
+            if (RequireClientCertificate != (ClientCertificateAuthorityPath is not null))
+            {
+                throw new TlsParameterException("-RequireClientCertificate and -ClientCertificateAuthorityPath go together: the first asks for client certificates, the second names the authorities they must chain to.");
+            }
+
+            options.Certificate = TlsParameters.ReadServerCertificate(this, Certificate, CertificatePath, KeyPath, CertificatePassword);
+            if (RequireClientCertificate && options.Certificate is null)
+            {
+                throw new TlsParameterException("-RequireClientCertificate needs TLS: give the server's certificate too (-CertificatePath or -Certificate).");
+            }
+
+            if (ClientCertificateAuthorityPath is not null)
+            {
+                options.RequireClientCertificate = true;
+                options.ClientCertificatePolicy = ClientCertificatePolicy.FromFile(ResolvePath(ClientCertificateAuthorityPath));
+            }
+
+            options.AllowedAddresses = AllowedAddress is null ? null : AddressRules.Parse(AllowedAddress);
+        }
+        catch (TlsParameterException e)
+        {
+            (options.Handler as IDisposable)?.Dispose();
+            ThrowTerminatingError(TlsParameters.Record(e, null));
+        }
+        catch (KeyServerException e)
+        {
+            (options.Handler as IDisposable)?.Dispose();
+            ThrowTerminatingError(TlsParameters.Record(e));
+        }
+    }
+
+    /// <summary>127.0.0.0/8 and ::1 (also as ::ffff:127.x): reachable from this machine only.</summary>
+    private static bool IsLoopback(IPAddress address) =>
+        IPAddress.IsLoopback(address) || (address.IsIPv4MappedToIPv6 && IPAddress.IsLoopback(address.MapToIPv4()));
 
     private ScriptBlockHandler CreateHandler(ScriptBlock handler)
     {

@@ -1,6 +1,8 @@
 using System;
 using System.Management.Automation;
+using System.Security.Cryptography.X509Certificates;
 using KeyShell.Engine.Client;
+using KeyShell.Engine.Security;
 
 namespace KeyShell.Commands;
 
@@ -54,6 +56,21 @@ public sealed class TestKeyServerCommand : KeyShellCmdlet
     [Parameter]
     public SwitchParameter Detailed { get; set; }
 
+    /// <summary>Speaks TLS (1.2 or 1.3) to the server.</summary>
+    [Parameter]
+    public SwitchParameter UseTls { get; set; }
+
+    /// <summary>With -UseTls: accepts any server certificate (self-signed, another name, expired). For test servers only.</summary>
+    [Parameter]
+    public SwitchParameter SkipCertificateCheck { get; set; }
+
+    /// <summary>With -UseTls: the client certificate (with its private key) for a server that requires one.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public X509Certificate2? Certificate { get; set; }
+
+    protected override void BeginProcessing() => ClientTlsCheck.Run(this, UseTls, SkipCertificateCheck, Certificate);
+
     protected override void ProcessRecord()
     {
         // A server bound to every interface is reached through loopback.
@@ -64,9 +81,16 @@ public sealed class TestKeyServerCommand : KeyShellCmdlet
             _ => ComputerName,
         };
         ProbeResult probe;
+        var tls = UseTls ? new TlsClientSettings { SkipCertificateCheck = SkipCertificateCheck, ClientCertificate = TlsParameters.ClientCertificate(Certificate) } : null;
         try
         {
-            probe = KeyProbe.ProbeAsync(target, Port, TimeSpan.FromSeconds(TimeoutSec), Detailed, Cancellation).GetAwaiter().GetResult();
+            probe = KeyProbe.ProbeAsync(target, Port, TimeSpan.FromSeconds(TimeoutSec), Detailed, tls, null, Cancellation).GetAwaiter().GetResult();
+        }
+        catch (TlsCertificateUntrustedException e)
+        {
+            // The server answers, but cannot be trusted: an error to act on, and not a usable server.
+            WriteError(TlsParameters.Record(e, $"{ComputerName}:{Port}"));
+            probe = new ProbeResult(false, null, null, e.Message);
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException || e is ArgumentException)
         {
