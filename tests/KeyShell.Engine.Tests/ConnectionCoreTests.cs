@@ -181,6 +181,26 @@ public class ConnectionCoreTests : TransportTests
         Assert.Equal(500, server.Requests);
     }
 
+    [Fact]
+    public void ATlsClientOnAPlainPortIsRefusedAtItsFirstBytesAndNeverReadAsRequests()
+    {
+        using var server = StartServer();
+        using var bystander = Connect(server.Port);
+        using (var tls = Connect(server.Port))
+        {
+            tls.Send(new byte[] { 0x16, 0x03, 0x01, 0x00, 0xA5, 0x01, 0x00, 0x00, 0xA1, 0x03, 0x03, 0x0A, 0x00, 0xFF, 0x13, 0x01, 0x13, 0x02 });
+            Assert.Equal(string.Empty, ReadToEnd(tls)); // closed, no plain-text reply to a TLS client
+        }
+
+        Send(bystander, "2 4\n");
+        Assert.Equal(Reply(4), ReadLines(bystander, 1).Single());
+        Assert.Equal(1, server.Rejected);
+        server.Stop();
+        var log = LogLines(server.LogPath!);
+        Assert.Single(log, l => l == "SYSTEM: Client refused (handshake)");
+        Assert.Equal(new[] { "Client: 2 4", "Server: 2 " + Reply(4) }, log.Where(l => l.StartsWith("Client:", StringComparison.Ordinal) || l.StartsWith("Server:", StringComparison.Ordinal)));
+    }
+
     /// <summary>A MeterListener that throws from one instrument's measurements of one server, <c>times</c> times.</summary>
     private sealed class FailingMeterListener : IDisposable
     {

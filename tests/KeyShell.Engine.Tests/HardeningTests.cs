@@ -28,7 +28,6 @@ public class HardeningTests : TransportTests
         { "LF inside the client", "1\n2 3\n"u8.ToArray() },
         { "HTTP request", "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"u8.ToArray() },
         { "1 MB line", Encoding.ASCII.GetBytes(new string('9', 1024 * 1024) + "\n") },
-        { "TLS ClientHello", new byte[] { 0x16, 0x03, 0x01, 0x00, 0xA5, 0x01, 0x00, 0x00, 0xA1, 0x03, 0x03, 0x0A, 0x00, 0xFF, 0x13, 0x01, 0x13, 0x02 } },
     };
 
     [Theory]

@@ -1,7 +1,9 @@
 using System;
 using System.IO;
 using System.Net;
+using System.Threading;
 using System.Threading.Tasks;
+using KeyShell.Engine.Security;
 using KeyShell.Engine.Transport;
 using KeyShell.Engine.Transport.Stream;
 
@@ -14,9 +16,11 @@ namespace KeyShell.Engine.Client;
 internal abstract class ClientDriver : IDisposable
 {
     /// <summary>A driver for <paramref name="sessions"/> sessions; <paramref name="onError"/> hears of
-    /// failures no session owns (an event loop's own).</summary>
-    public static ClientDriver Create(bool useEventLoops, int sessions, string name, Action<Exception> onError, Func<Stream, Task<Stream>>? secure = null)
+    /// failures no session owns (an event loop's own). With <paramref name="tls"/>, every connection shakes
+    /// hands first, on the stream driver (TLS is SslStream's).</summary>
+    public static ClientDriver Create(bool useEventLoops, int sessions, string name, Action<Exception> onError, TlsClientSettings? tls, string targetHost)
     {
+        Func<Stream, Task<Stream>>? secure = tls is null ? null : async stream => await TlsHandshake.AuthenticateAsClientAsync(stream, tls, targetHost, CancellationToken.None).ConfigureAwait(false);
 #if NET
         if (useEventLoops && secure is null && Transport.Epoll.Libc.IsSupported)
         {

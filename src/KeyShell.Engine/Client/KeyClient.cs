@@ -160,7 +160,7 @@ public sealed class KeyClient
         _sessions = sequences.Select(s => new SequenceSession(this, s)).ToArray();
         _lastReply = Environment.TickCount;
         WriteSystemLine("Client launched");
-        using (var driver = ClientDriver.Create(Options.UseEventLoops, _sessions.Length, "KeyShell client", e => _driverFailure ??= e))
+        using (var driver = ClientDriver.Create(Options.UseEventLoops, _sessions.Length, "KeyShell client", e => _driverFailure ??= e, Options.CreateTlsSettings(), Options.EffectiveTargetHost))
         using (cancellationToken.Register(() => AbortAll(FailureKind.Cancelled)))
         using (new Timer(_ => Watch(), null, 100, 100))
         {

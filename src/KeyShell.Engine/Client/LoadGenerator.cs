@@ -19,6 +19,8 @@ namespace KeyShell.Engine.Client;
 public sealed class LoadGenerator
 {
     private readonly ClientMetrics _metrics;
+    private LoadSession[] _workers = Array.Empty<LoadSession>();
+    private Exception? _failure;
     private long _completed;
     private long _errors;
 
@@ -50,12 +52,12 @@ public sealed class LoadGenerator
         var startTime = DateTime.UtcNow;
         var stopwatch = Stopwatch.StartNew();
         var runDeadline = Options.Count == 0 ? Stopwatch.GetTimestamp() + (long)(Options.Duration.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
-        var workers = Enumerable.Range(0, Options.Concurrency)
+        var workers = _workers = Enumerable.Range(0, Options.Concurrency)
             .Where(id => QuotaOf(id) > 0)
             .Select(id => new LoadSession(this, id, QuotaOf(id), runDeadline, histograms[id]))
             .ToArray();
         Exception? driverFailure = null;
-        using (var driver = ClientDriver.Create(Options.UseEventLoops, workers.Length, "KeyShell load", e => driverFailure ??= e))
+        using (var driver = ClientDriver.Create(Options.UseEventLoops, workers.Length, "KeyShell load", e => driverFailure ??= e, Options.CreateTlsSettings(), Options.EffectiveTargetHost))
         using (cancellationToken.Register(() => Array.ForEach(workers, w => w.Cancel())))
         using (new Timer(_ => TimeOutLateWorkers(workers), null, 100, 100))
         {
@@ -65,6 +67,11 @@ public sealed class LoadGenerator
             }
 
             await Task.WhenAll(workers.Select(w => w.Completion)).ConfigureAwait(false);
+        }
+
+        if (Volatile.Read(ref _failure) is { } failure)
+        {
+            throw failure;
         }
 
         if (driverFailure is not null)
@@ -80,6 +87,15 @@ public sealed class LoadGenerator
         }
 
         return new LoadResult(Options, Completed, Interlocked.Read(ref _errors), startTime, elapsed, all);
+    }
+
+    /// <summary>Ends the run with <paramref name="failure"/> (the first one given): every worker stops.</summary>
+    internal void Fail(Exception failure)
+    {
+        if (Interlocked.CompareExchange(ref _failure, failure, null) is null)
+        {
+            Array.ForEach(_workers, w => w.Cancel());
+        }
     }
 
     /// <summary>Worker <paramref name="id"/>'s ten requests, one per key, in the options' framing.</summary>

@@ -262,7 +262,7 @@ public static class TlsHandshake
     {
         if (first < 0)
         {
-            return new TlsHandshakeException(TlsFailure.Handshake, "The client closed the connection before the TLS handshake.");
+            return new TlsHandshakeException(TlsFailure.Handshake, "The client closed the connection before the TLS handshake.", closedFirst: true);
         }
 
         try

@@ -16,14 +16,19 @@ public enum TlsFailure
 /// <summary>A TLS handshake failed; the stream it ran over has been closed.</summary>
 public class TlsHandshakeException : AuthenticationException
 {
-    public TlsHandshakeException(TlsFailure failure, string message, bool timedOut = false, Exception? inner = null)
+    public TlsHandshakeException(TlsFailure failure, string message, bool timedOut = false, Exception? inner = null, bool closedFirst = false)
         : base(message, inner)
     {
         Failure = failure;
         TimedOut = timedOut;
+        ClosedFirst = closedFirst;
     }
 
     public TlsFailure Failure { get; }
+
+    /// <summary>The peer closed the connection before sending a byte (a port check, a watchdog's probe):
+    /// nothing was refused, and a server neither counts nor logs it as a refusal.</summary>
+    public bool ClosedFirst { get; }
 
     /// <summary>The peer did not finish the handshake within the handshake timeout.</summary>
     public bool TimedOut { get; }

@@ -75,6 +75,12 @@ internal sealed class EventLoopAcceptor : IAcceptor
         Sessions.ServerSession? session;
         try
         {
+            if (_server.Refuses(peer))
+            {
+                Libc.Close(descriptor); // before any byte is read
+                return;
+            }
+
             session = _server.Admit(peer);
         }
         catch (Exception e)

@@ -1,5 +1,6 @@
 using System;
 using System.Linq;
+using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using KeyShell.Engine.Logging;
 using KeyShell.Engine.Metrics;
@@ -75,29 +76,36 @@ public sealed partial class KeyServer
     internal void RefuseClient(ClientRefusal reason, string? remoteEndPoint, string? detail)
     {
         Table.CountRejected();
-        Metrics.ConnectionRejected(reason switch
-        {
-            ClientRefusal.Address => RejectionReason.Address,
-            ClientRefusal.Certificate => RejectionReason.Certificate,
-            _ => RejectionReason.Handshake,
-        });
-        Diagnostics.LogInformation(DiagnosticEvents.Rejected, "Refused {Peer} ({Reason}): {Detail}", remoteEndPoint, ConversationLine.RefusalWord(reason), detail ?? "no rule allows its address");
         Logger?.Log(LogLevel.Information, SystemEvent, ConversationLine.Refused(reason), null, static (text, _) => text);
-        var handler = ClientRefused;
-        if (handler is null)
-        {
-            return;
-        }
-
         try
         {
+            Metrics.ConnectionRejected(reason switch
+            {
+                ClientRefusal.Address => RejectionReason.Address,
+                ClientRefusal.Certificate => RejectionReason.Certificate,
+                _ => RejectionReason.Handshake,
+            });
+            Diagnostics.LogInformation(DiagnosticEvents.Rejected, "Refused {Peer} ({Reason}): {Detail}", remoteEndPoint, ConversationLine.RefusalWord(reason), detail ?? "no rule allows its address");
             var word = ConversationLine.RefusalWord(reason);
-            handler(this, new KeyServerEventArgs(0, remoteEndPoint, reason: detail is null ? word : $"{word}: {detail}"));
+            ClientRefused?.Invoke(this, new KeyServerEventArgs(0, remoteEndPoint, reason: detail is null ? word : $"{word}: {detail}"));
         }
         catch (Exception e)
         {
-            ReportInternalError(0, remoteEndPoint, e); // a subscriber's failure
+            ReportInternalError(0, remoteEndPoint, e); // a subscriber's (or a meter listener's) failure
         }
+    }
+
+    /// <summary>True, with the refusal recorded, when the address rules do not let <paramref name="peer"/> in;
+    /// called at accept, before any byte is read.</summary>
+    internal bool Refuses(IPEndPoint? peer)
+    {
+        if (_allowedAddresses is not { } rules || (peer is not null && rules.Allows(peer.Address)))
+        {
+            return false;
+        }
+
+        RefuseClient(ClientRefusal.Address, peer?.ToString(), null);
+        return true;
     }
 
     /// <summary>Records a failed TLS handshake (see <see cref="RefuseClient(ClientRefusal, string?, string?)"/>).</summary>

@@ -39,6 +39,7 @@ public sealed partial class KeyServer : IDisposable
     private readonly ILoggerFactory? _loggerFactory;
     private readonly TaskCompletionSource<bool> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly object _stopLock = new();
+    private readonly CancellationTokenSource _stoppingSource = new();
     private readonly KeyServerOptions _options;
     private IAcceptor? _acceptor;
     private Task? _stop;
@@ -160,6 +161,9 @@ public sealed partial class KeyServer : IDisposable
     internal ServerMetrics Metrics { get; }
 
     internal bool IsStopping => _stopping;
+
+    /// <summary>Cancelled when a stop begins: ends what is not yet a connection (a TLS handshake).</summary>
+    internal CancellationToken Stopping => _stoppingSource.Token;
 
     /// <summary>True when Linux event loops serve the connections (see <see cref="KeyServerOptions.UseEventLoops"/>).</summary>
     internal bool UsesEventLoops => _acceptor?.UsesEventLoops ?? false;
@@ -301,7 +305,8 @@ public sealed partial class KeyServer : IDisposable
     private void StartAccepting()
     {
 #if NET
-        _acceptor = _options.UseEventLoops && Transport.Epoll.Libc.IsSupported ? new EventLoopAcceptor(this, _listener) : new SocketAcceptor(this, _listener);
+        // TLS runs on the stream driver (SslStream): a TLS server accepts with async sockets everywhere.
+        _acceptor = _options.UseEventLoops && Tls is null && Transport.Epoll.Libc.IsSupported ? new EventLoopAcceptor(this, _listener) : new SocketAcceptor(this, _listener);
 #else
         _acceptor = new SocketAcceptor(this, _listener);
 #endif
@@ -314,6 +319,7 @@ public sealed partial class KeyServer : IDisposable
     private void Abandon()
     {
         _stopping = true;
+        _stoppingSource.Cancel();
         Table.Dispose();
         _acceptor?.Dispose();
         _loggerFactory?.Dispose();
@@ -325,6 +331,7 @@ public sealed partial class KeyServer : IDisposable
     {
         Volatile.Write(ref _state, (int)KeyServerState.Stopping);
         _stopping = true;
+        _stoppingSource.Cancel(); // handshakes under way end now
         try
         {
             await _acceptor!.StopAsync().ConfigureAwait(false);

@@ -1,9 +1,12 @@
 using System;
+using System.IO;
+using System.Net.Security;
 using System.Linq;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
+using KeyShell.Engine.Security;
 using KeyShell.Engine.Transport.Stream;
 
 namespace KeyShell.Engine.Server;
@@ -78,19 +81,79 @@ internal sealed class SocketAcceptor : IAcceptor
     {
         try
         {
-            var session = _server.Admit(socket.RemoteEndPoint as IPEndPoint);
+            var peer = socket.RemoteEndPoint as IPEndPoint;
+            if (_server.Refuses(peer))
+            {
+                socket.Dispose(); // before any byte is read
+                return;
+            }
+
+            socket.NoDelay = true;
+            if (_server.Tls is { } tls)
+            {
+                _ = ServeSecureAsync(socket, peer, tls);
+                return;
+            }
+
+            var session = _server.Admit(peer);
             if (session is null)
             {
                 Reject(socket);
                 return;
             }
 
-            socket.NoDelay = true;
             _ = StreamConnection.Serve(session, socket, new NetworkStream(socket, ownsSocket: true));
         }
         catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
         {
             socket.Dispose(); // reset before it could be served
+        }
+    }
+
+    /// <summary>
+    /// TLS first: a peer becomes a connection (counted, logged, given a slot) only once its handshake has
+    /// succeeded. A failed handshake is a refusal (counted in Rejected, logged with its reason); the idle
+    /// timeout bounds it, and a stop ends it.
+    /// </summary>
+    private async Task ServeSecureAsync(Socket socket, IPEndPoint? peer, TlsServerSettings tls)
+    {
+        SslStream secure;
+        try
+        {
+            secure = await TlsHandshake.AuthenticateAsServerAsync(new NetworkStream(socket, ownsSocket: true), tls, _server.Stopping).ConfigureAwait(false);
+        }
+        catch (TlsHandshakeException e) when (e.ClosedFirst)
+        {
+            socket.Dispose(); // connected and left without a byte (a port check): nothing to refuse
+            return;
+        }
+        catch (TlsHandshakeException e)
+        {
+            _server.RefuseClient(e, peer?.ToString());
+            socket.Dispose();
+            return;
+        }
+        catch (Exception)
+        {
+            socket.Dispose(); // the server is stopping, or the peer reset
+            return;
+        }
+
+        try
+        {
+            var session = _server.Admit(peer);
+            if (session is null)
+            {
+                await secure.WriteAsync(BusyReply.Bytes, 0, BusyReply.Bytes.Length).ConfigureAwait(false);
+                secure.Dispose();
+                return;
+            }
+
+            _ = StreamConnection.Serve(session, socket, secure);
+        }
+        catch (Exception e) when (e is IOException || e is SocketException || e is ObjectDisposedException)
+        {
+            secure.Dispose(); // gone before it could be served, or told it was busy
         }
     }
 

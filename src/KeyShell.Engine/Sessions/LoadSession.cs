@@ -4,6 +4,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Client;
 using KeyShell.Engine.Protocol;
+using KeyShell.Engine.Security;
 using KeyShell.Engine.Transport;
 
 namespace KeyShell.Engine.Sessions;
@@ -115,6 +116,11 @@ internal sealed class LoadSession : ISession
     public Step Failed(Exception error)
     {
         _replies.Reset();
+        if (error is ConnectFailedException { InnerException: TlsCertificateUntrustedException untrusted })
+        {
+            _generator.Fail(untrusted); // a configuration error, the same for every worker: the run ends with it
+        }
+
         var timedOut = Interlocked.Exchange(ref _timedOut, 0) == 1;
         Record(_count);
         if (Over)

@@ -6,6 +6,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Client;
 using KeyShell.Engine.Protocol;
+using KeyShell.Engine.Security;
 using KeyShell.Engine.Transport;
 
 namespace KeyShell.Engine.Sessions;
@@ -202,6 +203,10 @@ internal sealed class SequenceSession : ISession
 
         return e switch
         {
+            ConnectFailedException { InnerException: TlsCertificateUntrustedException untrusted } => new KeyClientFailure(Sequence, _index, FailureKind.TlsCertificateUntrusted,
+                $"{untrusted.Message} ({endPoint}): {progress}.", untrusted),
+            ConnectFailedException { InnerException: TlsHandshakeException handshake } => new KeyClientFailure(Sequence, _index, FailureKind.TlsHandshakeFailed,
+                $"The TLS handshake with {endPoint} failed ({handshake.Message}): {progress}.", handshake),
             ConnectFailedException c => new KeyClientFailure(Sequence, _index, FailureKind.ConnectFailed,
                 $"Cannot connect to {endPoint} ({Describe(c.InnerException!)}): {progress}.", c.InnerException),
             ProtocolViolationException p => new KeyClientFailure(Sequence, _index, FailureKind.ProtocolError,

@@ -7,6 +7,7 @@ using System.Threading;
 using KeyShell.Engine.Logging;
 using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Protocol;
+using KeyShell.Engine.Security;
 using KeyShell.Engine.Server;
 using KeyShell.Engine.Transport;
 using Microsoft.Extensions.Logging;
@@ -45,6 +46,7 @@ internal sealed partial class ServerSession : ISession
     private long _errors;
     private int _lastActivity;
     private int _closeReason;
+    private bool _refused;
 
     public ServerSession(KeyServer server, long id, IPEndPoint? peer)
     {
@@ -121,8 +123,18 @@ internal sealed partial class ServerSession : ISession
         return Step.Receive;
     }
 
-    public Step Received(ReadOnlySpan<byte> data, Scratch scratch) =>
-        _server.Handler is null ? Answer(_framer.Read(data), scratch, ended: false) : TakeForHandler(_framer.Read(data), ended: false);
+    public Step Received(ReadOnlySpan<byte> data, Scratch scratch)
+    {
+        if (!_connectLogged && _server.Tls is null && Interlocked.Read(ref _requests) == 0 && _framer.PendingCount == 0 && TlsDetection.StartsWithTlsHandshake(data))
+        {
+            // A TLS client dialled a plain-text port: refused at its first bytes, its ClientHello never a request.
+            _refused = true;
+            _server.RefuseClient(ClientRefusal.Handshake, RemoteEndPoint, "a TLS client on a plain-text port");
+            return Step.Close;
+        }
+
+        return _server.Handler is null ? Answer(_framer.Read(data), scratch, ended: false) : TakeForHandler(_framer.Read(data), ended: false);
+    }
 
     public Step Ended(Scratch scratch)
     {
@@ -150,7 +162,7 @@ internal sealed partial class ServerSession : ISession
     {
         try
         {
-            if (_server.Logger is { } logger)
+            if (_server.Logger is { } logger && !_refused)
             {
                 using var lines = new ByteBuffer(128);
                 var timestamp = ConversationLine.Timestamp(_server.Timestamps);

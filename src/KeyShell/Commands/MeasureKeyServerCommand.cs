@@ -114,7 +114,8 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
                 ReportWaiting(progress, started);
             }
 
-            while (!run.Wait(250, Cancellation))
+            // WaitAny, not Wait: a run that faults must reach the catches below as itself, not as an AggregateException.
+            while (Task.WaitAny(new Task[] { run }, 250, Cancellation) < 0)
             {
                 if (started > DateTime.UtcNow)
                 {
