@@ -2,31 +2,39 @@
 # Get-PwshPath and Get-FreePort come from the Pester helpers.
 Import-Module (Join-Path $PSScriptRoot '../KeyShell.Tests/TestHelpers.psm1') -Force
 
-# Starts a KeyShell server in its own pwsh (with TLS when given a certificate); returns @{ Process; Port; Name }.
+# Starts a KeyShell server in its own pwsh (with TLS when given a certificate; in the foreground with its console
+# echo with -Wait); returns @{ Process; Port; Name }.
 function Start-BenchServer {
-    param([Parameter(Mandatory)] [string] $ModuleManifest, [string] $LogPath, [int] $IdleTimeoutSec = 60, [string] $Answer = 'Default', [switch] $MeterListener, $Certificate)
+    param([Parameter(Mandatory)] [string] $ModuleManifest, [string] $LogPath, [int] $IdleTimeoutSec = 60, [string] $Answer = 'Default', [switch] $MeterListener, $Certificate, [switch] $Wait)
     $info = [System.Diagnostics.ProcessStartInfo]::new((Get-PwshPath))
     $arguments = @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'Start-BenchServer.ps1'), '-ModuleManifest', $ModuleManifest, '-IdleTimeoutSec', $IdleTimeoutSec, '-Answer', $Answer)
     if ($LogPath) { $arguments += @('-LogPath', $LogPath) }
     if ($MeterListener) { $arguments += '-MeterListener' }
+    if ($Wait) { $arguments += '-Wait' }
     if ($Certificate) { $arguments += @('-CertificatePath', $Certificate.Certificate, '-KeyPath', $Certificate.Key) }
     foreach ($argument in $arguments) { $info.ArgumentList.Add([string]$argument) }
     $info.RedirectStandardInput = $true
     $info.RedirectStandardOutput = $true
     $info.UseShellExecute = $false
     $process = [System.Diagnostics.Process]::Start($info)
-    $line = $process.StandardOutput.ReadLineAsync()
-    if (-not $line.Wait(30000) -or $line.Result -notmatch '^PORT (\d+)$') { $process.Kill($true); throw "The benchmark server did not start: $($line.Result)" }
+    # "PORT <n>", or under -Wait the seed's "Server waiting for connexion on the port <n>...".
+    do {
+        $line = $process.StandardOutput.ReadLineAsync()
+        if (-not $line.Wait(30000) -or $null -eq $line.Result) { $process.Kill($true); throw "The benchmark server did not start: $($line.Result)" }
+    } until ($line.Result -match '^PORT (\d+)$' -or $line.Result -match 'on the port (\d+)\.\.\.$')
+    $port = [int]$Matches[1]
     $name = if ($Answer -ne 'Default') { "KeyShell ($Answer)" } elseif ($LogPath) { 'KeyShell (log on)' } else { 'KeyShell (log off)' }
     if ($MeterListener) { $name += ' + MeterListener' }
     if ($Certificate) { $name = $name -replace '^KeyShell', 'KeyShell TLS' }
-    [pscustomobject]@{ Process = $process; Port = [int]$Matches[1]; Name = $name }
+    if ($Wait) { $name += ' -Wait'; $drain = $process.StandardOutput.ReadToEndAsync() } # the echo is read, as a terminal would
+    [pscustomobject]@{ Process = $process; Port = $port; Name = $name; Wait = [bool]$Wait }
 }
 
 function Stop-BenchServer {
     param([Parameter(Mandatory)] $Server)
     if ($Server.Process.HasExited) { return }
-    $Server.Process.StandardInput.Close()
+    if ($Server.Wait) { & kill -s TERM $Server.Process.Id } # a foreground server stops on SIGTERM, as under a service manager
+    else { $Server.Process.StandardInput.Close() }
     if (-not $Server.Process.WaitForExit(30000)) { $Server.Process.Kill($true) }
 }
 
@@ -121,18 +129,44 @@ function Test-KeyShellTls {
     if ($probe.Error) { $probe.Error } else { "no TLS reply (got '$($probe.Reply)')" }
 }
 
-# Finds (or compiles) the neutral load generator; $null with a reason when there is none.
+# Finds (or compiles) the neutral load generator; $null when there is none.
 function Get-Keyload {
     param([Parameter(Mandatory)] [string] $Root, [Parameter(Mandatory)] [string] $OutDirectory)
     if ($env:KEYLOAD -and (Test-Path $env:KEYLOAD)) { return $env:KEYLOAD }
-    $source = Join-Path $Root '../shared/tools/keyload.c'
-    $binary = Join-Path $OutDirectory 'keyload'
+    Get-CompiledTool -Root $Root -OutDirectory $OutDirectory -Name keyload
+}
+
+# Compiles one of ../shared/tools/<Name>.c into the bench folder (once); $null without the source or a C compiler.
+function Get-CompiledTool {
+    param([Parameter(Mandatory)] [string] $Root, [Parameter(Mandatory)] [string] $OutDirectory, [Parameter(Mandatory)] [string] $Name)
+    $source = Join-Path $Root "../shared/tools/$Name.c"
+    $binary = Join-Path $OutDirectory $Name
     if (Test-Path $binary) { return $binary }
     $cc = Get-Command cc, gcc, clang -CommandType Application -ErrorAction Ignore | Select-Object -First 1
     if (-not (Test-Path $source) -or -not $cc) { return $null }
     & $cc.Source -O2 -o $binary $source -pthread
     if ($LASTEXITCODE -ne 0) { return $null }
     $binary
+}
+
+# limitd, the least a server can do per request (../shared/tools/limitd.c), with as many threads as KeyShell has
+# loops, on a port below the ephemeral range; $null when it cannot be compiled.
+function Start-Limitd {
+    param([Parameter(Mandatory)] [string] $Root, [Parameter(Mandatory)] [string] $OutDirectory)
+    $binary = Get-CompiledTool -Root $Root -OutDirectory $OutDirectory -Name limitd
+    if (-not $binary) { return $null }
+    foreach ($attempt in 1..20) {
+        $port = Get-Random -Minimum 20000 -Maximum 32000
+        $info = [System.Diagnostics.ProcessStartInfo]::new($binary)
+        foreach ($argument in $port, [Math]::Min(16, [Environment]::ProcessorCount)) { $info.ArgumentList.Add([string]$argument) }
+        $info.UseShellExecute = $false
+        $info.RedirectStandardError = $true
+        $process = [System.Diagnostics.Process]::Start($info)
+        $deadline = [DateTime]::UtcNow.AddSeconds(5)
+        while (-not $process.HasExited -and -not (Test-NetConnectionQuick -Port $port) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+        if (-not $process.HasExited) { return [pscustomobject]@{ Process = $process; Port = $port; Name = 'limitd' } }
+    }
+    $null
 }
 
 # One keyload run: "wire mode workers requests ok bad req_per_s p50_us p99_us". keyload has no timeout of its
@@ -162,6 +196,46 @@ function Invoke-Keyload {
     $f = "$line" -split ' '
     if ($f.Count -lt 9) { return [pscustomobject]@{ Requests = 0; Ok = 0; Bad = $Workers * $PerWorker; RequestsPerSecond = 0.0; P50 = 0.0; P99 = 0.0 } }
     [pscustomobject]@{ Requests = [long]$f[3]; Ok = [long]$f[4]; Bad = [long]$f[5]; RequestsPerSecond = [double]$f[6]; P50 = [double]$f[7]; P99 = [double]$f[8] }
+}
+
+# Runs each scenario on a pair of servers, alternating which goes first, $Rounds times; returns per scenario the
+# medians of each (requests/s, server CPU per request) and the second's rate over the first's.
+function Compare-BenchPair {
+    param([Parameter(Mandatory)] [string] $Keyload, [Parameter(Mandatory)] [object[]] $Pair, [Parameter(Mandatory)] [object[]] $Scenarios, [int] $Rounds = 3)
+    $runs = foreach ($round in 1..$Rounds) {
+        foreach ($scenario in $Scenarios) {
+            $order = if ($round % 2) { $Pair } else { $Pair[1], $Pair[0] }
+            foreach ($target in $order) {
+                Write-Host ("round {0}: {1,-16} {2}" -f $round, $scenario.Name, $target.Name)
+                $cpuBefore = Get-ProcessorTime $target.Process
+                $run = Invoke-Keyload -Keyload $Keyload -Port $target.Port -Wire line -Mode $scenario.Mode -Workers $scenario.Workers -PerWorker $scenario.PerWorker -Depth $scenario.Depth
+                [pscustomobject]@{ Scenario = $scenario.Name; Target = $target.Name; RequestsPerSecond = $run.RequestsPerSecond; Errors = $run.Bad
+                    CpuMicrosecondsPerRequest = ((Get-ProcessorTime $target.Process) - $cpuBefore).TotalMicroseconds / [math]::Max(1, $run.Ok) }
+            }
+        }
+    }
+    foreach ($group in $runs | Group-Object Scenario) {
+        $first = @($group.Group | Where-Object Target -EQ $Pair[0].Name)
+        $second = @($group.Group | Where-Object Target -EQ $Pair[1].Name)
+        [pscustomobject]@{
+            Scenario              = $group.Name
+            FirstPerSecond        = Get-Median $first.RequestsPerSecond
+            SecondPerSecond       = Get-Median $second.RequestsPerSecond
+            Ratio                 = (Get-Median $second.RequestsPerSecond) / [math]::Max(1, (Get-Median $first.RequestsPerSecond))
+            FirstCpuMicroseconds  = Get-Median $first.CpuMicrosecondsPerRequest
+            SecondCpuMicroseconds = Get-Median $second.CpuMicrosecondsPerRequest
+            Errors                = ($group.Group | Measure-Object Errors -Sum).Sum
+        }
+    }
+}
+
+# Prints what Compare-BenchPair returned, the columns named after the pair.
+function Write-BenchPair {
+    param([Parameter(Mandatory)] [string] $Title, [Parameter(Mandatory)] [string] $First, [Parameter(Mandatory)] [string] $Second, [Parameter(Mandatory)] [object[]] $Rows)
+    Write-Host $Title
+    $Rows | ForEach-Object { [pscustomobject]@{ Scenario = $_.Scenario; "$First /s" = '{0:N0}' -f $_.FirstPerSecond; "$Second /s" = '{0:N0}' -f $_.SecondPerSecond
+        "$Second/$First" = '{0:0.00}' -f $_.Ratio; "CPU us/req $First" = '{0:N2}' -f $_.FirstCpuMicroseconds; "CPU us/req $Second" = '{0:N2}' -f $_.SecondCpuMicroseconds; Errors = $_.Errors } } |
+        Format-Table -AutoSize | Out-String -Width 250 | Write-Host
 }
 
 function Get-WorkingSet([System.Diagnostics.Process] $Process) {

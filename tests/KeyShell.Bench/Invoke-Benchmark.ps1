@@ -2,8 +2,9 @@
 .SYNOPSIS
     The KeyShell benchmark: build.ps1 -Task Bench runs it in a child pwsh.
 .DESCRIPTION
-    KeyShell (log on, log off) and memcached, driven by the same neutral load generator (keyload) in the
-    same run, alternating, three rounds; medians. Then memory (1,000 idle connections; before and after
+    KeyShell (log on, log off), memcached and limitd (the least a server can do per request), driven by the
+    same neutral load generator (keyload) in the same run, alternating, three rounds; medians. Then the costs
+    of the meters and of -Wait's console, each as a pair of servers alternating. Then memory (1,000 idle connections; before and after
     1,000,000 requests), the client (Invoke-KeyClient against keyload on the same load), and TLS: KeyShell
     with a certificate against memcached -Z with the same one, driven by keyload -t (8 persistent
     connections, and a connection per request, a full handshake each). Prints tables and writes JSON to
@@ -43,6 +44,9 @@ $targets.Add((Start-BenchServer -ModuleManifest $ModuleManifest))
 $memcached = Start-Memcached
 if ($memcached) { $targets.Add($memcached) }
 else { Write-Warning 'memcached is not on PATH: KeyShell is measured alone, with no ratio. Install the Debian package memcached (apt-get install memcached) to compare.' }
+$limitd = Start-Limitd -Root $Root -OutDirectory $OutDirectory
+if ($limitd) { $targets.Add($limitd) }
+else { Write-Warning 'limitd could not be compiled (../shared/tools/limitd.c and a C compiler): no ratio against the limit.' }
 
 $samples = @{}
 try {
@@ -115,24 +119,23 @@ try {
     $meterTargets = @((Start-BenchServer -ModuleManifest $ModuleManifest), (Start-BenchServer -ModuleManifest $ModuleManifest -MeterListener))
     try {
         foreach ($target in $meterTargets) { $null = Invoke-Keyload -Keyload $keyload -Port $target.Port -Wire line -Mode persist -Workers 8 -PerWorker 2000 } # warm-up
-        $meterRuns = foreach ($round in 1..$Rounds) {
-            foreach ($scenario in $scenarios | Where-Object Name -In 'PerMessage x8', 'Persistent x8', 'Pipelined 16 x8') {
-                $order = if ($round % 2) { $meterTargets } else { $meterTargets[1], $meterTargets[0] }
-                foreach ($target in $order) {
-                    Write-Host ("round {0}: {1,-16} {2}" -f $round, $scenario.Name, $target.Name)
-                    $cpuBefore = Get-ProcessorTime $target.Process
-                    $run = Invoke-Keyload -Keyload $keyload -Port $target.Port -Wire line -Mode $scenario.Mode -Workers $scenario.Workers -PerWorker $scenario.PerWorker -Depth $scenario.Depth
-                    [pscustomobject]@{ Scenario = $scenario.Name; Target = $target.Name; RequestsPerSecond = $run.RequestsPerSecond; Errors = $run.Bad
-                        CpuMicrosecondsPerRequest = ((Get-ProcessorTime $target.Process) - $cpuBefore).TotalMicroseconds / [math]::Max(1, $run.Ok) }
-                }
-            }
-        }
+        $meters = @(Compare-BenchPair -Keyload $keyload -Pair $meterTargets -Scenarios ($scenarios | Where-Object Name -In 'PerMessage x8', 'Persistent x8', 'Pipelined 16 x8') -Rounds $Rounds)
     }
     finally {
         foreach ($target in $meterTargets) { Stop-BenchServer $target }
         # The listener's own count: proof that it was attached and saw every request.
         $metered = ($meterTargets[1].Process.StandardOutput.ReadToEnd() -split "`n" | Where-Object { $_ -match '^METERED (\d+)' } | ForEach-Object { [long]$Matches[1] })
     }
+
+    # The seed's console: the same logging server in the background and under Start-KeyServer -Wait, which
+    # echoes connections and requests (its output read as a terminal would), alternating within each round.
+    $consoleTargets = @((Start-BenchServer -ModuleManifest $ModuleManifest -LogPath (Join-Path $OutDirectory 'bench_background_log.txt')),
+        (Start-BenchServer -ModuleManifest $ModuleManifest -LogPath (Join-Path $OutDirectory 'bench_wait_log.txt') -Wait))
+    try {
+        foreach ($target in $consoleTargets) { $null = Invoke-Keyload -Keyload $keyload -Port $target.Port -Wire line -Mode persist -Workers 8 -PerWorker 2000 } # warm-up
+        $console = @(Compare-BenchPair -Keyload $keyload -Pair $consoleTargets -Scenarios ($scenarios | Where-Object Name -In 'PerMessage x8', 'Persistent x8') -Rounds $Rounds)
+    }
+    finally { foreach ($target in $consoleTargets) { Stop-BenchServer $target } }
 
     # The client: Invoke-KeyClient against keyload, the same load (64 persistent sequences of 1,000 keys).
     $plain = $targets[1]
@@ -148,7 +151,7 @@ try {
 }
 finally {
     foreach ($target in $targets) {
-        if ($target.Name -eq 'memcached') { $target.Process.Kill($true) } else { Stop-BenchServer $target }
+        if ($target.Name -in 'memcached', 'limitd') { $target.Process.Kill($true) } else { Stop-BenchServer $target }
     }
 }
 
@@ -172,6 +175,11 @@ $rows = foreach ($scenario in $scenarios) {
         # can swing 30 %), and a pair measured minutes apart carries that drift into the ratio of medians.
         $row['RoundRatiosLogOn'] = @(Get-RoundRatios $row['KeyShell (log on)'].Rounds $row['memcached'].Rounds)
     }
+    if ($limitd) {
+        # How close to the least a server can do per request: the rest is the kernel's, for any server.
+        $row['LimitRatioLogOn'] = $row['KeyShell (log on)'].RequestsPerSecond / [math]::Max(1, $row['limitd'].RequestsPerSecond)
+        $row['LimitRatioLogOff'] = $row['KeyShell (log off)'].RequestsPerSecond / [math]::Max(1, $row['limitd'].RequestsPerSecond)
+    }
     $row['LogCost'] = 1 - ($row['KeyShell (log on)'].RequestsPerSecond / [math]::Max(1, $row['KeyShell (log off)'].RequestsPerSecond))
     [pscustomobject]$row
 }
@@ -188,19 +196,6 @@ $memory = [pscustomobject]@{
 $programmed = foreach ($group in $answers | Group-Object Target) {
     [pscustomobject]@{ Target = $group.Name; RequestsPerSecond = Get-Median $group.Group.RequestsPerSecond; Errors = ($group.Group | Measure-Object Errors -Sum).Sum }
 }
-$meters = foreach ($group in $meterRuns | Group-Object Scenario) {
-    $without = @($group.Group | Where-Object Target -NotLike '*MeterListener*')
-    $with = @($group.Group | Where-Object Target -Like '*MeterListener*')
-    [pscustomobject]@{
-        Scenario               = $group.Name
-        WithoutPerSecond       = Get-Median $without.RequestsPerSecond
-        WithPerSecond          = Get-Median $with.RequestsPerSecond
-        Ratio                  = (Get-Median $with.RequestsPerSecond) / [math]::Max(1, (Get-Median $without.RequestsPerSecond))
-        WithoutCpuMicroseconds = Get-Median $without.CpuMicrosecondsPerRequest
-        WithCpuMicroseconds    = Get-Median $with.CpuMicrosecondsPerRequest
-        Errors                 = ($group.Group | Measure-Object Errors -Sum).Sum
-    }
-}
 $client = [pscustomobject]@{
     InvokeKeyClientPerSecond = Get-Median $clientRuns.InvokeKeyClient
     KeyloadPerSecond         = Get-Median $clientRuns.Keyload
@@ -216,6 +211,7 @@ $table = foreach ($row in $rows) {
         $line[$target.Name] = '{0,9:N0} ({1:N0}/{2:N0}){3}' -f $m.RequestsPerSecond, $m.P50Microseconds, $m.P99Microseconds, $(if ($m.Errors) { " ERR $($m.Errors)" } else { '' })
     }
     if ($memcached) { $line['KS/mc log on'] = '{0:0.00}' -f $row.RatioLogOn; $line['KS/mc log off'] = '{0:0.00}' -f $row.RatioLogOff }
+    if ($limitd) { $line['KS/limitd log on'] = '{0:0.00}' -f $row.LimitRatioLogOn; $line['KS/limitd log off'] = '{0:0.00}' -f $row.LimitRatioLogOff }
     $line['log cost'] = '{0:P0}' -f $row.LogCost
     [pscustomobject]$line
 }
@@ -237,9 +233,8 @@ $cpuTable = foreach ($row in $rows) {
 $cpuTable | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
 Write-Host ('Memory: {0:N1} KiB per idle connection (1,000 open); working set {1:N1} MiB before 1M requests, {2:N1} MiB after, {3:N1} MiB after 2M.' -f ($memory.BytesPerIdleConnection / 1KB), ($memory.Before1MRequestsBytes / 1MB), ($memory.After1MRequestsBytes / 1MB), ($memory.After2MRequestsBytes / 1MB))
 Write-Host ('Programmable, 8 persistent connections (log off): ' + (($programmed | ForEach-Object { '{0} {1:N0}/s{2}' -f $_.Target, $_.RequestsPerSecond, $(if ($_.Errors) { " ERR $($_.Errors)" }) }) -join '; '))
-Write-Host "Meters: a MeterListener on KeyShell.Server attached vs none (log off; medians of $Rounds alternating rounds; the listener counted $metered requests):"
-$meters | ForEach-Object { [pscustomobject]@{ Scenario = $_.Scenario; 'without /s' = '{0:N0}' -f $_.WithoutPerSecond; 'with /s' = '{0:N0}' -f $_.WithPerSecond; 'with/without' = '{0:0.00}' -f $_.Ratio
-    'CPU us/req without' = '{0:N2}' -f $_.WithoutCpuMicroseconds; 'CPU us/req with' = '{0:N2}' -f $_.WithCpuMicroseconds; Errors = $_.Errors } } | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
+Write-BenchPair -Title "Meters: a MeterListener on KeyShell.Server attached vs none (log off; medians of $Rounds alternating rounds; the listener counted $metered requests):" -First without -Second with -Rows $meters
+Write-BenchPair -Title "The seed's console: Start-KeyServer -Wait (echoing every connection and request it can show) vs the same server in the background (log on; medians of $Rounds alternating rounds):" -First background -Second wait -Rows $console
 Write-Host ('Client: Invoke-KeyClient {0:N0}/s, keyload {1:N0}/s on the same load (64 x 1,000 persistent): ratio {2:0.00}.' -f $client.InvokeKeyClientPerSecond, $client.KeyloadPerSecond, $client.Ratio)
 
 # TLS: KeyShell with a certificate (log on, log off) against memcached -Z with the same certificate, driven by
@@ -331,7 +326,7 @@ if ($tlsCertificate) {
 
 $report = [pscustomobject]@{
     Date = [DateTime]::UtcNow.ToString('o'); Cores = [Environment]::ProcessorCount; Rounds = $Rounds
-    Keyload = $keyload; Memcached = [bool]$memcached; Scenarios = $rows; Programmable = $programmed; Meters = $meters; Memory = $memory; Client = $client
+    Keyload = $keyload; Memcached = [bool]$memcached; Limitd = [bool]$limitd; Scenarios = $rows; Programmable = $programmed; Meters = $meters; Console = $console; Memory = $memory; Client = $client
     Tls = [pscustomobject]@{ Keyload = $keyloadTls; Scenarios = @($tlsRows); Notes = @($tlsNotes) }
 }
 $json = Join-Path $OutDirectory ("bench-{0:yyyyMMdd-HHmmss}.json" -f [DateTime]::UtcNow)

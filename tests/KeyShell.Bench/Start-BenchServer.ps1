@@ -2,6 +2,8 @@
 .SYNOPSIS
     A KeyShell server for the benchmarks, in its own process: prints "PORT <n>", serves until its
     standard input closes, then stops cleanly (flushing its log). With -CertificatePath it speaks TLS.
+    With -Wait it serves in the foreground as the seed's server did, echoing to the console (standard
+    output, which the benchmark reads) until SIGTERM.
     With -MeterListener a MeterListener listens to the KeyShell.Server meter meanwhile (as dotnet-counters
     or OpenTelemetry would), and the requests it counted are printed at the end ("METERED <n>").
 #>
@@ -12,13 +14,19 @@ param(
     [ValidateSet('Default', 'Map', 'Handler')] [string] $Answer = 'Default',
     [string] $CertificatePath,
     [string] $KeyPath,
-    [switch] $MeterListener
+    [switch] $MeterListener,
+    [switch] $Wait
 )
 
 $ErrorActionPreference = 'Stop'
 Import-Module $ModuleManifest
 $common = if ($LogPath) { @{ LogPath = $LogPath } } else { @{ NoLog = $true } }
 if ($CertificatePath) { $common += @{ CertificatePath = $CertificatePath; KeyPath = $KeyPath } }
+if ($Wait) {
+    $null = Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @common -Wait
+    return
+}
+
 $server = switch ($Answer) {
     # The seed's values again, but given as a user's map: the -KeyMap path against the default one.
     'Map' { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @common -KeyMap @{ '0' = 12; '1' = 45; '2' = 78; '3' = 23; '4' = 56; '5' = 89; '6' = 34; '7' = 67; '8' = 90; '9' = 10 } }

@@ -47,6 +47,25 @@ public class ClientCoreTests
         }
     }
 
+    [Fact]
+    public async Task AProbeReportsAReplyTheServerClosedWithoutEnding()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var serve = Task.Run(async () =>
+        {
+            using var peer = await listener.AcceptSocketAsync();
+            var request = new byte[64];
+            _ = await peer.ReceiveAsync(request, System.Net.Sockets.SocketFlags.None);
+            await peer.SendAsync(System.Text.Encoding.ASCII.GetBytes("Response without an end"), System.Net.Sockets.SocketFlags.None);
+            peer.Shutdown(System.Net.Sockets.SocketShutdown.Both);
+        });
+        var probe = await KeyProbe.ProbeAsync("127.0.0.1", ((IPEndPoint)listener.LocalEndpoint).Port, Bound, sendRequest: true, CancellationToken.None).WaitAsync(Bound);
+        await serve.WaitAsync(Bound);
+        Assert.True(probe.Reachable);
+        Assert.Equal("Response without an end", probe.Reply);
+    }
+
     private sealed class ThrowingObserver : IKeyClientObserver
     {
         public bool WantsSendNotices => false;

@@ -99,7 +99,8 @@ public static class KeyProbe
         }
     }
 
-    /// <summary>The first reply line (or null when the server closed before one came).</summary>
+    /// <summary>The first reply line; what came before the server closed, when it never ended the line; or
+    /// null when nothing came.</summary>
     private static async Task<string?> ReadReplyAsync(Stream stream, CancellationToken cancellationToken)
     {
         using var replies = new ReplyReader(lineFramed: true);
@@ -113,6 +114,6 @@ public static class KeyProbe
             }
         }
 
-        return null;
+        return replies.PendingCount > 0 ? Encoding.UTF8.GetString(replies.TakeUnfinished()) : null;
     }
 }

@@ -37,6 +37,14 @@ public sealed class ReplyReader : IDisposable
     /// <summary>The replies in <paramref name="received"/>, completing the one pending before it.</summary>
     public ReceivedReplies Read(ReadOnlySpan<byte> received) => new(this, received);
 
+    /// <summary>The start of a reply whose end never came (the server closed after it), and forgets it.</summary>
+    public byte[] TakeUnfinished()
+    {
+        var unfinished = _held.Span.ToArray();
+        _held.Release();
+        return unfinished;
+    }
+
     /// <summary>Forgets a partial reply (its connection is gone) and gives back its buffer.</summary>
     public void Reset() => _held.Release();
 
