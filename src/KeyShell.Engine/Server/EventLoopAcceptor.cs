@@ -81,6 +81,14 @@ internal sealed class EventLoopAcceptor : IAcceptor
                 return;
             }
 
+            if (_server.Tls is { } tls)
+            {
+                // SslStream over the loop's own stream: the handshake and every record run on this loop's thread.
+                var stream = new PolledStream(loop, descriptor);
+                _ = TlsAcceptance.ServeAsync(_server, stream, stream, peer, tls);
+                return;
+            }
+
             session = _server.Admit(peer);
         }
         catch (Exception e)

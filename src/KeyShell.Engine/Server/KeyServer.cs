@@ -305,8 +305,7 @@ public sealed partial class KeyServer : IDisposable
     private void StartAccepting()
     {
 #if NET
-        // TLS runs on the stream driver (SslStream): a TLS server accepts with async sockets everywhere.
-        _acceptor = _options.UseEventLoops && Tls is null && Transport.Epoll.Libc.IsSupported ? new EventLoopAcceptor(this, _listener) : new SocketAcceptor(this, _listener);
+        _acceptor = _options.UseEventLoops && Transport.Epoll.Libc.IsSupported ? new EventLoopAcceptor(this, _listener) : new SocketAcceptor(this, _listener);
 #else
         _acceptor = new SocketAcceptor(this, _listener);
 #endif

@@ -1,12 +1,10 @@
 using System;
-using System.IO;
-using System.Net.Security;
 using System.Linq;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
-using KeyShell.Engine.Security;
+using KeyShell.Engine.Transport;
 using KeyShell.Engine.Transport.Stream;
 
 namespace KeyShell.Engine.Server;
@@ -91,7 +89,7 @@ internal sealed class SocketAcceptor : IAcceptor
             socket.NoDelay = true;
             if (_server.Tls is { } tls)
             {
-                _ = ServeSecureAsync(socket, peer, tls);
+                _ = TlsAcceptance.ServeAsync(_server, new DotNetSocket(socket), new NetworkStream(socket, ownsSocket: true), peer, tls);
                 return;
             }
 
@@ -102,58 +100,11 @@ internal sealed class SocketAcceptor : IAcceptor
                 return;
             }
 
-            _ = StreamConnection.Serve(session, socket, new NetworkStream(socket, ownsSocket: true));
+            _ = StreamConnection.Serve(session, new DotNetSocket(socket), new NetworkStream(socket, ownsSocket: true));
         }
         catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
         {
             socket.Dispose(); // reset before it could be served
-        }
-    }
-
-    /// <summary>
-    /// TLS first: a peer becomes a connection (counted, logged, given a slot) only once its handshake has
-    /// succeeded. A failed handshake is a refusal (counted in Rejected, logged with its reason); the idle
-    /// timeout bounds it, and a stop ends it.
-    /// </summary>
-    private async Task ServeSecureAsync(Socket socket, IPEndPoint? peer, TlsServerSettings tls)
-    {
-        SslStream secure;
-        try
-        {
-            secure = await TlsHandshake.AuthenticateAsServerAsync(new NetworkStream(socket, ownsSocket: true), tls, _server.Stopping).ConfigureAwait(false);
-        }
-        catch (TlsHandshakeException e) when (e.ClosedFirst)
-        {
-            socket.Dispose(); // connected and left without a byte (a port check): nothing to refuse
-            return;
-        }
-        catch (TlsHandshakeException e)
-        {
-            _server.RefuseClient(e, peer?.ToString());
-            socket.Dispose();
-            return;
-        }
-        catch (Exception)
-        {
-            socket.Dispose(); // the server is stopping, or the peer reset
-            return;
-        }
-
-        try
-        {
-            var session = _server.Admit(peer);
-            if (session is null)
-            {
-                await secure.WriteAsync(BusyReply.Bytes, 0, BusyReply.Bytes.Length).ConfigureAwait(false);
-                secure.Dispose();
-                return;
-            }
-
-            _ = StreamConnection.Serve(session, socket, secure);
-        }
-        catch (Exception e) when (e is IOException || e is SocketException || e is ObjectDisposedException)
-        {
-            secure.Dispose(); // gone before it could be served, or told it was busy
         }
     }
 

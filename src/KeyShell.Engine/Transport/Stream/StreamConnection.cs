@@ -28,7 +28,7 @@ internal sealed class StreamConnection : IConnection
     private readonly ISession _session;
     private readonly IPEndPoint? _remote;
     private readonly Func<System.IO.Stream, Task<System.IO.Stream>>? _secure;
-    private Socket? _socket;
+    private IStreamSocket? _socket;
     private System.IO.Stream? _stream;
     private int _state;
     private int _abortRequested;
@@ -46,7 +46,7 @@ internal sealed class StreamConnection : IConnection
 
     /// <summary>Serves an accepted connection: <paramref name="stream"/> reads and writes <paramref name="socket"/>
     /// (directly, or through TLS). The task ends with the session.</summary>
-    public static Task Serve(ISession session, Socket socket, System.IO.Stream stream)
+    public static Task Serve(ISession session, IStreamSocket socket, System.IO.Stream stream)
     {
         var connection = new StreamConnection(session, null, null);
         connection.Adopt(socket, stream);
@@ -61,7 +61,7 @@ internal sealed class StreamConnection : IConnection
     public void Abort()
     {
         Interlocked.Exchange(ref _abortRequested, 1);
-        Volatile.Read(ref _socket)?.Dispose(); // pending calls fail; the loop below reports it
+        Volatile.Read(ref _socket)?.Abort(); // pending calls fail; the loop below reports it
     }
 
     public void CloseWhenIdle()
@@ -70,7 +70,7 @@ internal sealed class StreamConnection : IConnection
         Interlocked.Exchange(ref _closeWhenIdle, 1);
         if (Interlocked.CompareExchange(ref _state, Closing, Idle) == Idle)
         {
-            Volatile.Read(ref _socket)?.Dispose();
+            Volatile.Read(ref _socket)?.Abort();
         }
     }
 
@@ -80,7 +80,7 @@ internal sealed class StreamConnection : IConnection
         if (Volatile.Read(ref _state) == Idle && stillIdle() && Interlocked.CompareExchange(ref _state, Closing, Idle) == Idle)
         {
             closing();
-            Volatile.Read(ref _socket)?.Dispose();
+            Volatile.Read(ref _socket)?.Abort();
         }
     }
 
@@ -164,7 +164,7 @@ internal sealed class StreamConnection : IConnection
         try
         {
             var socket = new Socket(_remote!.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            Adopt(socket, null); // before connecting: an abort (a timeout) closes it under the connect
+            Adopt(new DotNetSocket(socket), null); // before connecting: an abort (a timeout) closes it under the connect
             await socket.ConnectAsync(_remote).ConfigureAwait(false);
             System.IO.Stream stream = new NetworkStream(socket, ownsSocket: true);
             if (_secure is not null)
@@ -183,14 +183,14 @@ internal sealed class StreamConnection : IConnection
         return _session.Opened(this, scratch);
     }
 
-    private void Adopt(Socket socket, System.IO.Stream? stream)
+    private void Adopt(IStreamSocket socket, System.IO.Stream? stream)
     {
         _stream = stream;
         Interlocked.Exchange(ref _socket, socket);
         Volatile.Write(ref _state, Busy);
         if (Volatile.Read(ref _abortRequested) == 1)
         {
-            socket.Dispose(); // aborted before the socket was there to close
+            socket.Abort(); // aborted before the socket was there to close
         }
     }
 
@@ -239,7 +239,7 @@ internal sealed class StreamConnection : IConnection
     /// is still sending for a moment, so closing does not reset the connection before the reply is read.</summary>
     private async Task DrainAsync()
     {
-        _socket!.Shutdown(SocketShutdown.Send);
+        _socket!.ShutdownSend();
         var sink = new byte[4096]; // not pooled: a read may still be pending when we give up
         var deadline = Environment.TickCount + (int)Drain.Time.TotalMilliseconds;
         for (var discarded = 0; discarded < Drain.Limit;)

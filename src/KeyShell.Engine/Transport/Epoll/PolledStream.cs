@@ -1,0 +1,332 @@
+using System;
+using System.IO;
+using System.Net.Sockets;
+using System.Threading;
+using System.Threading.Tasks;
+using System.Threading.Tasks.Sources;
+
+namespace KeyShell.Engine.Transport.Epoll;
+
+/// <summary>
+/// A non-blocking socket on an event loop, as a <see cref="System.IO.Stream"/>: what lets SslStream, and the
+/// stream driver above it, run on the loops. A read or write that can go at once does; one that cannot is
+/// completed by the loop when the socket is ready, inline on its thread, so the continuations (SslStream's,
+/// the session's) run there too, with no hop to the thread pool, as Tmds.LinuxAsync completes its sockets.
+/// One read and one write may be pending at a time (as SslStream and the driver use a stream); calls from
+/// another thread (a handler's continuation) are passed to the loop. Its state is the loop thread's.
+/// </summary>
+internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket
+{
+    private readonly EventLoop _loop;
+    private readonly Pending _read = new();
+    private readonly Pending _write = new();
+    private SocketDescriptor? _socket;
+    private ulong _token;
+    private bool _registered;
+    private Interest _interest;
+
+    /// <summary>Takes an accepted descriptor; on the loop's thread.</summary>
+    public PolledStream(EventLoop loop, int descriptor)
+    {
+        _loop = loop;
+        _socket = new SocketDescriptor(descriptor);
+    }
+
+    public override bool CanRead => true;
+
+    public override bool CanWrite => true;
+
+    public override bool CanSeek => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        Start(_read, buffer, cancellationToken);
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var written = Start(_write, System.Runtime.InteropServices.MemoryMarshal.AsMemory(buffer), cancellationToken);
+        return written.IsCompletedSuccessfully ? default : new ValueTask(written.AsTask());
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public override void Flush()
+    {
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("A loop's stream is asynchronous only.");
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("A loop's stream is asynchronous only.");
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    /// <summary>Any thread: pending calls fail (the loop sees the hang-up).</summary>
+    public void Abort() => Volatile.Read(ref _socket)?.Shutdown();
+
+    public void ShutdownSend() => Volatile.Read(ref _socket)?.Shutdown(SocketShutdown.Send);
+
+    public void OnReady()
+    {
+        if (_read.Active)
+        {
+            TryRead();
+        }
+
+        if (_write.Active)
+        {
+            TryWrite();
+        }
+
+        if (!_read.Active && !_write.Active)
+        {
+            Watch(Interest.None); // ready with nothing asked: level-triggered epoll would report it again at once
+        }
+    }
+
+    public void OnLoopEnded(Exception? error)
+    {
+        _registered = false;
+        Close(error ?? new ObjectDisposedException("The event loop has stopped."));
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            OnLoop(() => Close(new ObjectDisposedException(nameof(PolledStream))));
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private ValueTask<int> Start(Pending pending, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        if (!_loop.IsCurrentThread)
+        {
+            // A handler's continuation, on the thread pool: the loop's thread does the I/O, and this waits for it.
+            var done = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _loop.Post(() => Forward(Start(pending, buffer, cancellationToken), done));
+            return new ValueTask<int>(done.Task);
+        }
+
+        if (pending.Active)
+        {
+            throw new InvalidOperationException("A read or write is already pending on this stream.");
+        }
+
+        pending.Begin(buffer, cancellationToken, this);
+        var isRead = ReferenceEquals(pending, _read);
+        if (!(isRead && buffer.IsEmpty))
+        {
+            // A zero-byte read (SslStream's and the driver's way of holding no buffer while idle) only waits
+            // for the socket to be readable, which only the loop learns.
+            if (isRead)
+            {
+                TryRead();
+            }
+            else
+            {
+                TryWrite();
+            }
+        }
+
+        if (pending.Active)
+        {
+            Watch(_interest | (isRead ? Interest.Read : Interest.Write));
+        }
+
+        return new ValueTask<int>(pending, pending.Version);
+    }
+
+    private static async void Forward(ValueTask<int> operation, TaskCompletionSource<int> done)
+    {
+        try
+        {
+            done.TrySetResult(await operation.ConfigureAwait(false));
+        }
+        catch (Exception e)
+        {
+            done.TrySetException(e);
+        }
+    }
+
+    private void TryRead()
+    {
+        if (_socket is null || _loop.HasEnded)
+        {
+            _read.Fail(new ObjectDisposedException(nameof(PolledStream)));
+            return;
+        }
+
+        if (_read.Buffer.IsEmpty)
+        {
+            _read.Complete(0); // called from OnReady: readable now
+            return;
+        }
+
+        var received = Libc.Receive(_socket.Value, _read.Buffer.Span);
+        if (received == -Libc.EAGAIN)
+        {
+            return;
+        }
+
+        if (received < 0)
+        {
+            _read.Fail(new IOException("The connection was lost.", Libc.ToException(-received)));
+            return;
+        }
+
+        _read.Complete(received);
+    }
+
+    private void TryWrite()
+    {
+        if (_socket is null || _loop.HasEnded)
+        {
+            _write.Fail(new ObjectDisposedException(nameof(PolledStream)));
+            return;
+        }
+
+        var sent = Libc.SendUntilFull(_socket.Value, _write.Buffer.Span);
+        if (sent < 0)
+        {
+            _write.Fail(new IOException("The connection was lost.", Libc.ToException(-sent)));
+            return;
+        }
+
+        _write.Buffer = _write.Buffer.Slice(sent);
+        if (_write.Buffer.IsEmpty)
+        {
+            _write.Complete(0);
+        }
+    }
+
+    private void Watch(Interest interest)
+    {
+        if (interest == _interest || _socket is null)
+        {
+            return;
+        }
+
+        if (!_registered)
+        {
+            _token = _loop.Register(_socket.Value, interest, this);
+            _registered = true;
+        }
+        else
+        {
+            _loop.Change(_socket.Value, interest, _token);
+        }
+
+        _interest = interest;
+    }
+
+    private void Close(Exception reason)
+    {
+        var socket = Interlocked.Exchange(ref _socket, null);
+        if (socket is not null)
+        {
+            if (_registered)
+            {
+                _loop.Unregister(socket.Value, _token);
+                _registered = false;
+            }
+
+            socket.Close(shutdownFirst: false);
+        }
+
+        _read.Fail(reason);
+        _write.Fail(reason);
+    }
+
+    private void OnLoop(Action action)
+    {
+        if (_loop.IsCurrentThread)
+        {
+            action();
+        }
+        else
+        {
+            _loop.Post(action);
+        }
+    }
+
+    /// <summary>One read or write under way: its buffer, its completion, and its cancellation.</summary>
+    private sealed class Pending : IValueTaskSource<int>
+    {
+        private ManualResetValueTaskSourceCore<int> _core; // completions run inline: on the loop, where they happen
+        private CancellationTokenRegistration _cancel;
+
+        public bool Active { get; private set; }
+
+        public Memory<byte> Buffer { get; set; }
+
+        public short Version => _core.Version;
+
+        public void Begin(Memory<byte> buffer, CancellationToken cancellationToken, PolledStream stream)
+        {
+            _core.Reset();
+            Buffer = buffer;
+            Active = true;
+            if (cancellationToken.CanBeCanceled)
+            {
+                var version = _core.Version; // a late cancel must not reach the next read or write
+                _cancel = cancellationToken.Register(() => stream.OnLoop(() =>
+                {
+                    if (Version == version)
+                    {
+                        Fail(new OperationCanceledException(cancellationToken));
+                    }
+                }));
+            }
+        }
+
+        public void Complete(int result)
+        {
+            if (End())
+            {
+                _core.SetResult(result);
+            }
+        }
+
+        public void Fail(Exception error)
+        {
+            if (End())
+            {
+                _core.SetException(error);
+            }
+        }
+
+        public int GetResult(short token) => _core.GetResult(token);
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
+
+        private bool End()
+        {
+            if (!Active)
+            {
+                return false;
+            }
+
+            Active = false;
+            Buffer = default;
+            _cancel.Dispose();
+            _cancel = default;
+            return true;
+        }
+    }
+}

@@ -1,0 +1,28 @@
+using System;
+using System.Net.Sockets;
+
+namespace KeyShell.Engine.Transport;
+
+/// <summary>The socket under a stream driver's connection: what other threads, and the drain, need of it.</summary>
+internal interface IStreamSocket : IDisposable
+{
+    /// <summary>Ends the connection from any thread: pending reads and writes fail.</summary>
+    void Abort();
+
+    /// <summary>Stops sending (the peer reads the end), while reading goes on.</summary>
+    void ShutdownSend();
+}
+
+/// <summary>A .NET <see cref="Socket"/> as a stream driver's socket: aborted by closing it under its calls.</summary>
+internal sealed class DotNetSocket : IStreamSocket
+{
+    public DotNetSocket(Socket socket) => Socket = socket;
+
+    public Socket Socket { get; }
+
+    public void Abort() => Socket.Dispose();
+
+    public void ShutdownSend() => Socket.Shutdown(SocketShutdown.Send);
+
+    public void Dispose() => Socket.Dispose();
+}
