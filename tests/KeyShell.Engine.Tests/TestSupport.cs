@@ -39,6 +39,26 @@ internal static class TestSupport
         return ((IPEndPoint)probe.LocalEndPoint!).Port;
     }
 
+    /// <summary>Opens <paramref name="count"/> connections; disposing the set closes them all (also when a test fails).</summary>
+    public static SocketSet ConnectMany(int port, int count)
+    {
+        var sockets = new SocketSet();
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                sockets.Add(Connect(port));
+            }
+
+            return sockets;
+        }
+        catch
+        {
+            sockets.Dispose();
+            throw;
+        }
+    }
+
     public static Socket Connect(int port)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
@@ -117,6 +137,27 @@ internal static class TestSupport
         using var reader = new StreamReader(stream);
         return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
     }
+
+    /// <summary>
+    /// Skips the running test when <paramref name="address"/> is an IPv6 one and this machine has no IPv6
+    /// loopback (a kernel or container without IPv6): reported as skipped, with the reason.
+    /// </summary>
+    public static void SkipWithoutIPv6(IPAddress address) =>
+        Skip.If(address.AddressFamily == AddressFamily.InterNetworkV6 && !IPv6Loopback.Value, "no IPv6 loopback on this machine: [::1] cannot be bound");
+
+    private static readonly Lazy<bool> IPv6Loopback = new(() =>
+    {
+        try
+        {
+            using var probe = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp);
+            probe.Bind(new IPEndPoint(IPAddress.IPv6Loopback, 0));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    });
 
     public static string Reply(int key) => "Response for the key " + key + " : " + new[] { 12, 45, 78, 23, 56, 89, 34, 67, 90, 10 }[key];
 }
