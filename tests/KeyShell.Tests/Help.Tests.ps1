@@ -101,8 +101,9 @@ Describe 'Example "<Title>" of <Command>' -ForEach $examples {
     It 'runs' {
         $code = $Code -replace '\b8080\b', $Port
         if ($code -match '-Wait') {
-            # A foreground server: stop it from another runspace once it is up.
-            $null = Start-ThreadJob { Import-Module $using:env:KEYSHELL_MODULE; while (-not (Get-KeyServer)) { Start-Sleep -Milliseconds 50 }; Start-Sleep -Milliseconds 300; Stop-KeyServer -All }
+            # A foreground server: stop it from another runspace once it is up (a stop that comes before the
+            # foreground loop starts ends it as well). AfterEach removes the job, should the server never start.
+            $null = Start-ThreadJob { Import-Module $using:env:KEYSHELL_MODULE; while (-not (Get-KeyServer)) { Start-Sleep -Milliseconds 50 }; Stop-KeyServer -All }
         }
         $ErrorActionPreference = 'Stop'
         { $null = & ([scriptblock]::Create($code)) } | Should -Not -Throw

@@ -65,6 +65,36 @@ function Wait-ChildOutput {
     throw "Timed out waiting for '$Pattern'. Output so far:`n$($Child.Output -join "`n")"
 }
 
+# Runs pwsh with $Arguments to its end (bounded) and returns its exit code and output lines (stdout, then
+# stderr). $Environment changes the child's environment: a $null value removes the variable.
+function Invoke-ChildPwsh {
+    param([Parameter(Mandatory)] [string[]] $Arguments, [hashtable] $Environment = @{})
+    $info = [System.Diagnostics.ProcessStartInfo]::new((Get-PwshPath))
+    foreach ($argument in $Arguments) { $info.ArgumentList.Add($argument) }
+    foreach ($name in $Environment.Keys) {
+        if ($null -eq $Environment[$name]) { $null = $info.Environment.Remove($name) } else { $info.Environment[$name] = $Environment[$name] }
+    }
+    $info.RedirectStandardOutput = $true
+    $info.RedirectStandardError = $true
+    $info.UseShellExecute = $false
+    $process = [System.Diagnostics.Process]::Start($info)
+    try {
+        $stdout = $process.StandardOutput.ReadToEndAsync()
+        $stderr = $process.StandardError.ReadToEndAsync()
+        # Twice the usual bound: a pwsh that starts, imports the module and serves, on a busy machine.
+        if (-not $process.WaitForExit([int](2 * $script:Bound.TotalMilliseconds))) {
+            $process.Kill($true)
+            throw "pwsh $Arguments did not end within $(2 * $script:Bound)."
+        }
+        $process.WaitForExit() # the output is read to its end too
+        [pscustomobject]@{
+            ExitCode = $process.ExitCode
+            Output   = @(@($stdout.Result -split '\r?\n') + @($stderr.Result -split '\r?\n') | Where-Object { $_ })
+        }
+    }
+    finally { $process.Dispose() }
+}
+
 function Stop-ChildPwsh {
     param([Parameter(Mandatory)] $Child)
     if (-not $Child.Process.HasExited) { $Child.Process.Kill($true) }
