@@ -211,22 +211,23 @@ function Invoke-EngineTests {
     $exitCode = $LASTEXITCODE
     if (-not (Test-Path $trx)) {
         Write-Warning "The xunit run ($Name) wrote no results."
-        return [pscustomobject]@{ Name = $Name; Passed = 0; Failed = 1; Skipped = 0; FailedTests = @("$Name`: no results (exit code $exitCode)"); SkippedTests = @() }
+        return [pscustomobject]@{ Name = $Name; Passed = 0; Failed = 1; Skipped = 0; FailedTests = @("$Name (no results, exit code $exitCode)"); SkippedTests = @() }
     }
 
     $run = ([xml](Get-Content -Raw $trx)).TestRun
     $counters = $run.ResultSummary.Counters
     $results = @($run.Results.UnitTestResult)
-    $failedTests = @($results | Where-Object outcome -In 'Failed', 'Error', 'Timeout' | ForEach-Object testName)
+    # Named with the run: the two engine runs share their tests' names.
+    $failedTests = @($results | Where-Object outcome -In 'Failed', 'Error', 'Timeout' | ForEach-Object { "$Name $($_.testName)" })
     $failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout
     if ($exitCode -ne 0 -and $failed -eq 0) {
         # A crashed test host can leave a results file that shows no failure.
         Write-Warning "dotnet test ($Name) exited with $exitCode; counting the run as failed."
         $failed = 1
-        $failedTests += "$Name`: the test host exited with $exitCode"
+        $failedTests += "$Name (the test host exited with $exitCode)"
     }
     $skippedTests = @($results | Where-Object outcome -EQ 'NotExecuted' | ForEach-Object {
-            [pscustomobject]@{ Name = $_.testName; Reason = $_.Output.ErrorInfo.Message }
+            [pscustomobject]@{ Name = "$Name $($_.testName)"; Reason = $_.Output.ErrorInfo.Message }
         })
     # The counters leave skipped tests out (notExecuted stays 0): they are the results marked NotExecuted.
     [pscustomobject]@{
@@ -251,10 +252,12 @@ function Invoke-ModuleTests {
         -ModuleManifest (Join-Path $ModuleOut 'KeyShell.psd1') -ResultsDirectory $ResultsDir -Filter "$TestFilter" | Out-Host
     if (-not (Test-Path $summary)) {
         Write-Warning "The Pester run wrote no summary (exit code $LASTEXITCODE)."
-        return [pscustomobject]@{ Name = 'Pester'; Passed = 0; Failed = 1; Skipped = 0; FailedTests = @("Pester: no summary (exit code $LASTEXITCODE)"); SkippedTests = @() }
+        return [pscustomobject]@{ Name = 'Pester'; Passed = 0; Failed = 1; Skipped = 0; FailedTests = @("Pester (no summary, exit code $LASTEXITCODE)"); SkippedTests = @() }
     }
 
     $result = Get-Content -Raw $summary | ConvertFrom-Json
+    $result.FailedTests = @($result.FailedTests | ForEach-Object { "Pester $_" })
+    foreach ($skipped in $result.SkippedTests) { $skipped.Name = "Pester $($skipped.Name)" }
     $result | Add-Member -NotePropertyName Name -NotePropertyValue 'Pester' -PassThru
 }
 
