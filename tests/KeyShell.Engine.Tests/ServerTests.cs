@@ -302,12 +302,23 @@ public class ServerTests : TransportTests
         using var server = StartServer(o => o.IdleTimeout = TimeSpan.FromMilliseconds(300));
         using var client = Connect(server.Port);
         var deadline = DateTime.UtcNow + Bound;
-        do
+        while (true)
         {
             Assert.True(DateTime.UtcNow < deadline, "a connection that trickled bytes was never closed");
-            Send(client, "1"); // a client name growing by one byte: no space, so never a request
+            try
+            {
+                Send(client, "1"); // a client name growing by one byte: no space, so never a request
+            }
+            catch (SocketException)
+            {
+                break; // closed with a byte still unread on the server's side: the close came as a reset
+            }
+
+            if (client.Poll(50_000, SelectMode.SelectRead))
+            {
+                break;
+            }
         }
-        while (!client.Poll(50_000, SelectMode.SelectRead));
 
         Assert.Equal(string.Empty, ReadToEnd(client));
         Assert.Equal(1, server.IdleClosed);

@@ -81,10 +81,10 @@ function Invoke-ChildPwsh {
     try {
         $stdout = $process.StandardOutput.ReadToEndAsync()
         $stderr = $process.StandardError.ReadToEndAsync()
-        # Twice the usual bound: a pwsh that starts, imports the module and serves, on a busy machine.
-        if (-not $process.WaitForExit([int](2 * $script:Bound.TotalMilliseconds))) {
+        # Three times the usual bound: a pwsh that starts, imports the module and serves, on a busy machine.
+        if (-not $process.WaitForExit([int](3 * $script:Bound.TotalMilliseconds))) {
             $process.Kill($true)
-            throw "pwsh $Arguments did not end within $(2 * $script:Bound)."
+            throw "pwsh $Arguments did not end within $(3 * $script:Bound)."
         }
         $process.WaitForExit() # the output is read to its end too
         [pscustomobject]@{
