@@ -660,7 +660,7 @@ public sealed class KeyServer : IDisposable
         var now = Environment.TickCount;
         foreach (var connection in _connections.Values)
         {
-            if (!connection.IsBusy && unchecked(now - connection.LastActivity) > _idleTimeoutMs)
+            if (!connection.IsBusy && unchecked(now - connection.LastActivity) > _idleTimeoutMs && Interlocked.Exchange(ref connection.IdleClosing, 1) == 0)
             {
                 Interlocked.Increment(ref _idleClosed);
                 connection.Abort();

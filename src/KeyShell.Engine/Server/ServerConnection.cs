@@ -64,6 +64,9 @@ internal sealed partial class ServerConnection
     /// <summary>True between a read completing and its replies being sent.</summary>
     public bool IsBusy => Volatile.Read(ref _busy) == 1;
 
+    /// <summary>Set once by the idle sweep: a connection it has closed, still on its way out, is not counted again.</summary>
+    internal int IdleClosing;
+
     public string? RemoteEndPoint
     {
         get
