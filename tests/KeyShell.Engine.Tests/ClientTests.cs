@@ -228,12 +228,7 @@ public class ClientTests
     [Fact]
     public async Task AClosedPortFailsEverySequenceAtOnce()
     {
-        int port;
-        using (var server = StartServer())
-        {
-            port = server.Port;
-        }
-
+        using var refusing = RefusingPort(out var port);
         var collector = new Collector();
         var watch = System.Diagnostics.Stopwatch.StartNew();
         await Run(port, collector, ConnectionMode.PerMessage, Framing.Line, SeedSequences);

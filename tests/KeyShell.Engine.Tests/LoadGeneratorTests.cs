@@ -59,7 +59,7 @@ public class LoadGeneratorTests
     [Fact]
     public async Task AClosedPortFailsEveryRequestWithoutSpinning()
     {
-        var port = FreePort();
+        using var refusing = RefusingPort(out var port);
         var options = OnThisPath(new LoadOptions { Port = port, Concurrency = 2, Count = 20 });
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var result = await new LoadGenerator(options).RunAsync().WaitAsync(Bound);

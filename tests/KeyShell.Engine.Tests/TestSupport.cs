@@ -59,6 +59,18 @@ internal static class TestSupport
         }
     }
 
+    /// <summary>
+    /// A loopback port that refuses connections for as long as the returned socket is held: bound, never
+    /// listening. (A port merely found free can be handed to another test's server meanwhile, and answer.)
+    /// </summary>
+    public static Socket RefusingPort(out int port)
+    {
+        var holder = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        holder.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        port = ((IPEndPoint)holder.LocalEndPoint!).Port;
+        return holder;
+    }
+
     public static Socket Connect(int port)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
