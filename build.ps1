@@ -14,8 +14,17 @@
               in out/KeyShell, help included: Import-Module ./out/KeyShell/KeyShell.psd1.
       Docs    Turns docs/*.md into the module's help (en-US/KeyShell.dll-Help.xml, about_KeyShell);
               Build runs it too.
-      Test    Build, then the xunit engine tests and the Pester module tests (in a child pwsh, so no DLL
-              stays locked). Prints 'N passed, N failed' and exits non-zero when anything failed.
+      Test    Build, then the xunit engine tests twice, against the engine's net8.0 build (PowerShell 7's)
+              and its netstandard2.0 build (Windows PowerShell 5.1's), and the Pester module tests (in a child
+              pwsh, so no DLL stays locked). Prints each run's counts, why each skipped test was skipped, and
+              'N passed, N failed, N skipped' for all of them; exits non-zero when anything failed. With
+              -Repeat N it builds once and runs the whole suite N times, with each run's time and counts, then
+              lists every test that failed in any run and in how many runs (to catch a test that fails now
+              and then).
+      Install Build, then copies out/KeyShell to the current user's module folder (the user scope of
+              $env:PSModulePath: ~/.local/share/powershell/Modules, or $XDG_DATA_HOME/powershell/Modules, on
+              Linux and macOS; Documents/PowerShell/Modules on Windows) as KeyShell/<version>, replacing a copy
+              of the same version. Then `Import-Module KeyShell` works in any new pwsh.
       Demo    Build, then the seed's session: a server on port 8080 (or a free port when 8080 is taken),
               the seed's three client sequences in parallel, the conversation as the seed's two consoles
               show it, the FIFO check of the log, and a clean stop. Exits non-zero if anything was wrong.
@@ -34,7 +43,7 @@
       Clean   Removes out/ and every bin/ and obj/ folder.
 
 .PARAMETER Task
-    What to do: Build, Docs, Test, Demo, Bench, Soak, Package, Fuzz or Clean. Build is the default.
+    What to do: Build, Docs, Test, Install, Demo, Bench, Soak, Package, Fuzz or Clean. Build is the default.
 
 .PARAMETER Minutes
     How long Fuzz and Soak run.
@@ -49,6 +58,14 @@
 .PARAMETER TestFilter
     Runs only the tests whose name contains this text (xunit and Pester alike).
 
+.PARAMETER Repeat
+    How many times Test runs the whole suite (1 by default), building once. At the end it lists every test
+    that failed in any run, with how many times.
+
+.PARAMETER NoBuild
+    Install copies the module already built in out/KeyShell instead of building first (the Pester test of
+    Install uses it, as its suite runs on that very build).
+
 .EXAMPLE
     dotnet pwsh ./build.ps1
 
@@ -58,6 +75,16 @@
     dotnet pwsh ./build.ps1 -Task Test
 
     Runs every test and prints 'N passed, N failed'.
+
+.EXAMPLE
+    dotnet pwsh ./build.ps1 -Task Test -Repeat 5
+
+    Builds once, runs every test five times, and names each test that failed in any run.
+
+.EXAMPLE
+    dotnet pwsh ./build.ps1 -Task Install
+
+    Builds and installs the module for the current user: then `Import-Module KeyShell` in any new pwsh.
 
 .EXAMPLE
     dotnet pwsh ./build.ps1 -Task Package
@@ -71,7 +98,7 @@
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Docs', 'Test', 'Demo', 'Bench', 'Soak', 'Package', 'Fuzz', 'Clean')]
+    [ValidateSet('Build', 'Docs', 'Test', 'Install', 'Demo', 'Bench', 'Soak', 'Package', 'Fuzz', 'Clean')]
     [string] $Task = 'Build',
 
     [ValidateRange(1, 1440)]
@@ -83,7 +110,12 @@ param(
     [ValidateSet('Debug', 'Release')]
     [string] $Configuration = 'Release',
 
-    [string] $TestFilter
+    [string] $TestFilter,
+
+    [ValidateRange(1, 100)]
+    [int] $Repeat = 1,
+
+    [switch] $NoBuild
 )
 
 Set-StrictMode -Version Latest
@@ -168,28 +200,41 @@ function New-Package {
     $package
 }
 
-# Runs the xunit project; returns its counts read from the TRX file.
+# Runs one xunit project; returns its counts, failed tests and skip reasons, read from the TRX file.
 function Invoke-EngineTests {
-    $trx = Join-Path $ResultsDir 'engine.trx'
+    param([Parameter(Mandatory)] [string] $Project, [Parameter(Mandatory)] [string] $Name)
+    $trx = Join-Path $ResultsDir "$(Split-Path $Project -Leaf).trx"
     Remove-Item $trx -ErrorAction Ignore
-    $arguments = @('test', (Join-Path $Root 'tests/KeyShell.Engine.Tests'), '-c', $Configuration, '--no-build', '--nologo',
+    $arguments = @('test', (Join-Path $Root $Project), '-c', $Configuration, '--no-build', '--nologo',
         '--logger', "trx;LogFileName=$trx", '--logger', 'console;verbosity=minimal')
     if ($TestFilter) { $arguments += @('--filter', "FullyQualifiedName~$TestFilter") }
     & dotnet @arguments | Out-Host
     $exitCode = $LASTEXITCODE
     if (-not (Test-Path $trx)) {
-        Write-Warning 'The xunit run wrote no results.'
-        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+        Write-Warning "The xunit run ($Name) wrote no results."
+        return [pscustomobject]@{ Name = $Name; Passed = 0; Failed = 1; Skipped = 0; FailedTests = @("$Name (no results, exit code $exitCode)"); SkippedTests = @() }
     }
 
-    $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
+    $run = ([xml](Get-Content -Raw $trx)).TestRun
+    $counters = $run.ResultSummary.Counters
+    $results = @($run.Results.UnitTestResult)
+    # Named with the run: the two engine runs share their tests' names.
+    $failedTests = @($results | Where-Object outcome -In 'Failed', 'Error', 'Timeout' | ForEach-Object { "$Name $($_.testName)" })
     $failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout
     if ($exitCode -ne 0 -and $failed -eq 0) {
         # A crashed test host can leave a results file that shows no failure.
-        Write-Warning "dotnet test exited with $exitCode; counting the run as failed."
+        Write-Warning "dotnet test ($Name) exited with $exitCode; counting the run as failed."
         $failed = 1
+        $failedTests += "$Name (the test host exited with $exitCode)"
     }
-    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = $failed; Skipped = [int]$counters.notExecuted }
+    $skippedTests = @($results | Where-Object outcome -EQ 'NotExecuted' | ForEach-Object {
+            [pscustomobject]@{ Name = "$Name $($_.testName)"; Reason = $_.Output.ErrorInfo.Message }
+        })
+    # The counters leave skipped tests out (notExecuted stays 0): they are the results marked NotExecuted.
+    [pscustomobject]@{
+        Name = $Name; Passed = [int]$counters.passed; Failed = $failed; Skipped = $skippedTests.Count
+        FailedTests = $failedTests; SkippedTests = $skippedTests
+    }
 }
 
 # Runs Pester in a child pwsh, so the module's DLLs are never loaded into this process.
@@ -208,26 +253,90 @@ function Invoke-ModuleTests {
         -ModuleManifest (Join-Path $ModuleOut 'KeyShell.psd1') -ResultsDirectory $ResultsDir -Filter "$TestFilter" | Out-Host
     if (-not (Test-Path $summary)) {
         Write-Warning "The Pester run wrote no summary (exit code $LASTEXITCODE)."
-        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+        return [pscustomobject]@{ Name = 'Pester'; Passed = 0; Failed = 1; Skipped = 0; FailedTests = @("Pester (no summary, exit code $LASTEXITCODE)"); SkippedTests = @() }
     }
 
-    Get-Content -Raw $summary | ConvertFrom-Json
+    $result = Get-Content -Raw $summary | ConvertFrom-Json
+    $result.FailedTests = @($result.FailedTests | ForEach-Object { "Pester $_" })
+    foreach ($skipped in $result.SkippedTests) { $skipped.Name = "Pester $($skipped.Name)" }
+    $result | Add-Member -NotePropertyName Name -NotePropertyValue 'Pester' -PassThru
+}
+
+# One run of the whole suite: both engine builds under xunit, then the module under Pester.
+function Invoke-TestRun {
+    param([string] $Package)
+    Invoke-EngineTests -Project 'tests/KeyShell.Engine.Tests' -Name 'xunit (net8.0 engine)'
+    Invoke-EngineTests -Project 'tests/KeyShell.Engine.Tests.NetStandard' -Name 'xunit (netstandard2.0 engine)'
+    Invoke-ModuleTests -Package $Package
 }
 
 function Invoke-Test {
     Invoke-Build
     $null = New-Item -ItemType Directory -Force -Path $ResultsDir
     $package = New-Package | Select-Object -Last 1
-    $engine = Invoke-EngineTests
-    $module = Invoke-ModuleTests -Package $package
+    $runs = foreach ($number in 1..$Repeat) {
+        $watch = [System.Diagnostics.Stopwatch]::StartNew()
+        $parts = @(Invoke-TestRun -Package $package)
+        [pscustomobject]@{
+            Number = $number; Elapsed = $watch.Elapsed; Parts = $parts
+            Passed = ($parts | Measure-Object Passed -Sum).Sum; Failed = ($parts | Measure-Object Failed -Sum).Sum
+            Skipped = ($parts | Measure-Object Skipped -Sum).Sum
+        }
+    }
+
     Write-Host ''
-    Write-Host "xunit:  $($engine.Passed) passed, $($engine.Failed) failed, $($engine.Skipped) skipped"
-    Write-Host "Pester: $($module.Passed) passed, $($module.Failed) failed, $($module.Skipped) skipped"
-    $passed = $engine.Passed + $module.Passed
-    $failed = $engine.Failed + $module.Failed
-    $skipped = $engine.Skipped + $module.Skipped
-    Write-Host "$passed passed, $failed failed, $skipped skipped"
+    foreach ($run in $runs) {
+        if ($Repeat -gt 1) { Write-Host ("Run {0} of {1}, {2:m\m\ ss\s}: {3} passed, {4} failed, {5} skipped" -f $run.Number, $Repeat, $run.Elapsed, $run.Passed, $run.Failed, $run.Skipped) }
+        foreach ($part in $run.Parts) {
+            Write-Host ("{0}{1}: {2} passed, {3} failed, {4} skipped" -f $(if ($Repeat -gt 1) { '  ' }), $part.Name, $part.Passed, $part.Failed, $part.Skipped)
+        }
+    }
+
+    $skipped = @($runs.Parts | ForEach-Object { $_.SkippedTests } | Where-Object { $_ } | Sort-Object Name, Reason -Unique)
+    if ($skipped) {
+        Write-Host 'Skipped:'
+        $skipped | ForEach-Object { Write-Host "  $($_.Name): $($_.Reason)" }
+    }
+
+    $failedTests = @($runs.Parts | ForEach-Object { $_.FailedTests } | Where-Object { $_ })
+    if ($failedTests) {
+        Write-Host "Failed (in how many of $Repeat runs):" -ForegroundColor Red
+        $failedTests | Group-Object | Sort-Object Count -Descending | ForEach-Object { Write-Host "  $($_.Name): $($_.Count)" -ForegroundColor Red }
+    }
+    elseif ($Repeat -gt 1) {
+        Write-Host "No test failed in $Repeat runs."
+    }
+
+    $passed = ($runs | Measure-Object Passed -Sum).Sum
+    $failed = ($runs | Measure-Object Failed -Sum).Sum
+    Write-Host "$passed passed, $failed failed, $(($runs | Measure-Object Skipped -Sum).Sum) skipped"
     if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
+}
+
+# The user scope of $env:PSModulePath, as PowerShell 7 computes it.
+function Get-UserModulePath {
+    if ($IsWindows) { return Join-Path ([Environment]::GetFolderPath('MyDocuments')) 'PowerShell/Modules' }
+    $data = if ($env:XDG_DATA_HOME) { $env:XDG_DATA_HOME } else { Join-Path $HOME '.local/share' }
+    Join-Path $data 'powershell/Modules'
+}
+
+function Invoke-Install {
+    if (-not $NoBuild) { Invoke-Build }
+    $manifest = Join-Path $ModuleOut 'KeyShell.psd1'
+    if (-not (Test-Path $manifest)) { throw "There is no built module in ${ModuleOut}: run Install without -NoBuild." }
+    $version = (Import-PowerShellDataFile $manifest).ModuleVersion
+    $target = Join-Path (Get-UserModulePath) "KeyShell/$version"
+    if (Test-Path $target) {
+        try { Remove-Item $target -Recurse -Force -ErrorAction Stop }
+        catch {
+            throw "Could not replace $target ($($_.Exception.Message)). A PowerShell session that imported KeyShell $version " +
+                'keeps its DLLs open on Windows: close it (or Remove-Module KeyShell there), then run Install again.'
+        }
+    }
+    $null = New-Item -ItemType Directory -Force -Path $target
+    Copy-Item (Join-Path $ModuleOut '*') $target -Recurse
+    Write-Host "Installed KeyShell $version in $target"
+    Write-Host 'Next, in any new pwsh: Import-Module KeyShell'
 }
 
 function Invoke-Demo {
@@ -299,6 +408,7 @@ try {
         'Bench' { Invoke-Bench }
         'Soak' { Invoke-Soak }
         'Test' { Invoke-Test }
+        'Install' { Invoke-Install }
         'Demo' { Invoke-Demo }
         'Clean' { Invoke-Clean }
     }

@@ -20,11 +20,14 @@ public class AllocationTests
     private const int Connections = 8;
     private const int RequestsPerConnection = 12_500;
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(1)]
     [InlineData(16)]
     public void TheServerAllocatesNothingPerRequestWithTheLogOff(int pipeline)
     {
+#if ENGINE_NETSTANDARD
+        Skip.If(true, "a promise of the net8.0 engine (ValueTask socket calls); the netstandard2.0 build's Task-based calls allocate by design");
+#endif
         using var server = StartServer(o => o.LogPath = null);
         var sockets = Enumerable.Range(0, Connections).Select(_ => Connect(server.Port)).ToArray();
         try

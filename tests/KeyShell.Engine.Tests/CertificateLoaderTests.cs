@@ -30,7 +30,17 @@ public class CertificateLoaderTests
         return error;
     }
 
+#if ENGINE_NETSTANDARD
     [Fact]
+    public void APemFileOnTheNetStandardBuildIsAClearErrorThatNamesPfx()
+    {
+        var path = WritePem(_directory, "server.pem", Certificates.Server);
+        var error = AssertInvalid(() => CertificateLoader.Load(path, null, null, out _), "needs PowerShell 7", path);
+        Assert.Contains("PFX", error.Message);
+    }
+#endif
+
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
     public void ReadsAPemFileHoldingTheCertificateAndItsKey()
     {
         var path = WritePem(_directory, "server.pem", Certificates.Server);
@@ -38,7 +48,7 @@ public class CertificateLoaderTests
         Assert.Empty(chain);
     }
 
-    [Fact]
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
     public void ReadsTheKeyFromItsOwnFile()
     {
         var path = WritePem(_directory, "cert.pem", Certificates.Server, withKey: false);
@@ -46,7 +56,7 @@ public class CertificateLoaderTests
         AssertIsServerCertificate(CertificateLoader.Load(path, key));
     }
 
-    [Fact]
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
     public void ReadsAnEncryptedPkcs8KeyWithItsPassword()
     {
         var path = WritePem(_directory, "cert.pem", Certificates.Server, withKey: false);
@@ -54,7 +64,7 @@ public class CertificateLoaderTests
         AssertIsServerCertificate(CertificateLoader.Load(path, key, Secure("s3cret")));
     }
 
-    [Fact]
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
     public void ReadsSec1AndPkcs1Keys()
     {
         using var ec = Certificates.Server.GetECDsaPrivateKey()!;
@@ -72,14 +82,14 @@ public class CertificateLoaderTests
         }
     }
 
-    [Fact]
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
     public void IgnoresAPasswordGivenForAKeyThatIsNotEncrypted()
     {
         var path = WritePem(_directory, "server.pem", Certificates.Server);
         AssertIsServerCertificate(CertificateLoader.Load(path, null, Secure("unneeded")));
     }
 
-    [Fact]
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
     public void TakesTheCertificateTheKeyBelongsToFromAFullChainInAnyOrder()
     {
         var leafFirst = WritePem(_directory, "fullchain.pem", Certificates.Server, withKey: false, password: null, Certificates.Authority);
@@ -103,7 +113,7 @@ public class CertificateLoaderTests
         AssertIsServerCertificate(CertificateLoader.Load(openPfx));
     }
 
-    [Fact]
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
     public void ServerCertificateFromFileCarriesTheChain()
     {
         var path = WritePem(_directory, "fullchain.pem", Certificates.Server, withKey: true, password: null, Certificates.Authority);
@@ -136,7 +146,7 @@ public class CertificateLoaderTests
         AssertInvalid(() => CertificateLoader.Load(broken), "not base64", broken);
     }
 
-    [Fact]
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
     public void ACertificateWithoutAKeySaysWhereTheKeyShouldCome()
     {
         var pem = WritePem(_directory, "cert.pem", Certificates.Server, withKey: false);
@@ -160,7 +170,7 @@ public class CertificateLoaderTests
         Assert.Same(withoutKey, error.Target);
     }
 
-    [Fact]
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
     public void AWrongOrMissingPasswordSaysSo()
     {
         var cert = WritePem(_directory, "cert.pem", Certificates.Server, withKey: false);
@@ -173,7 +183,7 @@ public class CertificateLoaderTests
         AssertInvalid(() => CertificateLoader.Load(pfx), $"Cannot open '{pfx}': it needs a password", pfx);
     }
 
-    [Fact]
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
     public void AKeyOfAnotherCertificateSaysSo()
     {
         var cert = WritePem(_directory, "cert.pem", Certificates.Server, withKey: false);

@@ -10,14 +10,23 @@ namespace KeyShell.Engine.Tests;
 /// </summary>
 public class ClientCertificatePolicyTests
 {
+#if ENGINE_NETSTANDARD
+    // The netstandard2.0 build has only the extra-store verifier.
+    public static TheoryData<string> Verifiers => new() { "ExtraStore" };
+#else
     public static TheoryData<string> Verifiers => new() { "CustomRoots", "ExtraStore" };
+#endif
 
     private static TestCertificates Certificates => Shared;
 
     private static string? Verify(string verifier, X509Certificate2 certificate, X509Certificate2Collection authorities, X509Certificate2Collection? intermediates = null) =>
+#if ENGINE_NETSTANDARD
+        AuthorityChain.VerifyWithExtraStore(certificate, authorities, AuthorityChain.ClientAuthentication, intermediates);
+#else
         verifier == "CustomRoots"
             ? AuthorityChain.VerifyWithCustomRoots(certificate, authorities, AuthorityChain.ClientAuthentication, intermediates)
             : AuthorityChain.VerifyWithExtraStore(certificate, authorities, AuthorityChain.ClientAuthentication, intermediates);
+#endif
 
     private static X509Certificate2Collection Authorities(params X509Certificate2[] certificates) => new(certificates);
 

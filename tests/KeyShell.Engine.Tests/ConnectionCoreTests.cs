@@ -9,7 +9,12 @@ using static KeyShell.Engine.Tests.TestSupport;
 namespace KeyShell.Engine.Tests;
 
 /// <summary>The defects the one connection core fixed, each pinned on both transports.</summary>
+#if ENGINE_NETSTANDARD
+// The netstandard2.0 build has no event loops: there these tests run once, as ConnectionCoreTestsOnTheAsyncPath.
+public abstract class ConnectionCoreTests : TransportTests
+#else
 public class ConnectionCoreTests : TransportTests
+#endif
 {
     [Fact]
     public void AClientThatStopsReadingIsClosedAfterTheIdleTimeoutAndFreesItsSlot()

@@ -7,7 +7,12 @@ using static KeyShell.Engine.Tests.TestSupport;
 
 namespace KeyShell.Engine.Tests;
 
+#if ENGINE_NETSTANDARD
+// The netstandard2.0 build has no event loops: there these tests run once, as ServerTestsOnTheAsyncPath.
+public abstract class ServerTests : TransportTests
+#else
 public class ServerTests : TransportTests
+#endif
 {
     [Fact]
     public void LinuxServesFromEventLoopsAndOtherwiseFromTheAsyncPath()
@@ -31,36 +36,34 @@ public class ServerTests : TransportTests
             Assert.Equal(Reply(i), ReadLines(client, 1).Single());
         }
 
-        // Each of the 16 subscriber failures (a connect and a disconnect per client) is reported once.
-        Eventually(() => server.ActiveConnections == 0, "every connection closed");
+        // Each of the 16 subscriber failures (a connect and a disconnect per client) is reported, once: none
+        // is lost (the count gets there), and none is reported twice (it is still there after the stop).
+        Eventually(() => server.InternalErrors == 16, "every subscriber failure reported");
+        server.Stop();
         Assert.Equal(16, server.InternalErrors);
         Assert.Equal(16, Volatile.Read(ref reported));
     }
 
-    [Fact]
-    public void EventsCarryTheClientsAddressOverIPv4AndIPv6()
+    [SkippableTheory]
+    [InlineData("127.0.0.1")]
+    [InlineData("::1")]
+    public void EventsCarryTheClientsAddressOverIPv4AndIPv6(string loopback)
     {
-        foreach (var address in new[] { IPAddress.Loopback, IPAddress.IPv6Loopback })
+        var address = IPAddress.Parse(loopback);
+        SkipWithoutIPv6(address);
+        using var server = StartServer(o =>
         {
-            if (address.AddressFamily == AddressFamily.InterNetworkV6 && !Socket.OSSupportsIPv6)
-            {
-                continue; // no IPv6 here: the IPv4 case still ran
-            }
-
-            using var server = StartServer(o =>
-            {
-                o.LogPath = null;
-                o.Address = address;
-            });
-            using var connected = new BlockingCollection<string?>();
-            server.ClientConnected += (_, e) => connected.Add(e.RemoteEndPoint);
-            using var client = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-            client.Connect(address, server.Port);
-            Send(client, "1 1\n");
-            Assert.Equal(Reply(1), ReadLines(client, 1).Single());
-            Assert.True(connected.TryTake(out var remote, TimeSpan.FromSeconds(10)), "no ClientConnected event");
-            Assert.Equal(client.LocalEndPoint!.ToString(), remote);
-        }
+            o.LogPath = null;
+            o.Address = address;
+        });
+        using var connected = new BlockingCollection<string?>();
+        server.ClientConnected += (_, e) => connected.Add(e.RemoteEndPoint);
+        using var client = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        client.Connect(address, server.Port);
+        Send(client, "1 1\n");
+        Assert.Equal(Reply(1), ReadLines(client, 1).Single());
+        Assert.True(connected.TryTake(out var remote, Bound), "no ClientConnected event");
+        Assert.Equal(client.LocalEndPoint!.ToString(), remote);
     }
 
     [Fact]
@@ -120,33 +123,37 @@ public class ServerTests : TransportTests
         Assert.Equal("Error: request too long\n", ReadToEnd(client));
     }
 
-    [Fact]
-    public void SixtyFourClientsConnectingAtOnceAreAllServedPromptly()
+    [SkippableFact]
+    public void SixtyFourClientsConnectingAtOnceAreAllServedWithoutARetriedConnect()
     {
         using var server = StartServer();
         using var start = new Barrier(64);
         var replies = new string[64];
+        var retransmissions = new int[64];
         var threads = Enumerable.Range(0, 64).Select(i => new Thread(() =>
         {
             start.SignalAndWait(Bound);
             using var client = Connect(server.Port);
+            retransmissions[i] = OperatingSystem.IsLinux() ? TcpInfo.Retransmissions(client) : 0; // before any data: SYNs only
             Send(client, $"{i} {i % 10}\n");
             replies[i] = ReadLines(client, 1).Single();
         })).ToList();
-        var watch = System.Diagnostics.Stopwatch.StartNew();
         threads.ForEach(t => t.Start());
         threads.ForEach(t => Assert.True(t.Join(Bound)));
         Assert.Equal(Enumerable.Range(0, 64).Select(i => Reply(i % 10)), replies);
 
-        // A dropped SYN is retried after a full second: a listen queue too short for the burst shows here.
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"64 simultaneous connects took {watch.Elapsed}");
+        // A listen queue too short for the burst drops SYNs, and the client's kernel sends them again a second
+        // later (the seed's backlog of 3 did). The kernel counts those retries: none may have been needed,
+        // however long the machine took to run the connects.
+        Skip.IfNot(OperatingSystem.IsLinux(), "every client was served; counting retried SYNs needs Linux's TCP_INFO");
+        Assert.All(retransmissions, count => Assert.Equal(0, count));
     }
 
     [Fact]
     public void TheLogShowsEveryRequestAndReplyWithItsClientInOrder()
     {
-        var server = StartServer();
-        var clients = Enumerable.Range(1, 3).Select(_ => Connect(server.Port)).ToArray();
+        using var server = StartServer();
+        using var clients = ConnectMany(server.Port, 3);
         for (var round = 0; round < 3; round++)
         {
             for (var c = 0; c < 3; c++)
@@ -156,11 +163,7 @@ public class ServerTests : TransportTests
             }
         }
 
-        foreach (var client in clients)
-        {
-            client.Dispose();
-        }
-
+        clients.Dispose(); // the three goodbyes, before the stop
         server.Stop();
         var lines = LogLines(server.LogPath!);
         Assert.Equal("SYSTEM: Server launched", lines.First());
@@ -198,7 +201,7 @@ public class ServerTests : TransportTests
     [Fact]
     public void LogEscapesBytesThatCouldForgeALine()
     {
-        var server = StartServer();
+        using var server = StartServer();
         using (var client = Connect(server.Port))
         {
             client.Send(new byte[] { (byte)'1', (byte)' ', 0x01, (byte)'\r', (byte)'S', (byte)'\\', 0xFF, (byte)'\n' });
@@ -213,7 +216,7 @@ public class ServerTests : TransportTests
     public void AClientNamedQuestionMarkOrHoldingABackslashReadsBackFromTheLog()
     {
         // Found by the fuzzer: "?" also marks a reply to a request with no valid client.
-        var server = StartServer();
+        using var server = StartServer();
         using (var client = Connect(server.Port))
         {
             Send(client, "? 1\na\\b 2\n1 2 3\n");
@@ -232,7 +235,7 @@ public class ServerTests : TransportTests
     [Fact]
     public void TimestampsArePrefixedInIso8601Utc()
     {
-        var server = StartServer(o => o.Timestamps = true);
+        using var server = StartServer(o => o.Timestamps = true);
         server.Stop();
         var first = LogLines(server.LogPath!).First();
         var space = first.IndexOf(' ');
@@ -267,7 +270,7 @@ public class ServerTests : TransportTests
     [Fact]
     public void ARestartOnTheSamePortRightAfterAStopWorks()
     {
-        var server = StartServer();
+        using var server = StartServer();
         var port = server.Port;
         using (var client = Connect(port))
         {
@@ -283,14 +286,15 @@ public class ServerTests : TransportTests
     }
 
     [Fact]
-    public void StopClosesIdleConnectionsAndReturnsPromptly()
+    public async Task StopClosesIdleConnectionsAndReturnsPromptly()
     {
-        var server = StartServer(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
-        var clients = Enumerable.Range(0, 20).Select(_ => Connect(server.Port)).ToArray();
+        // Idle connections are closed at once, not waited for: with a shutdown timeout far beyond the test's
+        // bound, a stop that waited on them could not return within that bound, however fast the machine.
+        using var server = StartServer(o => o.ShutdownTimeout = 4 * Bound);
+        using var clients = ConnectMany(server.Port, 20);
         Eventually(() => server.ActiveConnections == 20, "20 open connections");
-        var watch = System.Diagnostics.Stopwatch.StartNew();
-        server.Stop();
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"stop took {watch.Elapsed}");
+        var stop = Task.Run(server.Stop);
+        Assert.True(await Task.WhenAny(stop, Task.Delay(Bound)) == stop, $"the stop waited on idle connections (shutdown timeout {server.ShutdownTimeout})");
         Assert.Equal(KeyServerState.Stopped, server.State);
         Assert.All(clients, c => Assert.Equal(string.Empty, ReadToEnd(c)));
         Assert.Throws<SocketException>(() => Connect(server.Port));
@@ -299,11 +303,30 @@ public class ServerTests : TransportTests
     [Fact]
     public void IdleConnectionsAreClosedAfterTheTimeoutEvenWhenTrickling()
     {
+        // The idle timeout counts from the last completed request: bytes that never complete one do not hold
+        // the slot. Trickle a byte every 50 ms (a sixth of the timeout), never a whole request, until the server
+        // closes the connection; the bound is the test's.
         using var server = StartServer(o => o.IdleTimeout = TimeSpan.FromMilliseconds(300));
         using var client = Connect(server.Port);
-        Send(client, "1");
-        Thread.Sleep(150);
-        Send(client, " ");
+        var deadline = DateTime.UtcNow + Bound;
+        while (true)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "a connection that trickled bytes was never closed");
+            try
+            {
+                Send(client, "1"); // a client name growing by one byte: no space, so never a request
+            }
+            catch (SocketException)
+            {
+                break; // closed with a byte still unread on the server's side: the close came as a reset
+            }
+
+            if (client.Poll(50_000, SelectMode.SelectRead))
+            {
+                break;
+            }
+        }
+
         Assert.Equal(string.Empty, ReadToEnd(client));
         Assert.Equal(1, server.IdleClosed);
     }

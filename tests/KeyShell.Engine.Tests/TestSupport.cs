@@ -39,6 +39,38 @@ internal static class TestSupport
         return ((IPEndPoint)probe.LocalEndPoint!).Port;
     }
 
+    /// <summary>Opens <paramref name="count"/> connections; disposing the set closes them all (also when a test fails).</summary>
+    public static SocketSet ConnectMany(int port, int count)
+    {
+        var sockets = new SocketSet();
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                sockets.Add(Connect(port));
+            }
+
+            return sockets;
+        }
+        catch
+        {
+            sockets.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A loopback port that refuses connections for as long as the returned socket is held: bound, never
+    /// listening. (A port merely found free can be handed to another test's server meanwhile, and answer.)
+    /// </summary>
+    public static Socket RefusingPort(out int port)
+    {
+        var holder = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        holder.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        port = ((IPEndPoint)holder.LocalEndPoint!).Port;
+        return holder;
+    }
+
     public static Socket Connect(int port)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
@@ -118,5 +150,40 @@ internal static class TestSupport
         return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
     }
 
+    /// <summary>
+    /// Skips the running test when <paramref name="address"/> is an IPv6 one and this machine has no IPv6
+    /// loopback (a kernel or container without IPv6): reported as skipped, with the reason.
+    /// </summary>
+    public static void SkipWithoutIPv6(IPAddress address) =>
+        Skip.If(address.AddressFamily == AddressFamily.InterNetworkV6 && !IPv6Loopback.Value, "no IPv6 loopback on this machine: [::1] cannot be bound");
+
+    private static readonly Lazy<bool> IPv6Loopback = new(() =>
+    {
+        try
+        {
+            using var probe = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp);
+            probe.Bind(new IPEndPoint(IPAddress.IPv6Loopback, 0));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    });
+
     public static string Reply(int key) => "Response for the key " + key + " : " + new[] { 12, 45, 78, 23, 56, 89, 34, 67, 90, 10 }[key];
+}
+
+/// <summary>
+/// A fact about what only the net8.0 engine build does (the one PowerShell 7 loads); in the run against the
+/// netstandard2.0 build (Windows PowerShell 5.1) it is reported as skipped, with why.
+/// </summary>
+public sealed class Net8EngineFactAttribute : FactAttribute
+{
+    public Net8EngineFactAttribute(string why)
+    {
+#if ENGINE_NETSTANDARD
+        Skip = "the net8.0 engine only: " + why;
+#endif
+    }
 }

@@ -10,15 +10,21 @@ Describe 'Start-KeyServer -Handler' {
     AfterEach { Get-KeyServer | Stop-KeyServer }
 
     It 'runs handlers in parallel on several background runspaces' {
-        $server = Start-KeyServer -Port 0 -NoLog -ThrottleLimit 4 -Handler {
-            param($Request)
-            Start-Sleep -Milliseconds 400
-            "$($Request.ClientId) $([runspace]::DefaultRunspace.InstanceId)"
+        # Each handler waits (bounded) until all four requests are inside a handler at once: only handlers that
+        # run in parallel, each on its own runspace, can all report it. -ArgumentList hands them the same barrier.
+        $barrier = [System.Threading.Barrier]::new(4)
+        try {
+            $server = Start-KeyServer -Port 0 -NoLog -ThrottleLimit 4 -ArgumentList $barrier -Handler {
+                param($Request, $Barrier)
+                $together = $Barrier.SignalAndWait(8000)
+                "$($Request.ClientId) $([runspace]::DefaultRunspace.InstanceId) together=$together"
+            }
+            $replies = Invoke-KeyClient -Sequences 'a 1', 'b 1', 'c 1', 'd 1' -Port $server.Port -TimeoutSec 30
+            @($replies).Count | Should -Be 4
+            $replies | ForEach-Object { ($_.Reply -split ' ')[2] | Should -Be 'together=True' -Because 'the four requests were in handlers at once' }
+            @($replies | ForEach-Object { ($_.Reply -split ' ')[1] } | Select-Object -Unique).Count | Should -Be 4
         }
-        $elapsed = Measure-Command { $replies = Invoke-KeyClient -Sequences 'a 1', 'b 1', 'c 1', 'd 1' -Port $server.Port }
-        @($replies).Count | Should -Be 4
-        @($replies | ForEach-Object { ($_.Reply -split ' ')[1] } | Select-Object -Unique).Count | Should -BeGreaterThan 1
-        $elapsed.TotalMilliseconds | Should -BeLessThan 1600 -Because 'four 400 ms handlers in sequence would take at least 1.6 s'
+        finally { $barrier.Dispose() }
     }
 
     It 'gives the handler the request, -ArgumentList, and what -InitializationScript defined' {
@@ -40,7 +46,8 @@ Describe 'Start-KeyServer -Handler' {
         $server = Start-KeyServer -Port 0 -NoLog -HandlerTimeoutSec 1 -ThrottleLimit 2 -Handler { param($Request) if ($Request.Key -eq 'slow') { Start-Sleep -Seconds 30 } 'quick' }
         $elapsed = Measure-Command { $replies = Invoke-KeyClient -Sequences '1 slow quick' -Port $server.Port -Connection Persistent }
         $replies.Reply | Should -Be 'Error: handler timed out', 'quick'
-        $elapsed.TotalSeconds | Should -BeLessThan 5
+        # About 1 s; ten is a bound that says it ends, not how fast (the replies above show the timeout acted).
+        $elapsed.TotalSeconds | Should -BeLessThan 10
         $server.Errors | Should -Be 1
     }
 

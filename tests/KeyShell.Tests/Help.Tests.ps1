@@ -124,8 +124,9 @@ Describe 'Example "<Title>" of <Command>' -ForEach $examples {
             $code = $code -replace '\bload\d\b', '127.0.0.1' -replace '\bserver1\b', '127.0.0.1'
         }
         if ($code -match 'Start-KeyServer[^\r\n]*-Wait') {
-            # A foreground server: stop it from another runspace once it is up.
-            $null = Start-ThreadJob { Import-Module $using:env:KEYSHELL_MODULE; while (-not (Get-KeyServer)) { Start-Sleep -Milliseconds 50 }; Start-Sleep -Milliseconds 300; Stop-KeyServer -All }
+            # A foreground server: stop it from another runspace once it is up (a stop that comes before the
+            # foreground loop starts ends it as well). AfterEach removes the job, should the server never start.
+            $null = Start-ThreadJob { Import-Module $using:env:KEYSHELL_MODULE; while (-not (Get-KeyServer)) { Start-Sleep -Milliseconds 50 }; Stop-KeyServer -All }
         }
         $ErrorActionPreference = 'Stop'
         { $null = & ([scriptblock]::Create($code)) } | Should -Not -Throw

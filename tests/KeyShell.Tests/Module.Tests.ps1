@@ -134,6 +134,33 @@ Describe 'The package' {
     }
 }
 
+Describe 'build.ps1 -Task Install' {
+    It 'puts the built module where Import-Module KeyShell finds it by name, replacing a copy of the same version' {
+        if ($IsWindows) { Set-ItResult -Skipped -Because 'on Windows the user module folder is Documents\PowerShell\Modules, which HOME does not move: the test would install into the real one' }
+        $userHome = Join-Path $Directory 'home'
+        $version = (Import-PowerShellDataFile $env:KEYSHELL_MODULE).ModuleVersion
+        $target = Join-Path $userHome ".local/share/powershell/Modules/KeyShell/$version"
+        $null = New-Item -ItemType Directory -Force -Path $target
+        Set-Content (Join-Path $target 'left-by-an-older-build.txt') 'stale'
+
+        # -NoBuild: this suite runs on the module built in out/KeyShell, which Install copies as it is.
+        $build = Join-Path $PSScriptRoot '../../build.ps1'
+        $install = Invoke-ChildPwsh -Arguments '-NoProfile', '-NonInteractive', '-File', $build, '-Task', 'Install', '-NoBuild' -Environment @{ HOME = $userHome; XDG_DATA_HOME = $null }
+        $install.ExitCode | Should -Be 0 -Because ($install.Output -join "`n")
+        $install.Output | Should -Contain "Installed KeyShell $version in $target"
+        $install.Output | Should -Contain 'Next, in any new pwsh: Import-Module KeyShell'
+        Join-Path $target 'KeyShell.psd1' | Should -Exist
+        Join-Path $target 'left-by-an-older-build.txt' | Should -Not -Exist
+
+        # A fresh pwsh of that user (no module path inherited from this one) imports it by name, and it works.
+        $script = 'Import-Module KeyShell -ErrorAction Stop; (Get-Module KeyShell).ModuleBase; (Get-Command Start-KeyServer).Source; ' +
+            '$s = Start-KeyServer -Port 0 -NoLog; Test-KeyServer -Port $s.Port; $s | Stop-KeyServer; $s.State'
+        $fresh = Invoke-ChildPwsh -Arguments '-NoProfile', '-NonInteractive', '-Command', $script -Environment @{ HOME = $userHome; XDG_DATA_HOME = $null; PSModulePath = $null }
+        $fresh.ExitCode | Should -Be 0 -Because ($fresh.Output -join "`n")
+        $fresh.Output | Should -Be $target, 'KeyShell', 'True', 'Stopped'
+    }
+}
+
 Describe 'Beyond one machine' {
     It 'returns reply objects that survive serialization through Start-Job' {
         $job = Start-Job -ScriptBlock {

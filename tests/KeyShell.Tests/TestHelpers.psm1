@@ -1,6 +1,7 @@
 # Helpers shared by the Pester suites: free ports, child pwsh processes, raw TCP clients, bounded waits.
 
-$script:Bound = [TimeSpan]::FromSeconds(20)
+# Generous: a child pwsh that starts and imports the module took over 20 s on a loaded 2-core machine.
+$script:Bound = [TimeSpan]::FromSeconds(60)
 
 function Get-FreePort {
     $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
@@ -63,6 +64,36 @@ function Wait-ChildOutput {
         Start-Sleep -Milliseconds 50
     }
     throw "Timed out waiting for '$Pattern'. Output so far:`n$($Child.Output -join "`n")"
+}
+
+# Runs pwsh with $Arguments to its end (bounded) and returns its exit code and output lines (stdout, then
+# stderr). $Environment changes the child's environment: a $null value removes the variable.
+function Invoke-ChildPwsh {
+    param([Parameter(Mandatory)] [string[]] $Arguments, [hashtable] $Environment = @{})
+    $info = [System.Diagnostics.ProcessStartInfo]::new((Get-PwshPath))
+    foreach ($argument in $Arguments) { $info.ArgumentList.Add($argument) }
+    foreach ($name in $Environment.Keys) {
+        if ($null -eq $Environment[$name]) { $null = $info.Environment.Remove($name) } else { $info.Environment[$name] = $Environment[$name] }
+    }
+    $info.RedirectStandardOutput = $true
+    $info.RedirectStandardError = $true
+    $info.UseShellExecute = $false
+    $process = [System.Diagnostics.Process]::Start($info)
+    try {
+        $stdout = $process.StandardOutput.ReadToEndAsync()
+        $stderr = $process.StandardError.ReadToEndAsync()
+        # Three times the usual bound: a pwsh that starts, imports the module and serves, on a busy machine.
+        if (-not $process.WaitForExit([int](3 * $script:Bound.TotalMilliseconds))) {
+            $process.Kill($true)
+            throw "pwsh $Arguments did not end within $(3 * $script:Bound)."
+        }
+        $process.WaitForExit() # the output is read to its end too
+        [pscustomobject]@{
+            ExitCode = $process.ExitCode
+            Output   = @(@($stdout.Result -split '\r?\n') + @($stderr.Result -split '\r?\n') | Where-Object { $_ })
+        }
+    }
+    finally { $process.Dispose() }
 }
 
 function Stop-ChildPwsh {
