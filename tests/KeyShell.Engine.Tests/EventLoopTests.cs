@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using KeyShell.Engine.Server;
 using KeyShell.Engine.Transport.Epoll;
+using static KeyShell.Engine.Tests.LoopTestSupport;
 using static KeyShell.Engine.Tests.TestSupport;
 
 namespace KeyShell.Engine.Tests;
@@ -80,15 +81,6 @@ public class EventLoopTests
         Assert.Contains("epoll_ctl", thrown.Message);
     }
 
-    /// <summary>Runs <paramref name="work"/> on the loop's thread and returns its result.</summary>
-    private static T OnLoop<T>(EventLoop loop, Func<T> work)
-    {
-        var done = new TaskCompletionSource<T>();
-        loop.Post(() => done.SetResult(work()));
-        Assert.True(done.Task.Wait(Bound), "the loop did not run the posted work");
-        return done.Task.Result;
-    }
-
     private sealed class CountingHandler : IPollable
     {
         public int Ready;
@@ -133,34 +125,6 @@ public class EventLoopTests
         public void Wake() => _batches.Add(Array.Empty<ulong>());
 
         public void Dispose() => _batches.Dispose();
-    }
-
-    /// <summary>epoll, with a record of what was added and removed.</summary>
-    private sealed class RecordingPoller : IPoller
-    {
-        private readonly EpollPoller _inner = new(64);
-
-        public ConcurrentQueue<(string Operation, int Descriptor)> Calls { get; } = new();
-
-        public void Add(int descriptor, Interest interest, ulong token)
-        {
-            Calls.Enqueue(("add", descriptor));
-            _inner.Add(descriptor, interest, token);
-        }
-
-        public void Change(int descriptor, Interest interest, ulong token) => _inner.Change(descriptor, interest, token);
-
-        public void Remove(int descriptor)
-        {
-            Calls.Enqueue(("remove", descriptor));
-            _inner.Remove(descriptor);
-        }
-
-        public int Wait(Span<ulong> tokens, int timeoutMs) => _inner.Wait(tokens, timeoutMs);
-
-        public void Wake() => _inner.Wake();
-
-        public void Dispose() => _inner.Dispose();
     }
 }
 #endif

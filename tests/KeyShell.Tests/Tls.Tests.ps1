@@ -315,6 +315,7 @@ Describe 'Broken and stalled handshakes' {
         Wait-Until { $server.Rejected -eq 2 } -Because 'the second refusal to be counted'
 
         (Invoke-KeyClient -Sequences '1 7' -Port $server.Port).Value | Should -Be 67
+        $server.Connections | Should -Be 3 -Because 'only its first bytes tell a TLS client, after it was accepted (about_KeyShell says so)'
         $log = Stop-AndReadLog $server
         @($log | Where-Object { $_ -eq 'SYSTEM: Client refused (handshake)' }).Count | Should -Be 2
         @($log | Where-Object { $_ -match '^(Client|Server): ' }) | Should -Be 'Client: 1 7', 'Server: 1 Response for the key 7 : 67' -Because 'a ClientHello is not a request'

@@ -79,10 +79,25 @@ internal sealed class ConnectionTable : IDisposable
         }
     }
 
-    public void Add(ServerSession session)
+    /// <summary>Lists a new connection; false (and not listed) when a stop began meanwhile, whose sweep of the
+    /// table might have missed it.</summary>
+    public bool TryAdd(ServerSession session)
     {
         _live[session.Id] = session;
+        Interlocked.MemoryBarrier(); // pairs with CloseAllAsync's: it sees this connection, or this sees the stop
+        if (_closing)
+        {
+            _live.TryRemove(session.Id, out _);
+            if (_live.IsEmpty)
+            {
+                _empty.TrySetResult(true);
+            }
+
+            return false;
+        }
+
         Interlocked.Increment(ref _accepted);
+        return true;
     }
 
     public void CountRejected() => Interlocked.Increment(ref _rejected);

@@ -70,8 +70,9 @@ public sealed partial class KeyServer
     /// Records a refused peer: counted in <see cref="Rejected"/>, one <c>SYSTEM: Client refused (&lt;reason&gt;)</c>
     /// log line, the meter's keyshell.rejected_connections (error.type address_not_allowed,
     /// tls_client_certificate_refused or tls_handshake_failed), a diagnostic, and <see cref="ClientRefused"/> with
-    /// the details. The transport calls it and then closes the connection; a refused peer is never counted in
-    /// Connections nor logged as connected.
+    /// the details. The transport calls it and then closes the connection; a refused peer is never logged as
+    /// connected, nor counted in Connections unless, as a TLS client on a plain-text port, only its first bytes
+    /// could tell.
     /// </summary>
     internal void RefuseClient(ClientRefusal reason, string? remoteEndPoint, string? detail)
     {

@@ -231,22 +231,17 @@ public sealed partial class KeyServer : IDisposable
     {
         if (!Table.HasRoom)
         {
-            Table.CountRejected();
-            try
-            {
-                Metrics.ConnectionRejected(_stopping ? RejectionReason.Stopping : RejectionReason.MaxConnections);
-                Diagnostics.LogInformation(DiagnosticEvents.Rejected, "Turned away {Peer}: {Active} connections open, the limit is {Limit}.", peer, Table.Count, MaxConnections);
-            }
-            catch (Exception e)
-            {
-                ReportInternalError(0, peer?.ToString(), e);
-            }
-
+            TurnAway(peer);
             return null;
         }
 
         var session = new ServerSession(this, Interlocked.Increment(ref _nextConnectionId), peer);
-        Table.Add(session);
+        if (!Table.TryAdd(session))
+        {
+            TurnAway(peer); // the stop began since the check above
+            return null;
+        }
+
         try
         {
             Metrics.ConnectionOpened();
@@ -258,6 +253,28 @@ public sealed partial class KeyServer : IDisposable
         }
 
         return session;
+    }
+
+    private void TurnAway(IPEndPoint? peer)
+    {
+        Table.CountRejected();
+        try
+        {
+            if (_stopping)
+            {
+                Metrics.ConnectionRejected(RejectionReason.Stopping);
+                Diagnostics.LogInformation(DiagnosticEvents.Rejected, "Turned away {Peer}: the server is stopping.", peer);
+            }
+            else
+            {
+                Metrics.ConnectionRejected(RejectionReason.MaxConnections);
+                Diagnostics.LogInformation(DiagnosticEvents.Rejected, "Turned away {Peer}: {Active} connections open, the limit is {Limit}.", peer, Table.Count, MaxConnections);
+            }
+        }
+        catch (Exception e)
+        {
+            ReportInternalError(0, peer?.ToString(), e);
+        }
     }
 
     /// <summary>A closed connection leaves the table; its meters and subscribers hear of it. Never throws.</summary>

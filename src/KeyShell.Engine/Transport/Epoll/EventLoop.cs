@@ -92,9 +92,15 @@ internal sealed class EventLoop : IDisposable
     /// <summary>Changes what a registered socket waits for. On the loop's thread.</summary>
     public void Change(int descriptor, Interest interest, ulong token) => _poller.Change(descriptor, interest, token);
 
-    /// <summary>Stops the events of a registration; call before its socket is closed. On the loop's thread.</summary>
+    /// <summary>Stops the events of a registration; call before its socket is closed. On the loop's thread
+    /// (or after the loop has ended, when nothing is watched any more).</summary>
     public void Unregister(int descriptor, ulong token)
     {
+        if (!IsCurrentThread)
+        {
+            return; // work posted after the loop ended runs on its caller, while End forgets every entry itself
+        }
+
         _poller.Remove(descriptor);
         var index = (int)(uint)token;
         if (_entries[index].Generation == (uint)(token >> 32))

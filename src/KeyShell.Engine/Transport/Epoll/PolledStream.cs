@@ -88,9 +88,13 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket
             TryWrite();
         }
 
-        if (!_read.Active && !_write.Active)
+        try
         {
-            Watch(Interest.None); // ready with nothing asked: level-triggered epoll would report it again at once
+            WatchPending();
+        }
+        catch (Exception e)
+        {
+            Close(new IOException("The event loop could not watch the connection.", e));
         }
     }
 
@@ -114,9 +118,15 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket
     {
         if (!_loop.IsCurrentThread)
         {
+            if (_loop.HasEnded)
+            {
+                // Posting would run this on the calling thread again, and again: the loop is gone, so is the socket.
+                return new ValueTask<int>(Task.FromException<int>(new ObjectDisposedException(nameof(PolledStream))));
+            }
+
             // A handler's continuation, on the thread pool: the loop's thread does the I/O, and this waits for it.
             var done = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-            _loop.Post(() => Forward(Start(pending, buffer, cancellationToken), done));
+            _loop.Post(() => Forward(pending, buffer, cancellationToken, done));
             return new ValueTask<int>(done.Task);
         }
 
@@ -143,17 +153,26 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket
 
         if (pending.Active)
         {
-            Watch(_interest | (isRead ? Interest.Read : Interest.Write));
+            // Not when it completed at once: a reply sent inline between two reads must not leave the poller
+            // and join it again. What is left unasked is let go in OnReady, after the continuations it ran.
+            try
+            {
+                WatchPending();
+            }
+            catch (Exception e)
+            {
+                pending.Fail(e); // the kernel refused the registration: this call fails, never waits forever
+            }
         }
 
         return new ValueTask<int>(pending, pending.Version);
     }
 
-    private static async void Forward(ValueTask<int> operation, TaskCompletionSource<int> done)
+    private async void Forward(Pending pending, Memory<byte> buffer, CancellationToken cancellationToken, TaskCompletionSource<int> done)
     {
         try
         {
-            done.TrySetResult(await operation.ConfigureAwait(false));
+            done.TrySetResult(await Start(pending, buffer, cancellationToken).ConfigureAwait(false));
         }
         catch (Exception e)
         {
@@ -212,9 +231,38 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket
         }
     }
 
+    /// <summary>
+    /// Asks the loop for exactly what is pending. Level-triggered epoll reports a writable socket, and a hung-up
+    /// one whatever is asked, on every wait: with nothing pending the socket leaves the poller altogether (back
+    /// at the next read or write), and write interest lasts only while a write waits.
+    /// </summary>
+    private void WatchPending()
+    {
+        var interest = (_read.Active ? Interest.Read : Interest.None) | (_write.Active ? Interest.Write : Interest.None);
+        if (interest == Interest.None)
+        {
+            Unwatch();
+        }
+        else
+        {
+            Watch(interest);
+        }
+    }
+
+    private void Unwatch()
+    {
+        if (_registered && _socket is not null)
+        {
+            _loop.Unregister(_socket.Value, _token);
+        }
+
+        _registered = false;
+        _interest = Interest.None;
+    }
+
     private void Watch(Interest interest)
     {
-        if (interest == _interest || _socket is null)
+        if ((_registered && interest == _interest) || _socket is null)
         {
             return;
         }
@@ -287,6 +335,7 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket
                     if (Version == version)
                     {
                         Fail(new OperationCanceledException(cancellationToken));
+                        stream.WatchPending();
                     }
                 }));
             }
