@@ -280,7 +280,7 @@ public sealed partial class KeyServer : IDisposable
     /// <summary>A closed connection leaves the table; its meters and subscribers hear of it. Never throws.</summary>
     internal void Retire(ServerSession session)
     {
-        Table.Remove(session);
+        // The meters first: whoever sees the connection gone from ActiveConnections finds it in them too.
         try
         {
             Metrics.ConnectionClosed(session.OpenedAt);
@@ -292,12 +292,20 @@ public sealed partial class KeyServer : IDisposable
                     session.RemoteEndPoint,
                     IdleTimeout.TotalSeconds);
             }
+        }
+        catch (Exception e)
+        {
+            ReportError(session, e); // a meter listener's or the host logger's failure
+        }
 
+        Table.Remove(session);
+        try
+        {
             ClientDisconnected?.Invoke(this, new KeyServerEventArgs(session.Id, session.RemoteEndPoint));
         }
         catch (Exception e)
         {
-            ReportError(session, e); // a subscriber's (or a meter listener's) failure
+            ReportError(session, e); // a subscriber's failure
         }
     }
 

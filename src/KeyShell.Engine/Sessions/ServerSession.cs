@@ -243,7 +243,8 @@ internal sealed partial class ServerSession : ISession
     private Step NextStep(bool ended, bool tooLong) =>
         ended ? Step.Close
         : tooLong ? Step.DrainThenClose
-        : _server.IsStopping ? Step.Close // a stop waits for busy connections: this one is done
+        : _server.IsStopping ? Step.DrainThenClose // a stop waits for busy connections: this one is done, and
+                                                    // requests it has not read must not reset the replies in flight
         : Step.Receive;
 
     private string BeginBatch(ByteBuffer log)

@@ -70,7 +70,7 @@ internal sealed class StreamConnection : IConnection
         Interlocked.Exchange(ref _closeWhenIdle, 1);
         if (Interlocked.CompareExchange(ref _state, Closing, Idle) == Idle)
         {
-            Volatile.Read(ref _socket)?.Abort();
+            EndWhileReading();
         }
     }
 
@@ -80,8 +80,17 @@ internal sealed class StreamConnection : IConnection
         if (Volatile.Read(ref _state) == Idle && stillIdle() && Interlocked.CompareExchange(ref _state, Closing, Idle) == Idle)
         {
             closing();
-            Volatile.Read(ref _socket)?.Abort();
+            EndWhileReading();
         }
+    }
+
+    /// <summary>Ends an idle connection under its pending read. Sending is shut down first: the last replies
+    /// may still be in the kernel's buffer, and .NET closes a socket with a call under way by a reset, which
+    /// would discard them, unless sending was shut down.</summary>
+    private void EndWhileReading()
+    {
+        EndSending();
+        Volatile.Read(ref _socket)?.Abort();
     }
 
     private async Task RunAsync()
@@ -140,9 +149,23 @@ internal sealed class StreamConnection : IConnection
             }
         }
 
+        EndSending();
         CloseSocket();
         scratch.Release();
         _session.Closed();
+    }
+
+    /// <summary>Ends sending: the peer reads every reply, then the end (see <see cref="EndWhileReading"/>).</summary>
+    private void EndSending()
+    {
+        try
+        {
+            Volatile.Read(ref _socket)?.ShutdownSend();
+        }
+        catch (Exception e) when (e is SocketException || e is ObjectDisposedException || e is IOException)
+        {
+            // Aborted, or the peer has gone: nothing is left to deliver.
+        }
     }
 
     /// <summary>The session's verdict on a failure; a session that throws here is closed.</summary>
