@@ -18,7 +18,7 @@ namespace KeyShell.Engine.Client;
 /// per-request timeout and runs the seed's watchdog: when replies stop coming, or a sequence loses its
 /// connection, it probes the server and, if it is gone, stops every sequence at once.
 /// </summary>
-public sealed class KeyClient
+public sealed class KeyClient : ISequenceOwner
 {
     private readonly IKeyClientObserver _observer;
     private readonly ConversationLogWriter? _log;
@@ -47,6 +47,14 @@ public sealed class KeyClient
     internal IPEndPoint EndPoint { get; }
 
     internal string DisplayEndPoint { get; }
+
+    Framing ISequenceOwner.Framing => Options.Framing;
+
+    ConnectionMode ISequenceOwner.Connection => Options.Connection;
+
+    TimeSpan ISequenceOwner.Timeout => Options.Timeout;
+
+    string ISequenceOwner.DisplayEndPoint => DisplayEndPoint;
 
     /// <summary>For tests: how the resolver finds addresses (a test can hold it back, to time it out).</summary>
     internal static Func<string, CancellationToken, Task<IPAddress[]>> LookUp { get; set; } = DefaultLookUp;
@@ -96,7 +104,7 @@ public sealed class KeyClient
         return new IPEndPoint(chosen, port);
     }
 
-    internal void NotifySending(string clientId, string key)
+    void ISequenceOwner.Sending(string clientId, string key)
     {
         if (_observer.WantsSendNotices)
         {
@@ -104,7 +112,7 @@ public sealed class KeyClient
         }
     }
 
-    internal void Deliver(KeyReply reply, byte[] request)
+    void ISequenceOwner.Deliver(KeyReply reply, byte[] request)
     {
         Interlocked.Increment(ref _replies);
         _metrics.Replied(reply.IsError, reply.Latency);
@@ -122,7 +130,7 @@ public sealed class KeyClient
         _observer.OnReply(reply);
     }
 
-    internal void Fail(KeyClientFailure failure)
+    void ISequenceOwner.Fail(KeyClientFailure failure)
     {
         Interlocked.Increment(ref _failures);
         _metrics.Failed();
@@ -160,13 +168,15 @@ public sealed class KeyClient
         _sessions = sequences.Select(s => new SequenceSession(this, s)).ToArray();
         _lastReply = Environment.TickCount;
         WriteSystemLine("Client launched");
-        using (var driver = ClientDriver.Create(Options.UseEventLoops, _sessions.Length, "KeyShell client", e => _driverFailure ??= e, Options.CreateTlsSettings(), Options.EffectiveTargetHost))
+        using (var connector = Connector.Create(EndPoint, Options.UseEventLoops, _sessions.Length, "KeyShell client", e => _driverFailure ??= e, Options.CreateTlsSettings(), Options.EffectiveTargetHost))
         using (cancellationToken.Register(() => AbortAll(FailureKind.Cancelled)))
         using (new Timer(_ => Watch(), null, 100, 100))
         {
             foreach (var session in _sessions)
             {
-                driver.Start(session, EndPoint);
+                var link = connector.CreateLink(session);
+                session.Link = link;
+                link.Start();
             }
 
             await Task.WhenAll(_sessions.Select(s => s.Completion)).ConfigureAwait(false);

@@ -16,7 +16,7 @@ namespace KeyShell.Engine.Client;
 /// load generator that spends less of the machine leaves more of it to the server it measures). One
 /// timer enforces the request timeout (no timer or token per request).
 /// </summary>
-public sealed class LoadGenerator
+public sealed class LoadGenerator : ILoadOwner
 {
     private readonly ClientMetrics _metrics;
     private LoadSession[] _workers = Array.Empty<LoadSession>();
@@ -44,6 +44,8 @@ public sealed class LoadGenerator
 
     internal LoadOptions Options { get; }
 
+    LoadOptions ILoadOwner.Options => Options;
+
     public async Task<LoadResult> RunAsync(CancellationToken cancellationToken = default)
     {
         var endPoint = await KeyClient.ResolveAsync(Options.ComputerName, Options.Port, cancellationToken).ConfigureAwait(false);
@@ -57,13 +59,15 @@ public sealed class LoadGenerator
             .Select(id => new LoadSession(this, id, QuotaOf(id), runDeadline, histograms[id]))
             .ToArray();
         Exception? driverFailure = null;
-        using (var driver = ClientDriver.Create(Options.UseEventLoops, workers.Length, "KeyShell load", e => driverFailure ??= e, Options.CreateTlsSettings(), Options.EffectiveTargetHost))
+        using (var connector = Connector.Create(endPoint, Options.UseEventLoops, workers.Length, "KeyShell load", e => driverFailure ??= e, Options.CreateTlsSettings(), Options.EffectiveTargetHost))
         using (cancellationToken.Register(() => Array.ForEach(workers, w => w.Cancel())))
         using (new Timer(_ => TimeOutLateWorkers(workers), null, 100, 100))
         {
             foreach (var worker in workers)
             {
-                driver.Start(worker, endPoint);
+                var link = connector.CreateLink(worker);
+                worker.Link = link;
+                link.Start();
             }
 
             await Task.WhenAll(workers.Select(w => w.Completion)).ConfigureAwait(false);
@@ -90,7 +94,7 @@ public sealed class LoadGenerator
     }
 
     /// <summary>Ends the run with <paramref name="failure"/> (the first one given): every worker stops.</summary>
-    internal void Fail(Exception failure)
+    void ILoadOwner.Fail(Exception failure)
     {
         if (Interlocked.CompareExchange(ref _failure, failure, null) is null)
         {
@@ -99,14 +103,14 @@ public sealed class LoadGenerator
     }
 
     /// <summary>Worker <paramref name="id"/>'s ten requests, one per key, in the options' framing.</summary>
-    internal byte[][] RequestsOf(int id)
+    byte[][] ILoadOwner.RequestsOf(int id)
     {
         var terminator = Options.Framing == Framing.Line ? "\n" : string.Empty;
         return Enumerable.Range(0, 10).Select(k => Encoding.ASCII.GetBytes($"w{id} {(id + k) % 10}{terminator}")).ToArray();
     }
 
     /// <summary>Counts one batch's successes and failures into the result (and the latency, per request).</summary>
-    internal void Record(LatencyHistogram latency, long started, int count, int errors)
+    void ILoadOwner.Record(LatencyHistogram latency, long started, int count, int errors)
     {
         var micros = (Stopwatch.GetTimestamp() - started) * 1_000_000 / Stopwatch.Frequency;
         for (var i = 0; i < count; i++)

@@ -27,6 +27,9 @@ internal enum RejectionReason
 
     /// <summary>The TLS handshake failed or did not finish in time.</summary>
     Handshake,
+
+    /// <summary>As many TLS handshakes as allowed were in progress.</summary>
+    MaxHandshakes,
 }
 
 /// <summary>
@@ -76,6 +79,7 @@ internal sealed class ServerMetrics
             Tags(address, port, Tag("error.type", "address_not_allowed")),
             Tags(address, port, Tag("error.type", "tls_client_certificate_refused")),
             Tags(address, port, Tag("error.type", "tls_handshake_failed")),
+            Tags(address, port, Tag("error.type", "max_handshakes")),
         };
     }
 

@@ -17,7 +17,7 @@ namespace KeyShell.Engine.Sessions;
 /// </summary>
 internal sealed class LoadSession : ISession
 {
-    private readonly LoadGenerator _generator;
+    private readonly ILoadOwner _owner;
     private readonly long _quota;
     private readonly long _runDeadline;
     private readonly long _timeout;
@@ -25,7 +25,6 @@ internal sealed class LoadSession : ISession
     private readonly byte[][] _requests;
     private readonly ReplyReader _replies;
     private readonly TaskCompletionSource<bool> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private IConnection? _connection;
     private long _done;
     private int _count;
     private int _answered;
@@ -35,21 +34,24 @@ internal sealed class LoadSession : ISession
     private int _timedOut;
     private volatile bool _cancelled;
 
-    public LoadSession(LoadGenerator generator, int id, long quota, long runDeadline, LatencyHistogram latency)
+    public LoadSession(ILoadOwner owner, int id, long quota, long runDeadline, LatencyHistogram latency)
     {
-        _generator = generator;
+        _owner = owner;
         _quota = quota;
         _runDeadline = runDeadline;
         _latency = latency;
-        _requests = generator.RequestsOf(id);
-        _timeout = (long)(generator.Options.Timeout.TotalSeconds * Stopwatch.Frequency);
-        _replies = new ReplyReader(generator.Options.Framing == Framing.Line);
+        _requests = owner.RequestsOf(id);
+        _timeout = (long)(owner.Options.Timeout.TotalSeconds * Stopwatch.Frequency);
+        _replies = new ReplyReader(owner.Options.Framing == Framing.Line);
         BeginBatch();
     }
 
+    /// <summary>What carries this session's connections, set by its owner before the first one opens.</summary>
+    public ILink? Link { get; set; }
+
     public Task Completion => _finished.Task;
 
-    private LoadOptions Options => _generator.Options;
+    private LoadOptions Options => _owner.Options;
 
     private bool Over => _done >= _quota || _cancelled || Stopwatch.GetTimestamp() >= _runDeadline;
 
@@ -59,19 +61,18 @@ internal sealed class LoadSession : ISession
         var deadline = Interlocked.Read(ref _deadline);
         if (deadline != 0 && now - deadline > 0 && Interlocked.Exchange(ref _timedOut, 1) == 0)
         {
-            Volatile.Read(ref _connection)?.Abort();
+            Link?.Abort();
         }
     }
 
     public void Cancel()
     {
         _cancelled = true;
-        Volatile.Read(ref _connection)?.Abort();
+        Link?.Abort();
     }
 
     public Step Opened(IConnection connection, Scratch scratch)
     {
-        Volatile.Write(ref _connection, connection);
         if (_cancelled)
         {
             return Failed(new OperationCanceledException());
@@ -118,7 +119,7 @@ internal sealed class LoadSession : ISession
         _replies.Reset();
         if (error is ConnectFailedException { InnerException: TlsCertificateUntrustedException untrusted })
         {
-            _generator.Fail(untrusted); // a configuration error, the same for every worker: the run ends with it
+            _owner.Fail(untrusted); // a configuration error, the same for every worker: the run ends with it
         }
 
         var timedOut = Interlocked.Exchange(ref _timedOut, 0) == 1;
@@ -133,6 +134,10 @@ internal sealed class LoadSession : ISession
     }
 
     public Task<Step> HandleAsync(Scratch scratch) => throw new NotSupportedException("A load worker has no asynchronous work.");
+
+    public long WakeAt => 0;
+
+    public Step Woken(Scratch scratch) => throw new NotSupportedException("A load worker never asks to sleep.");
 
     public void Closed()
     {
@@ -162,7 +167,7 @@ internal sealed class LoadSession : ISession
     private void Record(int errors)
     {
         Interlocked.Exchange(ref _deadline, 0);
-        _generator.Record(_latency, _started, _count, errors);
+        _owner.Record(_latency, _started, _count, errors);
         _done += _count;
     }
 }

@@ -19,10 +19,9 @@ namespace KeyShell.Engine.Sessions;
 /// </summary>
 internal sealed class SequenceSession : ISession
 {
-    private readonly KeyClient _client;
+    private readonly ISequenceOwner _owner;
     private readonly ReplyReader _replies;
     private readonly TaskCompletionSource<bool> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private IConnection? _connection;
     private int _index;
     private byte[] _request = Array.Empty<byte>();
     private long _started;
@@ -30,15 +29,18 @@ internal sealed class SequenceSession : ISession
     private int _abortReason = -1;
     private Exception? _observerFailure;
 
-    public SequenceSession(KeyClient client, ClientSequence sequence)
+    public SequenceSession(ISequenceOwner owner, ClientSequence sequence)
     {
-        _client = client;
+        _owner = owner;
         Sequence = sequence;
-        _replies = new ReplyReader(client.Options.Framing == Framing.Line);
+        _replies = new ReplyReader(owner.Framing == Framing.Line);
         BeginRequest();
     }
 
     public ClientSequence Sequence { get; }
+
+    /// <summary>What carries this session's connections, set by its owner before the first one opens.</summary>
+    public ILink? Link { get; set; }
 
     /// <summary>Completes when the sequence has ended (answered, failed or stopped); faults only when the
     /// observer threw.</summary>
@@ -57,18 +59,17 @@ internal sealed class SequenceSession : ISession
     public void Abort(FailureKind reason)
     {
         Interlocked.CompareExchange(ref _abortReason, (int)reason, -1);
-        Volatile.Read(ref _connection)?.Abort();
+        Link?.Abort();
     }
 
     public Step Opened(IConnection connection, Scratch scratch)
     {
-        Volatile.Write(ref _connection, connection);
         if (Volatile.Read(ref _abortReason) >= 0)
         {
             return Failed(new OperationCanceledException()); // stopped while connecting
         }
 
-        Observe(() => _client.NotifySending(Sequence.ClientId, Sequence.Keys[_index]));
+        Observe(() => _owner.Sending(Sequence.ClientId, Sequence.Keys[_index]));
         scratch.Output.Write(_request);
         return Step.Receive;
     }
@@ -99,7 +100,7 @@ internal sealed class SequenceSession : ISession
             var failure = Classify(error);
             try
             {
-                Observe(() => _client.Fail(failure));
+                Observe(() => _owner.Fail(failure));
             }
             catch (ObserverFailedException)
             {
@@ -111,6 +112,10 @@ internal sealed class SequenceSession : ISession
     }
 
     public Task<Step> HandleAsync(Scratch scratch) => throw new NotSupportedException("A client sequence has no asynchronous work.");
+
+    public long WakeAt => 0;
+
+    public Step Woken(Scratch scratch) => throw new NotSupportedException("A client sequence never asks to sleep.");
 
     public void Closed()
     {
@@ -133,14 +138,14 @@ internal sealed class SequenceSession : ISession
         Volatile.Write(ref _deadline, 0);
         var index = _index;
         var request = _request;
-        Observe(() => _client.Deliver(new KeyReply(Sequence.ClientId, index, Sequence.Keys[index], reply, latency), request));
+        Observe(() => _owner.Deliver(new KeyReply(Sequence.ClientId, index, Sequence.Keys[index], reply, latency), request));
         if (++_index == Sequence.Keys.Count)
         {
             return Step.Close;
         }
 
         BeginRequest();
-        if (_client.Options.Connection == ConnectionMode.PerMessage)
+        if (_owner.Connection == ConnectionMode.PerMessage)
         {
             return Step.Reconnect; // the next request's time includes its connect, as the seed's client pays it
         }
@@ -150,7 +155,7 @@ internal sealed class SequenceSession : ISession
             return Failed(new OperationCanceledException());
         }
 
-        Observe(() => _client.NotifySending(Sequence.ClientId, Sequence.Keys[_index]));
+        Observe(() => _owner.Sending(Sequence.ClientId, Sequence.Keys[_index]));
         scratch.Output.Write(_request);
         return Step.Receive;
     }
@@ -159,9 +164,9 @@ internal sealed class SequenceSession : ISession
     private void BeginRequest()
     {
         var key = Sequence.Keys[_index];
-        _request = Encoding.ASCII.GetBytes(_client.Options.Framing == Framing.Line ? Sequence.ClientId + " " + key + "\n" : Sequence.ClientId + " " + key);
+        _request = Encoding.ASCII.GetBytes(_owner.Framing == Framing.Line ? Sequence.ClientId + " " + key + "\n" : Sequence.ClientId + " " + key);
         _started = Stopwatch.GetTimestamp();
-        Volatile.Write(ref _deadline, (Environment.TickCount + (int)_client.Options.Timeout.TotalMilliseconds) | 1);
+        Volatile.Write(ref _deadline, (Environment.TickCount + (int)_owner.Timeout.TotalMilliseconds) | 1);
     }
 
     /// <summary>Calls the run's observer; if it throws, the sequence ends and the run fails with that exception.</summary>
@@ -185,7 +190,7 @@ internal sealed class SequenceSession : ISession
 
     private KeyClientFailure Classify(Exception e)
     {
-        var endPoint = _client.DisplayEndPoint;
+        var endPoint = _owner.DisplayEndPoint;
         var key = Sequence.Keys[_index];
         var progress = $"sequence '{Sequence.ClientId}' stopped at key {key} (index {_index}), {_index} of {Sequence.Keys.Count} keys answered";
         var aborted = Volatile.Read(ref _abortReason);
@@ -194,7 +199,7 @@ internal sealed class SequenceSession : ISession
             var kind = (FailureKind)aborted;
             var why = kind switch
             {
-                FailureKind.Timeout => $"No reply from {endPoint} within {_client.Options.Timeout.TotalSeconds:0.###} s",
+                FailureKind.Timeout => $"No reply from {endPoint} within {_owner.Timeout.TotalSeconds:0.###} s",
                 FailureKind.ServerGone => $"The server at {endPoint} went away",
                 _ => "The run was stopped",
             };

@@ -1,21 +1,18 @@
 using System;
 using System.Buffers;
 using System.IO;
-using System.Net;
 using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Protocol;
 
-namespace KeyShell.Engine.Transport.Stream;
+namespace KeyShell.Engine.Transport.Streams;
 
 /// <summary>
-/// The async driver: runs one session over a <see cref="System.IO.Stream"/> (a socket's, or the
-/// SslStream over it), for every role, on any platform. A server connection waits for its next request
-/// with a zero-byte read and only then rents a buffer, so on .NET 8 an idle connection holds none (as
-/// Kestrel does; .NET Framework's streams cannot wait without a buffer). It awaits each send before
-/// reading more, so a peer that does not read cannot make it buffer without end. Other threads end the
-/// connection by disposing its socket (<see cref="Abort"/>).
+/// The async driver: runs a session over one <see cref="Stream"/> (a socket's, or the SslStream over it),
+/// whatever the session's role, on any platform. It awaits each send before reading more, so a peer that
+/// does not read cannot make it buffer without end. Other threads end the connection by aborting its
+/// socket (<see cref="Abort"/>). When the connection is over, the owner that started it hears the last step.
 /// </summary>
 internal sealed class StreamConnection : IConnection
 {
@@ -26,68 +23,69 @@ internal sealed class StreamConnection : IConnection
     private const int Closing = 2;
 
     private readonly ISession _session;
-    private readonly IPEndPoint? _remote;
-    private readonly Func<System.IO.Stream, Task<System.IO.Stream>>? _secure;
+    private readonly IConnectionOwner _owner;
+    private readonly bool _waitWithoutBuffer;
     private IStreamSocket? _socket;
-    private System.IO.Stream? _stream;
+    private Stream? _stream;
+    private CancellationTokenSource? _sleep;
     private int _state;
     private int _abortRequested;
     private int _closeWhenIdle;
     private int _blockedSince;
 
-    private StreamConnection(ISession session, IPEndPoint? remote, Func<System.IO.Stream, Task<System.IO.Stream>>? secure)
+    private StreamConnection(ISession session, IStreamSocket socket, Stream stream, IConnectionOwner owner, bool waitWithoutBuffer)
     {
         _session = session;
-        _remote = remote;
-        _secure = secure;
+        _socket = socket;
+        _stream = stream;
+        _owner = owner;
+        _waitWithoutBuffer = waitWithoutBuffer;
     }
 
     public int BlockedSince => Volatile.Read(ref _blockedSince);
 
-    /// <summary>Serves an accepted connection: <paramref name="stream"/> reads and writes <paramref name="socket"/>
-    /// (directly, or through TLS). The task ends with the session.</summary>
-    public static Task Serve(ISession session, IStreamSocket socket, System.IO.Stream stream)
-    {
-        var connection = new StreamConnection(session, null, null);
-        connection.Adopt(socket, stream);
-        return connection.RunAsync();
-    }
+    /// <summary>
+    /// Runs <paramref name="session"/> over <paramref name="stream"/>, which reads and writes
+    /// <paramref name="socket"/> (directly, or through TLS); <paramref name="owner"/> hears the last step.
+    /// With <paramref name="waitWithoutBuffer"/> (servers, whose connections mostly wait), it waits for the
+    /// peer's next bytes with a zero-byte read and only then rents a buffer, so on .NET 8 a waiting connection
+    /// holds none (as Kestrel does; .NET Framework's streams cannot wait without a buffer). The task never faults.
+    /// </summary>
+    public static Task Run(ISession session, IStreamSocket socket, Stream stream, IConnectionOwner owner, bool waitWithoutBuffer) =>
+        new StreamConnection(session, socket, stream, owner, waitWithoutBuffer).RunAsync();
 
-    /// <summary>Runs a client session against <paramref name="remote"/>; <paramref name="secure"/> (TLS)
-    /// wraps each new connection's stream. The task ends with the session.</summary>
-    public static Task Connect(ISession session, IPEndPoint remote, Func<System.IO.Stream, Task<System.IO.Stream>>? secure) =>
-        new StreamConnection(session, remote, secure).RunAsync();
+    /// <summary>As <see cref="Run"/>, returning the running connection.</summary>
+    public static StreamConnection Start(ISession session, IStreamSocket socket, Stream stream, IConnectionOwner owner, bool waitWithoutBuffer)
+    {
+        var connection = new StreamConnection(session, socket, stream, owner, waitWithoutBuffer);
+        _ = connection.RunAsync();
+        return connection;
+    }
 
     public void Abort()
     {
         Interlocked.Exchange(ref _abortRequested, 1);
         Volatile.Read(ref _socket)?.Abort(); // pending calls fail; the loop below reports it
+        CancelSleep();
     }
 
     public void CloseWhenIdle()
     {
         // Sticky, and fenced against ReceiveAsync's entry to Idle: either it sees the flag there, or this sees Idle.
         Interlocked.Exchange(ref _closeWhenIdle, 1);
-        if (Interlocked.CompareExchange(ref _state, Closing, Idle) == Idle)
+        if (TryClaimIdle())
         {
-            EndWhileReading();
+            CloseClaimed();
         }
     }
 
-    public void CloseIfIdle(Func<bool> stillIdle, Action closing)
-    {
-        // A request that arrives after the check moves the state on, and the exchange below fails.
-        if (Volatile.Read(ref _state) == Idle && stillIdle() && Interlocked.CompareExchange(ref _state, Closing, Idle) == Idle)
-        {
-            closing();
-            EndWhileReading();
-        }
-    }
+    // A request that arrives after the claim finds the state moved on and goes unanswered.
+    public bool TryClaimIdle() => Interlocked.CompareExchange(ref _state, Closing, Idle) == Idle;
 
-    /// <summary>Ends an idle connection under its pending read. Sending is shut down first: the last replies
+    /// <summary>Ends a claimed connection under its pending read. Sending is shut down first: the last replies
     /// may still be in the kernel's buffer, and .NET closes a socket with a call under way by a reset, which
     /// would discard them, unless sending was shut down.</summary>
-    private void EndWhileReading()
+    public void CloseClaimed()
     {
         EndSending();
         Volatile.Read(ref _socket)?.Abort();
@@ -96,19 +94,13 @@ internal sealed class StreamConnection : IConnection
     private async Task RunAsync()
     {
         var scratch = new Scratch();
-        var step = _remote is null ? Step.Receive : Step.Reconnect;
-        var opened = _remote is not null; // a client opens by connecting; a server's connection is open already
-        while (true)
+        Step step;
+        try
         {
-            try
+            step = _session.Opened(this, scratch);
+            while (true)
             {
-                if (!opened)
-                {
-                    opened = true;
-                    step = _session.Opened(this, scratch);
-                }
-
-                if (scratch.Output.Length > 0)
+                if (scratch.Output.Length > 0 && step != Step.Reset)
                 {
                     await SendAsync(scratch.Output).ConfigureAwait(false);
                 }
@@ -121,15 +113,10 @@ internal sealed class StreamConnection : IConnection
                 {
                     step = await _session.HandleAsync(scratch).ConfigureAwait(false);
                 }
-                else if (step is Step.Reconnect or Step.ReconnectSoon && _remote is not null)
+                else if (step == Step.Sleep)
                 {
-                    CloseSocket();
-                    if (step == Step.ReconnectSoon)
-                    {
-                        await Task.Delay(10).ConfigureAwait(false);
-                    }
-
-                    step = await ConnectAsync(scratch).ConfigureAwait(false);
+                    await SleepAsync().ConfigureAwait(false);
+                    step = _session.Woken(scratch);
                 }
                 else
                 {
@@ -141,21 +128,36 @@ internal sealed class StreamConnection : IConnection
                     break;
                 }
             }
-            catch (Exception e)
-            {
-                CloseSocket();
-                scratch.Clear(); // what a failed call wrote never reaches the peer
-                step = Failed(e);
-            }
+        }
+        catch (Exception e)
+        {
+            CloseSocket();
+            scratch.Clear(); // what a failed call wrote never reaches the peer
+            step = Failed(e);
         }
 
-        EndSending();
+        if (step == Step.Reset)
+        {
+            Volatile.Read(ref _socket)?.Reset();
+        }
+        else
+        {
+            EndSending();
+        }
+
         CloseSocket();
         scratch.Release();
-        _session.Closed();
+        try
+        {
+            _owner.ConnectionEnded(step == Step.Reset ? Step.Close : step);
+        }
+        catch (Exception)
+        {
+            // The owner's own failure: it reports its errors itself.
+        }
     }
 
-    /// <summary>Ends sending: the peer reads every reply, then the end (see <see cref="EndWhileReading"/>).</summary>
+    /// <summary>Ends sending: the peer reads every reply, then the end (see <see cref="CloseClaimed"/>).</summary>
     private void EndSending()
     {
         try
@@ -168,12 +170,13 @@ internal sealed class StreamConnection : IConnection
         }
     }
 
-    /// <summary>The session's verdict on a failure; a session that throws here is closed.</summary>
+    /// <summary>The session's verdict on a failure: only a reconnect or a close (a session that throws is closed).</summary>
     private Step Failed(Exception error)
     {
         try
         {
-            return _session.Failed(error);
+            var next = _session.Failed(error);
+            return next is Step.Reconnect or Step.ReconnectSoon ? next : Step.Close;
         }
         catch (Exception)
         {
@@ -181,45 +184,9 @@ internal sealed class StreamConnection : IConnection
         }
     }
 
-    private async Task<Step> ConnectAsync(Scratch scratch)
-    {
-        Interlocked.Exchange(ref _abortRequested, 0);
-        try
-        {
-            var socket = new Socket(_remote!.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            Adopt(new DotNetSocket(socket), null); // before connecting: an abort (a timeout) closes it under the connect
-            await socket.ConnectAsync(_remote).ConfigureAwait(false);
-            System.IO.Stream stream = new NetworkStream(socket, ownsSocket: true);
-            if (_secure is not null)
-            {
-                stream = await _secure(stream).ConfigureAwait(false);
-            }
-
-            Volatile.Write(ref _stream, stream);
-        }
-        catch (Exception e)
-        {
-            CloseSocket();
-            return Failed(new ConnectFailedException(e)); // out of descriptors, refused, or no TLS agreement
-        }
-
-        return _session.Opened(this, scratch);
-    }
-
-    private void Adopt(IStreamSocket socket, System.IO.Stream? stream)
-    {
-        _stream = stream;
-        Interlocked.Exchange(ref _socket, socket);
-        Volatile.Write(ref _state, Busy);
-        if (Volatile.Read(ref _abortRequested) == 1)
-        {
-            socket.Abort(); // aborted before the socket was there to close
-        }
-    }
-
     private async Task<Step> ReceiveAsync(Scratch scratch)
     {
-        scratch.Release(); // a server waits for a request here: it holds no buffer meanwhile
+        scratch.Release(); // waiting for the peer: no buffer held meanwhile
         Interlocked.Exchange(ref _state, Idle); // a full fence: a stop's CloseWhenIdle sees Idle, or this sees its flag
         if (Volatile.Read(ref _closeWhenIdle) == 1 && Interlocked.CompareExchange(ref _state, Closing, Idle) == Idle)
         {
@@ -227,19 +194,18 @@ internal sealed class StreamConnection : IConnection
         }
 
         var stream = _stream!;
-#if NET
-        if (_remote is null)
+        if (_waitWithoutBuffer)
         {
-            await stream.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false); // returns once data is there
+            await TransportPlatform.WaitForBytesAsync(stream).ConfigureAwait(false);
         }
-#endif
+
         var buffer = ArrayPool<byte>.Shared.Rent(ReceiveBufferSize);
         try
         {
             var count = await stream.ReadAsync(buffer, 0, buffer.Length).ConfigureAwait(false);
             if (Interlocked.CompareExchange(ref _state, Busy, Idle) != Idle)
             {
-                return Step.Close; // a stop closed it meanwhile: the request goes unanswered, and unlogged
+                return Step.Close; // claimed meanwhile (a stop, an idle close): the request goes unanswered, and unlogged
             }
 
             return count == 0 ? _session.Ended(scratch) : _session.Received(buffer.AsSpan(0, count), scratch);
@@ -256,6 +222,36 @@ internal sealed class StreamConnection : IConnection
         await _stream!.WriteAsync(output.Array, 0, output.Length).ConfigureAwait(false);
         Volatile.Write(ref _blockedSince, 0);
         output.Clear();
+    }
+
+    private async Task SleepAsync()
+    {
+        var remaining = _session.WakeAt - System.Diagnostics.Stopwatch.GetTimestamp();
+        if (remaining <= 0)
+        {
+            return;
+        }
+
+        var sleep = _sleep ??= new CancellationTokenSource();
+        if (Volatile.Read(ref _abortRequested) == 1)
+        {
+            sleep.Cancel(); // aborted before there was a sleep to cancel
+        }
+
+        var milliseconds = (int)Math.Min(int.MaxValue, Math.Ceiling(remaining * 1000.0 / System.Diagnostics.Stopwatch.Frequency));
+        await Task.Delay(milliseconds, sleep.Token).ConfigureAwait(false); // an abort ends it: the session hears Failed
+    }
+
+    private void CancelSleep()
+    {
+        try
+        {
+            Volatile.Read(ref _sleep)?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The connection has ended.
+        }
     }
 
     /// <summary>After an error that ends the connection: stop sending, then read and discard what the peer
@@ -300,5 +296,6 @@ internal sealed class StreamConnection : IConnection
 
         socket?.Dispose();
         Volatile.Write(ref _blockedSince, 0);
+        Interlocked.Exchange(ref _sleep, null)?.Dispose();
     }
 }
