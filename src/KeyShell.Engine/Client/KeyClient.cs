@@ -57,7 +57,7 @@ public sealed class KeyClient : ISequenceOwner
     string ISequenceOwner.DisplayEndPoint => DisplayEndPoint;
 
     /// <summary>For tests: how the resolver finds addresses (a test can hold it back, to time it out).</summary>
-    internal static Func<string, CancellationToken, Task<IPAddress[]>> LookUp { get; set; } = DefaultLookUp;
+    internal static Func<string, CancellationToken, Task<IPAddress[]>> LookUp { get; set; } = HostLookUp.GetAddressesAsync;
 
     /// <summary>Runs every sequence to its end, or until cancelled or the server goes away.
     /// Replies and failures go to <paramref name="observer"/> as they happen.</summary>
@@ -140,26 +140,6 @@ public sealed class KeyClient : ISequenceOwner
         }
 
         _observer.OnFailure(failure);
-    }
-
-    private static async Task<IPAddress[]> DefaultLookUp(string host, CancellationToken cancellationToken)
-    {
-#if NET
-        return await Dns.GetHostAddressesAsync(host, cancellationToken).ConfigureAwait(false);
-#else
-        var lookUp = Dns.GetHostAddressesAsync(host);
-        var cancelled = new TaskCompletionSource<bool>();
-        using (cancellationToken.Register(() => cancelled.TrySetCanceled()))
-        {
-            if (await Task.WhenAny(lookUp, cancelled.Task).ConfigureAwait(false) != lookUp)
-            {
-                _ = lookUp.ContinueWith(static t => t.Exception, TaskContinuationOptions.OnlyOnFaulted);
-                throw new OperationCanceledException(cancellationToken);
-            }
-        }
-
-        return await lookUp.ConfigureAwait(false);
-#endif
     }
 
     private async Task<KeyClientSummary> RunAllAsync(IReadOnlyList<ClientSequence> sequences, CancellationToken cancellationToken)

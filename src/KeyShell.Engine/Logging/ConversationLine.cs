@@ -9,9 +9,10 @@ namespace KeyShell.Engine.Logging;
 /// <summary>
 /// Writes conversation log lines: <c>[&lt;ISO-8601 UTC&gt; ]&lt;Source&gt;: &lt;payload&gt;</c>, where Source is
 /// SYSTEM, Client or Server. Bytes outside printable ASCII, and the backslash, are escaped as \xNN and \\,
-/// so a request can never end a line early or forge one.
+/// so a request can never end a line early or forge one. The scan for bytes that need no escape differs between
+/// the builds: ConversationLine.NetCore.cs and ConversationLine.NetStandard.cs.
 /// </summary>
-public static class ConversationLine
+public static partial class ConversationLine
 {
     public const string System = "SYSTEM";
     public const string Client = "Client";
@@ -159,39 +160,4 @@ public static class ConversationLine
             bytes = bytes.Slice(plain + 1);
         }
     }
-
-#if NET
-    private static readonly global::System.Buffers.SearchValues<byte> Plain = global::System.Buffers.SearchValues.Create(PlainBytes());
-
-    private static byte[] PlainBytes()
-    {
-        var plain = new global::System.Collections.Generic.List<byte>();
-        for (var b = 0x20; b < 0x7F; b++)
-        {
-            if (b != '\\')
-            {
-                plain.Add((byte)b);
-            }
-        }
-
-        return plain.ToArray();
-    }
-
-    private static int PlainPrefixLength(ReadOnlySpan<byte> bytes)
-    {
-        var first = bytes.IndexOfAnyExcept(Plain);
-        return first < 0 ? bytes.Length : first;
-    }
-#else
-    private static int PlainPrefixLength(ReadOnlySpan<byte> bytes)
-    {
-        var length = 0;
-        while (length < bytes.Length && bytes[length] >= 0x20 && bytes[length] < 0x7F && bytes[length] != (byte)'\\')
-        {
-            length++;
-        }
-
-        return length;
-    }
-#endif
 }

@@ -11,7 +11,7 @@ using KeyShell.Engine.Transport.Epoll;
 namespace KeyShell.Engine.Transport;
 
 /// <summary>What the transports can do on .NET 8: the Linux event loops (where libc's epoll answers), and
-/// streams that wait for bytes without a buffer. Its netstandard2.0 twin says no to both.</summary>
+/// streams that wait for bytes without a buffer. Its netstandard2.0 twin (TransportPlatform.NetStandard.cs) says no to both.</summary>
 internal static class TransportPlatform
 {
     public static bool HasEventLoops => Libc.IsSupported;
