@@ -52,6 +52,26 @@ public abstract class KeyShellCmdlet : PSCmdlet, IDisposable
         }
     }
 
+    /// <summary>A warning that must reach the user even once Ctrl+C has stopped the pipeline (where the
+    /// warning stream no longer takes anything): then it goes to the host directly.</summary>
+    protected void WriteWarningEvenWhenStopping(string text)
+    {
+        if (!Cancellation.IsCancellationRequested)
+        {
+            WriteWarning(text);
+            return;
+        }
+
+        try
+        {
+            Host.UI.WriteWarningLine(text);
+        }
+        catch (Exception e) when (e is PipelineStoppedException || e is System.Management.Automation.Host.HostException || e is NotImplementedException)
+        {
+            // A host with no user interface: there is no one to tell.
+        }
+    }
+
     protected bool IsVerbose =>
         MyInvocation.BoundParameters.TryGetValue("Verbose", out var verbose)
             ? ((SwitchParameter)verbose).IsPresent

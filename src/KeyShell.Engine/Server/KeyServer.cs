@@ -270,6 +270,18 @@ public sealed partial class KeyServer : IDisposable
         _stopped.TrySetResult(false);
     }
 
+    /// <summary>A handler may be stuck in a call nothing can interrupt: its disposal has the shutdown timeout
+    /// (none once the stop was cut short), then goes on in the background, as the server stops.</summary>
+    private async Task DisposeHandlerAsync()
+    {
+        if (Handler is IDisposable handler)
+        {
+            var disposed = Task.Run(handler.Dispose);
+            _ = disposed.ContinueWith(static t => t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+            await Bounded.WaitAsync(disposed, ShutdownTimeout, _abandonSource.Token).ConfigureAwait(false);
+        }
+    }
+
     private void AbandonStop()
     {
         if (State != KeyServerState.Stopped && Table.Count > 0)
@@ -291,7 +303,7 @@ public sealed partial class KeyServer : IDisposable
             await Table.CloseAllAsync(ShutdownTimeout, _abandonSource.Token).ConfigureAwait(false);
             _acceptor.Dispose(); // the loops end; a connection that still has not closed closes on its loop now
             Table.Dispose();
-            (Handler as IDisposable)?.Dispose();
+            await DisposeHandlerAsync().ConfigureAwait(false);
         }
         finally
         {

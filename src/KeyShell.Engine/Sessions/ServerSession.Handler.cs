@@ -88,7 +88,7 @@ internal sealed partial class ServerSession
                 AnswerTooLong(_tooLong, scratch, timestamp);
             }
 
-            EndBatch(scratch.Log, requests, errors);
+            EndBatch(scratch.Log, requests, errors, late: true);
             return NextStep(_endAfterHandling, _tooLong is not null);
         }
         finally

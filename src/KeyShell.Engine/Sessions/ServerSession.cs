@@ -40,7 +40,9 @@ internal sealed partial class ServerSession : ISession, IConnectionOwner
     private readonly ServerContext _context;
     private readonly RequestFramer _framer;
     private IConnection? _connection;
-    private bool _connectLogged;
+    private readonly object _logGate = new(); // a handler's late batch against the close: see EndBatch
+    private bool _connectLogged; // the connect line has reached the log
+    private bool _closed;
     private long _requests;
     private long _errors;
     private int _lastActivity;
@@ -178,6 +180,11 @@ internal sealed partial class ServerSession : ISession, IConnectionOwner
     {
         try
         {
+            lock (_logGate)
+            {
+                _closed = true;
+            }
+
             if (_context.Log is { } logger && !_refused)
             {
                 using var lines = new ByteBuffer(128);
@@ -274,14 +281,32 @@ internal sealed partial class ServerSession : ISession, IConnectionOwner
         if (!_connectLogged)
         {
             ConversationLine.WriteSystem(log, timestamp, ConversationLine.Connected);
-            _connectLogged = true;
         }
 
         return timestamp;
     }
 
-    private void EndBatch(ByteBuffer log, int requests, int errors)
+    /// <summary>
+    /// Counts a batch's requests and hands its lines to the log, before the driver sends its replies.
+    /// <paramref name="late"/>: a handler's batch, which may end after its connection was aborted (a stop
+    /// past its grace): then its replies are never sent, and its lines are dropped, not logged after the
+    /// disconnect.
+    /// </summary>
+    private void EndBatch(ByteBuffer log, int requests, int errors, bool late = false)
     {
+        if (late)
+        {
+            lock (_logGate)
+            {
+                if (!_closed)
+                {
+                    EndBatch(log, requests, errors);
+                }
+            }
+
+            return;
+        }
+
         if (requests > 0)
         {
             Volatile.Write(ref _lastActivity, Environment.TickCount);
@@ -297,6 +322,7 @@ internal sealed partial class ServerSession : ISession, IConnectionOwner
         if (_context.Log is { } logger && log.Length > 0)
         {
             HandToLog(logger, log);
+            _connectLogged = true;
             log.Clear();
         }
     }

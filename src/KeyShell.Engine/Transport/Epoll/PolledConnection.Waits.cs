@@ -53,6 +53,16 @@ internal sealed partial class PolledConnection
         }
     }
 
+    /// <summary>An abort ends a wait at once, also one whose socket the loop no longer watches (its peer
+    /// left meanwhile): the handler's reply, when it comes, finds the connection closed.</summary>
+    private void AbortWait()
+    {
+        if (_state is State.Handling or State.Sleeping)
+        {
+            Fail(new SocketException((int)SocketError.OperationAborted));
+        }
+    }
+
     private void Sleep()
     {
         _state = State.Sleeping;

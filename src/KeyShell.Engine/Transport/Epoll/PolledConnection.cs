@@ -38,6 +38,7 @@ internal sealed partial class PolledConnection : IPollable, IConnection
     private int _closeWhenIdle;
     private int _blockedSince;
     private Action? _wake;
+    private Action? _abortWait;
 
     private PolledConnection(EventLoop loop, ISession session, IConnectionOwner owner)
     {
@@ -100,6 +101,7 @@ internal sealed partial class PolledConnection : IPollable, IConnection
     {
         Interlocked.Exchange(ref _abortRequested, 1);
         Volatile.Read(ref _socket)?.Shutdown(); // the loop sees the hang-up
+        _loop.Post(_abortWait ??= AbortWait);
     }
 
     public void CloseWhenIdle()
@@ -125,7 +127,7 @@ internal sealed partial class PolledConnection : IPollable, IConnection
     {
         try
         {
-            if (Volatile.Read(ref _abortRequested) == 1 && _state is not (State.Closed or State.Handling))
+            if (Volatile.Read(ref _abortRequested) == 1 && _state != State.Closed)
             {
                 Fail(new SocketException((int)SocketError.OperationAborted));
                 return;

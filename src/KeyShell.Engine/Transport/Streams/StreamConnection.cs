@@ -28,6 +28,7 @@ internal sealed class StreamConnection : IConnection
     private IStreamSocket? _socket;
     private Stream? _stream;
     private CancellationTokenSource? _sleep;
+    private TaskCompletionSource<bool>? _aborted;
     private int _state;
     private int _abortRequested;
     private int _closeWhenIdle;
@@ -67,6 +68,7 @@ internal sealed class StreamConnection : IConnection
         Interlocked.Exchange(ref _abortRequested, 1);
         Volatile.Read(ref _socket)?.Abort(); // pending calls fail; the loop below reports it
         CancelSleep();
+        Volatile.Read(ref _aborted)?.TrySetResult(true);
     }
 
     public void CloseWhenIdle()
@@ -111,7 +113,7 @@ internal sealed class StreamConnection : IConnection
                 }
                 else if (step == Step.Handle)
                 {
-                    step = await _session.HandleAsync(scratch).ConfigureAwait(false);
+                    step = await HandleAsync(scratch).ConfigureAwait(false);
                 }
                 else if (step == Step.Sleep)
                 {
@@ -214,6 +216,36 @@ internal sealed class StreamConnection : IConnection
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>
+    /// The session's asynchronous work, which an abort does not wait for: the work gets buffers of its own,
+    /// so that when it ends after the connection (its reply never sent), it writes into nothing the
+    /// connection still uses.
+    /// </summary>
+    private async Task<Step> HandleAsync(Scratch scratch)
+    {
+        var own = new Scratch();
+        var work = _session.HandleAsync(own);
+        if (!work.IsCompleted)
+        {
+            var aborted = _aborted ??= new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (Volatile.Read(ref _abortRequested) == 1)
+            {
+                aborted.TrySetResult(true); // aborted before there was a signal to set
+            }
+
+            if (await Task.WhenAny(work, aborted.Task).ConfigureAwait(false) != work)
+            {
+                _ = work.ContinueWith(static t => t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+                throw new SocketException((int)SocketError.OperationAborted);
+            }
+        }
+
+        var step = await work.ConfigureAwait(false);
+        scratch.Output.Write(own.Output.Span);
+        own.Release();
+        return step;
     }
 
     private async Task SendAsync(ByteBuffer output)
