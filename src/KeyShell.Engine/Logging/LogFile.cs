@@ -20,7 +20,9 @@ namespace KeyShell.Engine.Logging;
 /// FileShare is advisory there, so another process is not kept out.</item>
 /// </list>
 /// In every case the file is opened without truncating it, locked, and only then emptied: a process that
-/// finds the file in use changes nothing in it.
+/// finds the file in use changes nothing in it. A device or a pipe is neither locked nor emptied. (On NFS,
+/// Linux turns a reader's flock into a byte-range lock, which this lock does meet: there another process's
+/// reader is refused while the log is written.)
 /// </summary>
 internal abstract class LogFile : IDisposable
 {
