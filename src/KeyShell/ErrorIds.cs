@@ -18,6 +18,7 @@ internal static class ErrorIds
     public const string InvalidTlsParameters = "InvalidTlsParameters";
     public const string TlsCertificateUntrusted = "TlsCertificateUntrusted";
     public const string NothingToSet = "NothingToSet";
+    public const string LogPathInUse = "LogPathInUse";
 
     public static (string Id, ErrorCategory Category) For(KeyServerErrorKind kind) => kind switch
     {
@@ -26,6 +27,7 @@ internal static class ErrorIds
         KeyServerErrorKind.InvalidAddress => ("InvalidAddress", ErrorCategory.InvalidArgument),
         KeyServerErrorKind.AccessDenied => ("PortAccessDenied", ErrorCategory.PermissionDenied),
         KeyServerErrorKind.LogPathUnwritable => ("LogPathUnwritable", ErrorCategory.WriteError),
+        KeyServerErrorKind.LogPathInUse => (LogPathInUse, ErrorCategory.ResourceBusy),
         KeyServerErrorKind.InvalidAddressRule => ("InvalidAddressRule", ErrorCategory.InvalidArgument),
         KeyServerErrorKind.CertificateInvalid => ("CertificateInvalid", ErrorCategory.InvalidData),
         KeyServerErrorKind.TlsNotEnabled => ("TlsNotEnabled", ErrorCategory.InvalidOperation),

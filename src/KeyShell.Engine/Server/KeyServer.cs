@@ -184,7 +184,7 @@ public sealed partial class KeyServer : IDisposable
 
     internal IAcceptor? Acceptor => _acceptor;
 
-    /// <summary>Binds, opens the log (emptied), starts listening. Throws <see cref="KeyServerException"/>
+    /// <summary>Binds, opens the log (emptied, unless this process writes it already), starts listening. Throws <see cref="KeyServerException"/>
     /// with nothing left open when any step fails.</summary>
     public static KeyServer Start(KeyServerOptions options)
     {
@@ -357,6 +357,10 @@ public sealed partial class KeyServer : IDisposable
         try
         {
             return new ConversationLoggerProvider(path, timestamps);
+        }
+        catch (LogPathInUseException e)
+        {
+            throw new KeyServerException(KeyServerErrorKind.LogPathInUse, e.Message, path, e);
         }
         catch (Exception e) when (e is IOException || e is UnauthorizedAccessException || e is ArgumentException || e is NotSupportedException)
         {

@@ -7,6 +7,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Client;
+using KeyShell.Engine.Logging;
 using KeyShell.Engine.Security;
 using KeyShell.Engine.Server;
 
@@ -155,6 +156,10 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
         catch (Exception e) when (e is System.Net.Sockets.SocketException || e is ArgumentException)
         {
             ThrowTerminatingError(new ErrorRecord(e, ErrorIds.HostNotFound, ErrorCategory.ObjectNotFound, ComputerName));
+        }
+        catch (LogPathInUseException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.LogPathInUse, ErrorCategory.ResourceBusy, LogPath));
         }
         catch (Exception e) when (e is System.IO.IOException || e is UnauthorizedAccessException)
         {
