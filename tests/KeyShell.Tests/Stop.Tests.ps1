@@ -33,7 +33,7 @@ Describe 'Stop-KeyServer interrupted by Ctrl+C' {
             $running = $stopper.BeginInvoke()
             Wait-Until { $server.State -eq 'Stopping' } -Because 'the stop to begin'
             $stopper.Stop() # returns once the pipeline has stopped: what Ctrl+C does at the prompt
-            $running.IsCompleted | Should -BeTrue
+            Wait-Until { $running.IsCompleted } -Because "the stopped pipeline to complete"
             Wait-Until { $server.State -eq 'Stopped' } -Because 'the server to be stopped'
             $server.StopAbandoned | Should -BeTrue
             Get-KeyServer | Where-Object Port -EQ $server.Port | Should -BeNullOrEmpty

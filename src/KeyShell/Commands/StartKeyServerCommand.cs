@@ -79,6 +79,11 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
     [ValidateRange(1, 1_000_000)]
     public int MaxConnections { get; set; } = 10_000;
 
+    /// <summary>TLS handshakes in progress at once (default: the smaller of MaxConnections and 1,024).</summary>
+    [Parameter]
+    [ValidateRange(1, 1_000_000)]
+    public int MaxHandshakes { get; set; }
+
     [Parameter]
     [ValidateRange(0, 3600)]
     public int ShutdownTimeoutSec { get; set; } = 5;
@@ -171,6 +176,7 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
                 MaxLineLength = MaxLineLength,
                 IdleTimeout = TimeSpan.FromSeconds(IdleTimeoutSec),
                 MaxConnections = MaxConnections,
+                MaxHandshakes = MyInvocation.BoundParameters.ContainsKey(nameof(MaxHandshakes)) ? MaxHandshakes : null,
                 ShutdownTimeout = TimeSpan.FromSeconds(ShutdownTimeoutSec),
                 Handler = Handler is null ? null : CreateHandler(Handler),
                 HandlerTimeout = TimeSpan.FromSeconds(HandlerTimeoutSec),
