@@ -128,12 +128,6 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
     {
         var options = BuildOptions();
         ReadSecurity(options);
-        if (!IsLoopback(options.Address) && options.Certificate is null && options.AllowedAddresses is null)
-        {
-            var where = IPAddress.Any.Equals(options.Address) || IPAddress.IPv6Any.Equals(options.Address) ? "every interface" : "an address beyond loopback";
-            WriteWarning($"The server listens on {where} ({Address}) in plain text and serves anyone who can reach it: they can query every key and fill its log. Give it a certificate (-CertificatePath, -Certificate) for TLS, and -AllowedAddress to limit who may connect; see about_KeyShell.");
-        }
-
         KeyServer server;
         try
         {
@@ -144,6 +138,13 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
             (options.Handler as IDisposable)?.Dispose();
             ThrowTerminatingError(ErrorIds.Record(e, ErrorIds.For(e.Kind), e.Target));
             return;
+        }
+
+        // Only once the address is known to be this machine's: a failed bind says why, with no warning before it.
+        if (!IsLoopback(options.Address) && options.Certificate is null && options.AllowedAddresses is null)
+        {
+            var where = IPAddress.Any.Equals(options.Address) || IPAddress.IPv6Any.Equals(options.Address) ? "every interface" : "an address beyond loopback";
+            WriteWarning($"The server listens on {where} ({Address}) in plain text and serves anyone who can reach it: they can query every key and fill its log. Give it a certificate (-CertificatePath, -Certificate) for TLS, and -AllowedAddress to limit who may connect; see about_KeyShell.");
         }
 
         ServerRegistry.Add(server);
@@ -159,15 +160,17 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
 
     private KeyServerOptions BuildOptions()
     {
+        var keyMap = ReadKeyMap();
+        var logPath = NoLog ? null : ResolveLogPath();
         try
         {
             return new KeyServerOptions
             {
                 Address = KeyServerOptions.ParseAddress(Address),
                 Port = Port,
-                LogPath = NoLog ? null : ResolvePath(LogPath),
+                LogPath = logPath,
                 Timestamps = Timestamp,
-                KeyMap = KeyMap is null ? Engine.Protocol.KeyMap.Seed : KeyMapReader.Read(this, KeyMap),
+                KeyMap = keyMap,
                 MaxLineLength = MaxLineLength,
                 IdleTimeout = TimeSpan.FromSeconds(IdleTimeoutSec),
                 MaxConnections = MaxConnections,
@@ -182,9 +185,30 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
             ThrowTerminatingError(ErrorIds.Record(e, ErrorIds.For(e.Kind), e.Target));
             throw; // not reached
         }
-        catch (Exception e) when (e is ArgumentException || e is System.IO.IOException || e is FormatException || e is RuntimeException)
+    }
+
+    private Engine.Protocol.KeyMap ReadKeyMap()
+    {
+        try
+        {
+            return KeyMap is null ? Engine.Protocol.KeyMap.Seed : KeyMapReader.Read(this, KeyMap);
+        }
+        catch (Exception e) when (e is ArgumentException || e is System.IO.IOException || e is UnauthorizedAccessException || e is RuntimeException)
         {
             ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidKeyMap, ErrorCategory.InvalidArgument, KeyMap));
+            throw; // not reached
+        }
+    }
+
+    private string ResolveLogPath()
+    {
+        try
+        {
+            return ResolvePath(LogPath);
+        }
+        catch (Exception e) when (e is ArgumentException || e is System.IO.IOException || e is RuntimeException || e is NotSupportedException)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "LogPathUnwritable", ErrorCategory.WriteError, LogPath));
             throw; // not reached
         }
     }
@@ -270,7 +294,9 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
                     lastSummary = Environment.TickCount;
                     if (echo.TakeUnshown() is > 0 and var unshown)
                     {
-                        WriteHostLine($"[Server] {unshown} requests and connections not shown (the log has every request).");
+                        WriteHostLine(server.LogPath is null
+                            ? $"[Server] {unshown} requests and connections not shown (the server keeps no log: -NoLog)."
+                            : $"[Server] {unshown} requests and connections not shown (the log has every request).");
                     }
                 }
 
