@@ -90,6 +90,15 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
             return;
         }
 
+        try
+        {
+            DuplicateClientIdException.ThrowIfAny(_sequences); // the engine refuses them too, once the run has begun
+        }
+        catch (DuplicateClientIdException e)
+        {
+            ThrowTerminatingError(ErrorIds.DuplicateClient(e));
+        }
+
         var options = new KeyClientOptions
         {
             ComputerName = ComputerName,
@@ -151,6 +160,10 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
         catch (TlsCertificateUntrustedException e)
         {
             ThrowTerminatingError(TlsParameters.Record(e, $"{ComputerName}:{Port}"));
+        }
+        catch (DuplicateClientIdException e)
+        {
+            ThrowTerminatingError(ErrorIds.DuplicateClient(e));
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException || e is ArgumentException)
         {
