@@ -255,9 +255,32 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
 
     private ScriptBlockHandler CreateHandler(ScriptBlock handler)
     {
+        var variables = new UsingVariables(this);
+        string handlerText;
+        string? initializationText;
         try
         {
-            return new ScriptBlockHandler(handler, ArgumentList, InitializationScript, ThrottleLimit);
+            handlerText = variables.Rewrite(handler, "-Handler");
+        }
+        catch (UsingVariableException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidHandler, ErrorCategory.InvalidArgument, handler));
+            throw; // not reached
+        }
+
+        try
+        {
+            initializationText = InitializationScript is null ? null : variables.Rewrite(InitializationScript, "-InitializationScript");
+        }
+        catch (UsingVariableException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidHandler, ErrorCategory.InvalidArgument, InitializationScript));
+            throw; // not reached
+        }
+
+        try
+        {
+            return new ScriptBlockHandler(handlerText, ArgumentList, initializationText, variables.Values, ThrottleLimit);
         }
         catch (Exception e) when (e is InvalidOperationException || e is RuntimeException)
         {
