@@ -57,12 +57,12 @@ public sealed partial class KeyServer : IDisposable
         var bound = (IPEndPoint)listener.LocalEndPoint!;
         Address = bound.Address.ToString();
         Port = bound.Port;
-        Metrics = new ServerMetrics(Address, Port);
         LogPath = logProvider?.Writer.Path;
         Diagnostics = options.Diagnostics is null && options.DiagnosticQueue is null
             ? NullLogger.Instance
             : new DiagnosticsLogger(options.Diagnostics, options.DiagnosticQueue);
         Table = new ConnectionTable(options.MaxConnections, options.IdleTimeout);
+        Metrics = new ServerMetrics(Address, Port, () => State == KeyServerState.Stopped ? null : Table.Count);
         InitializeSecurity(options);
         StartTime = DateTime.Now;
         if (logProvider is not null)
