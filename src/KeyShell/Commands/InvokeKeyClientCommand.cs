@@ -31,10 +31,12 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
 
     [Parameter]
     [Alias("Cn")]
+    [ArgumentCompleter(typeof(ComputerNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string ComputerName { get; set; } = "127.0.0.1";
 
     [Parameter]
+    [ArgumentCompleter(typeof(ClientPortCompleter))]
     [ValidateRange(1, 65535)]
     public int Port { get; set; } = 8080;
 

@@ -20,10 +20,12 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
     private const string ByHandler = "Handler";
 
     [Parameter(Position = 0)]
+    [ArgumentCompleter(typeof(StartPortCompleter))]
     [ValidateRange(0, 65535)]
     public int Port { get; set; } = KeyServerOptions.DefaultPort;
 
     [Parameter]
+    [ArgumentCompleter(typeof(AddressCompleter))]
     [ValidateNotNullOrEmpty]
     public string Address { get; set; } = "127.0.0.1";
 
