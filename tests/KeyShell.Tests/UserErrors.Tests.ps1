@@ -79,7 +79,7 @@ Describe 'A server started with -NoLog, piped to the log cmdlets' {
 Describe 'Start-KeyServer -Address for an address that is not this machine''s' {
     It 'fails with AddressNotAvailable and no warning about plain text before it' {
         # A documentation address (RFC 5737) that this machine does not have: binding fails, nothing is sent.
-        $local = [System.Net.NetworkInformation.NetworkInterface]::GetAllNetworkInterfaces() | ForEach-Object { $_.GetIPProperties().UnicastAddresses.Address.ToString() }
+        $local = [System.Net.NetworkInformation.NetworkInterface]::GetAllNetworkInterfaces() | ForEach-Object { $_.GetIPProperties().UnicastAddresses } | ForEach-Object { $_.Address.ToString() }
         $foreign = '192.0.2.1', '198.51.100.1', '203.0.113.1' | Where-Object { $_ -notin $local } | Select-Object -First 1
         $failure = $null
         try { Start-KeyServer -Port 0 -Address $foreign -NoLog -WarningVariable warnings -WarningAction SilentlyContinue } catch { $failure = $_ }
