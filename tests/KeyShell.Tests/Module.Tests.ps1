@@ -177,6 +177,29 @@ Describe 'The package' {
     }
 }
 
+Describe 'The license' {
+    It 'is the MIT license the manifest names, in the repository, the built module and the package' {
+        $repository = Join-Path $PSScriptRoot '../../LICENSE'
+        $repository | Should -Exist
+        $text = Get-Content -Raw $repository
+        $text | Should -Match '^MIT License'
+        $text | Should -Match 'Permission is hereby granted, free of charge'
+        (Import-PowerShellDataFile $env:KEYSHELL_MODULE).PrivateData.PSData.LicenseUri | Should -Be 'https://opensource.org/licenses/MIT'
+        (Import-PowerShellDataFile $env:KEYSHELL_MODULE).Copyright | Should -Match 'MIT License'
+        Get-Content -Raw (Join-Path (Split-Path $env:KEYSHELL_MODULE) 'LICENSE') | Should -Be $text
+
+        Add-Type -AssemblyName System.IO.Compression.FileSystem
+        $package = [System.IO.Compression.ZipFile]::OpenRead($env:KEYSHELL_PACKAGE)
+        try {
+            $entry = $package.Entries | Where-Object FullName -EQ 'LICENSE'
+            $entry | Should -Not -BeNullOrEmpty -Because "the package holds $($package.Entries.FullName -join ', ')"
+            $reader = [System.IO.StreamReader]::new($entry.Open())
+            try { $reader.ReadToEnd() | Should -Be $text } finally { $reader.Dispose() }
+        }
+        finally { $package.Dispose() }
+    }
+}
+
 Describe 'build.ps1 -Task Install' {
     It 'puts the built module where Import-Module KeyShell finds it by name, replacing a copy of the same version' {
         if ($IsWindows) { Set-ItResult -Skipped -Because 'on Windows the user module folder is Documents\PowerShell\Modules, which HOME does not move: the test would install into the real one' }
