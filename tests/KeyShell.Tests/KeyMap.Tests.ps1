@@ -2,12 +2,6 @@ BeforeAll {
     Import-Module $env:KEYSHELL_MODULE -Force
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     $script:Directory = New-TestDirectory
-
-    # Runs a command and returns every error record it wrote or threw (a stray one from a helper included).
-    function Get-CommandErrors([scriptblock] $Script) {
-        $records = try { & $Script 2>&1 } catch { $_ }
-        @($records | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
-    }
 }
 
 AfterAll { Get-KeyServer | Stop-KeyServer }

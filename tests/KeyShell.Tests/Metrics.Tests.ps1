@@ -66,20 +66,23 @@ Describe 'The KeyShell.Client meter' {
 
 Describe 'dotnet-counters' {
     BeforeAll {
-        # Collects KeyShell.Server from a process for a few one-second intervals; returns the rows of
-        # keyshell.active_connections for one port. A machine too busy to run the child may give no interval:
-        # then it tries again (at most three times).
+        # The rows dotnet-counters collects from a process's KeyShell.Server meter in one-second intervals.
+        function Invoke-DotnetCounters([int] $ProcessId, [string] $Csv, [int] $Seconds) {
+            Push-Location $Root # the tool manifest (.config/dotnet-tools.json) is found from here
+            try {
+                $output = & dotnet dotnet-counters collect -p $ProcessId --counters KeyShell.Server --format csv -o $Csv --refresh-interval 1 --duration "00:00:00:$Seconds" 2>&1
+            }
+            finally { Pop-Location }
+            $LASTEXITCODE | Should -Be 0 -Because "dotnet-counters said: $output"
+            @(Import-Csv $Csv)
+        }
+
+        # keyshell.active_connections of one port over a few intervals. A machine too busy to run the child may
+        # give no interval: then it tries again (at most three times).
         function Get-ActiveConnectionRows([int] $ProcessId, [int] $Port, [string] $Name) {
             $rows = @()
             foreach ($try in 1..3) {
-                $csv = Join-Path $Directory "$Name-$try.csv"
-                Push-Location $Root # the tool manifest (.config/dotnet-tools.json) is found from here
-                try {
-                    $output = & dotnet dotnet-counters collect -p $ProcessId --counters KeyShell.Server --format csv -o $csv --refresh-interval 1 --duration 00:00:00:04 2>&1
-                }
-                finally { Pop-Location }
-                $LASTEXITCODE | Should -Be 0 -Because "dotnet-counters said: $output"
-                $rows = @(Import-Csv $csv | Where-Object 'Counter Name' -Like "keyshell.active_connections*server.port=$Port]*")
+                $rows = @(Invoke-DotnetCounters $ProcessId (Join-Path $Directory "$Name-$try.csv") 4 | Where-Object 'Counter Name' -Like "keyshell.active_connections*server.port=$Port]*")
                 if ($rows.Count -gt 0) { break }
             }
             $rows
@@ -138,14 +141,7 @@ while ([DateTime]::UtcNow -lt $deadline) { $null = Measure-KeyServer -Port $serv
             # Each try collects five one-second intervals of steady load; a try that saw fewer than two
             # intervals with requests (a machine too busy to run the child) is followed by another.
             foreach ($try in 1..3) {
-                $csv = Join-Path $Directory "counters-$try.csv"
-                Push-Location $Root # the tool manifest (.config/dotnet-tools.json) is found from here
-                try {
-                    $output = & dotnet dotnet-counters collect -p $childPid --counters KeyShell.Server --format csv -o $csv --refresh-interval 1 --duration 00:00:00:05 2>&1
-                }
-                finally { Pop-Location }
-                $LASTEXITCODE | Should -Be 0 -Because "dotnet-counters said: $output"
-                $rows = @(Import-Csv $csv | Where-Object 'Counter Name' -Like "keyshell.requests*server.port=*")
+                $rows = @(Invoke-DotnetCounters $childPid (Join-Path $Directory "counters-$try.csv") 5 | Where-Object 'Counter Name' -Like "keyshell.requests*server.port=*")
                 $rising = @($rows | Where-Object { [double]$_.'Mean/Increment' -gt 0 })
                 if ($rising.Count -ge 2) { break }
             }

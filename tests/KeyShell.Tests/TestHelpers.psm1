@@ -113,6 +113,13 @@ function Wait-Until {
     }
 }
 
+# Every error record a command wrote or threw, in order (so a stray one before the real error shows).
+function Get-CommandErrors {
+    param([Parameter(Mandatory)] [scriptblock] $Script)
+    $records = try { & $Script 2>&1 } catch { $_ }
+    @($records | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+}
+
 # Sends raw text over a TcpClient and returns what comes back: $Lines LF-terminated lines, or one read.
 function Invoke-RawRequest {
     param([Parameter(Mandatory)] [int] $Port, [Parameter(Mandatory)] [string] $Text, [int] $Lines = 0)

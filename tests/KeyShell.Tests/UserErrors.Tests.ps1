@@ -2,12 +2,7 @@ BeforeAll {
     Import-Module $env:KEYSHELL_MODULE -Force
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     $script:Directory = New-TestDirectory
-
-    # The error a command throws or writes first.
-    function Get-CommandError([scriptblock] $Script) {
-        $records = try { & $Script 2>&1 } catch { $_ }
-        @($records) | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] } | Select-Object -First 1
-    }
+    function Get-CommandError([scriptblock] $Script) { Get-CommandErrors $Script | Select-Object -First 1 }
 }
 
 AfterAll { Get-KeyServer | Stop-KeyServer }
