@@ -160,6 +160,7 @@ function Invoke-Build {
     $null = New-Item -ItemType Directory -Force -Path $ModuleOut
     Copy-Item (Join-Path $Root "src/KeyShell/bin/$Configuration/netstandard2.0/KeyShell.dll") $ModuleOut
     Copy-Item (Join-Path $Root 'module/KeyShell/*') $ModuleOut -Recurse
+    Copy-Item (Join-Path $Root 'LICENSE') $ModuleOut # the manifest's MIT license travels with the module and its package
     foreach ($edition in 'Core', 'Desktop') {
         $target = Join-Path $ModuleOut "Dependencies/$edition"
         $null = New-Item -ItemType Directory -Force -Path $target

@@ -33,21 +33,20 @@ public abstract class KeyShellCmdlet : PSCmdlet, IDisposable
     /// </summary>
     protected void WriteDiagnostics(Engine.Server.KeyServer server)
     {
-        if (server.DiagnosticQueue is not { } queue)
+        if (server.DiagnosticQueue is { } queue)
         {
-            return;
+            while (queue.TryTake(out var diagnostic))
+            {
+                WriteDiagnostic(server, diagnostic);
+            }
         }
 
-        while (queue.TryTake(out var diagnostic))
+        // What a -Handler wrote besides its replies (errors beside output, warnings, Write-Host, verbose).
+        if (server.Handler is ScriptBlockHandler handler)
         {
-            var text = $"KeyServer {server.Address}:{server.Port}: {diagnostic.Message}";
-            if (diagnostic.IsWarning)
+            while (handler.Diagnostics.TryTake(out var diagnostic))
             {
-                WriteWarning(text);
-            }
-            else
-            {
-                WriteVerbose(text);
+                WriteDiagnostic(server, diagnostic);
             }
         }
     }
@@ -69,6 +68,19 @@ public abstract class KeyShellCmdlet : PSCmdlet, IDisposable
         catch (Exception e) when (e is PipelineStoppedException || e is System.Management.Automation.Host.HostException || e is NotImplementedException)
         {
             // A host with no user interface: there is no one to tell.
+        }
+    }
+
+    private void WriteDiagnostic(Engine.Server.KeyServer server, Engine.Logging.Diagnostic diagnostic)
+    {
+        var text = $"KeyServer {server.Address}:{server.Port}: {diagnostic.Message}";
+        if (diagnostic.IsWarning)
+        {
+            WriteWarning(text);
+        }
+        else
+        {
+            WriteVerbose(text);
         }
     }
 

@@ -127,7 +127,7 @@ public sealed class ConnectionSlotTests
     [Fact]
     public async Task SixteenAcceptorsRacingNeverTakeMoreSlotsThanTheLimit()
     {
-        var events = new ServerEvents(this, new ServerMetrics("127.0.0.1", 0), NullLogger.Instance);
+        var events = new ServerEvents(this, new ServerMetrics("127.0.0.1", 0, () => null), NullLogger.Instance);
         using var table = new ConnectionTable(maxConnections: 100, maxHandshakes: 100, TimeSpan.Zero, events);
         var taken = 0;
         var most = 0;
@@ -158,7 +158,7 @@ public sealed class ConnectionSlotTests
     [Fact]
     public void AtTheLimitEveryAcceptorIsRefusedUntilASlotIsGivenBack()
     {
-        var events = new ServerEvents(this, new ServerMetrics("127.0.0.1", 0), NullLogger.Instance);
+        var events = new ServerEvents(this, new ServerMetrics("127.0.0.1", 0, () => null), NullLogger.Instance);
         using var table = new ConnectionTable(maxConnections: 3, maxHandshakes: 3, TimeSpan.Zero, events);
         var won = 0;
         Parallel.For(0, 64, _ =>

@@ -60,7 +60,8 @@ public sealed class KeyClient : ISequenceOwner
     internal static Func<string, CancellationToken, Task<IPAddress[]>> LookUp { get; set; } = HostLookUp.GetAddressesAsync;
 
     /// <summary>Runs every sequence to its end, or until cancelled or the server goes away.
-    /// Replies and failures go to <paramref name="observer"/> as they happen.</summary>
+    /// Replies and failures go to <paramref name="observer"/> as they happen. Two sequences with one client
+    /// id are a <see cref="DuplicateClientIdException"/>, before any connection.</summary>
     public static async Task<KeyClientSummary> RunAsync(
         IReadOnlyList<ClientSequence> sequences, KeyClientOptions options, IKeyClientObserver observer, CancellationToken cancellationToken = default)
     {
@@ -68,6 +69,8 @@ public sealed class KeyClient : ISequenceOwner
         {
             throw new ArgumentNullException(sequences is null ? nameof(sequences) : options is null ? nameof(options) : nameof(observer));
         }
+
+        DuplicateClientIdException.ThrowIfAny(sequences);
 
         var endPoint = await ResolveAsync(options.ComputerName, options.Port, cancellationToken).ConfigureAwait(false);
         var log = options.LogPath is null ? null : new ConversationLogWriter(options.LogPath);

@@ -57,7 +57,8 @@ public sealed partial class KeyServer : IDisposable
             ? NullLogger.Instance
             : (ILogger)new DiagnosticsLogger(options.Diagnostics, options.DiagnosticQueue);
         InitializeSecurity(options);
-        Events = new ServerEvents(this, new ServerMetrics(Address, Port), diagnostics);
+        // The meter asks for the count at each collection (a listener may come before the table is made).
+        Events = new ServerEvents(this, new ServerMetrics(Address, Port, () => State == KeyServerState.Stopped || Table is null ? null : Table.Count), diagnostics);
         Table = new ConnectionTable(options.MaxConnections, options.EffectiveMaxHandshakes, options.IdleTimeout, Events);
         StartTime = DateTime.Now;
         if (logProvider is not null)

@@ -32,10 +32,12 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
 
     [Parameter]
     [Alias("Cn")]
+    [ArgumentCompleter(typeof(ComputerNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string ComputerName { get; set; } = "127.0.0.1";
 
     [Parameter]
+    [ArgumentCompleter(typeof(ClientPortCompleter))]
     [ValidateRange(1, 65535)]
     public int Port { get; set; } = 8080;
 
@@ -89,6 +91,15 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
         if (_sequences.Count == 0)
         {
             return;
+        }
+
+        try
+        {
+            DuplicateClientIdException.ThrowIfAny(_sequences); // the engine refuses them too, once the run has begun
+        }
+        catch (DuplicateClientIdException e)
+        {
+            ThrowTerminatingError(ErrorIds.DuplicateClient(e));
         }
 
         var options = new KeyClientOptions
@@ -152,6 +163,10 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
         catch (TlsCertificateUntrustedException e)
         {
             ThrowTerminatingError(TlsParameters.Record(e, $"{ComputerName}:{Port}"));
+        }
+        catch (DuplicateClientIdException e)
+        {
+            ThrowTerminatingError(ErrorIds.DuplicateClient(e));
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException || e is ArgumentException)
         {

@@ -20,7 +20,7 @@ internal sealed class ServerSessionHarness
     {
         var options = new KeyServerOptions { LogPath = null };
         configure?.Invoke(options);
-        Events = new ServerEvents(this, new ServerMetrics("127.0.0.1", 0), NullLogger.Instance);
+        Events = new ServerEvents(this, new ServerMetrics("127.0.0.1", 0, () => null), NullLogger.Instance);
         Log = new RecordingLog();
         Events.Conversation = Log;
         Context = new ServerContext(options, plainText, Log, Events, s => _retired.Add(s));
