@@ -18,6 +18,8 @@ internal static class ErrorIds
     public const string InvalidTlsParameters = "InvalidTlsParameters";
     public const string TlsCertificateUntrusted = "TlsCertificateUntrusted";
     public const string NothingToSet = "NothingToSet";
+    public const string InvalidFault = "InvalidFault";
+    public const string LogNotFound = "LogNotFound";
 
     public static (string Id, ErrorCategory Category) For(KeyServerErrorKind kind) => kind switch
     {

@@ -179,6 +179,13 @@ public class ConversationCheckFaultTests
     }
 
     [Fact]
+    public void AKeyWithABackslashIsMatchedAsItsReplyLogsIt()
+    {
+        Assert.True(Check("Client: 1 a\\\\b", "Server: 1 Response for the key a\\\\b : slash").IsValid);
+        Assert.False(Check("Client: 1 a\\\\b", "Server: 1 Response for the key ab : slash").IsValid);
+    }
+
+    [Fact]
     public void AnUnknownFaultWordAccountsForItsRequest()
     {
         Assert.True(Check("Client: 3 7", "SYSTEM: Fault bandwidth (3 7)").IsValid);

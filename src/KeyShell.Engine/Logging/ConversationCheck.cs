@@ -123,7 +123,7 @@ public sealed class ConversationCheck
                         Problem($"Line {number}: a reply to client {entry.ClientId} with no request waiting for it.");
                         break;
                     case Pairing.Paired when entry.Reply!.StartsWith(ReplyPrefix, StringComparison.Ordinal) &&
-                                             !entry.Reply.StartsWith(ReplyPrefix + exchange!.Key + " :", StringComparison.Ordinal):
+                                             !entry.Reply.StartsWith(ReplyPrefix + LoggedKey(exchange!.Request) + " :", StringComparison.Ordinal):
                         Problem($"Line {number}: client {entry.ClientId} got '{entry.Reply}' for key {exchange.Key} (line {exchange.Request.LineNumber}): out of order or wrong.");
                         break;
                 }
@@ -172,6 +172,9 @@ public sealed class ConversationCheck
 
         return new ConversationCheck(path, requests, replies, faults, repliesByClient, faulted, problems);
     }
+
+    /// <summary>A request's key as its line has it: escaped as the reply that names it is (<c>a\\b</c>).</summary>
+    private static string LoggedKey(ConversationEntry request) => request.Text.Substring(request.Text.IndexOf(' ') + 1);
 
     private static T GetOrAdd<T>(Dictionary<string, T> map, string key)
         where T : new()

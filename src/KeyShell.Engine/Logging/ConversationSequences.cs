@@ -17,14 +17,17 @@ public sealed class ConversationSequences
 
     /// <summary>Takes one entry; returns false for a Client line with no valid client id, which no sequence can
     /// send again (other lines are ignored, and return true).</summary>
-    public bool Add(ConversationEntry entry)
+    public bool Add(ConversationEntry entry) => entry is null || Add(entry.Source, entry.ClientId, entry.Key);
+
+    /// <summary>Takes an entry by its parts (a deserialized entry, from a job or a remote session, has only these).</summary>
+    public bool Add(string? source, string? clientId, string? key)
     {
-        if (entry is null || entry.Source != ConversationLine.Client || entry is ConversationFault)
+        if (source != ConversationLine.Client)
         {
             return true;
         }
 
-        if (entry.ClientId is not { } client)
+        if (clientId is not { } client || string.IsNullOrEmpty(key))
         {
             return false;
         }
@@ -35,7 +38,7 @@ public sealed class ConversationSequences
             _clients.Add(client);
         }
 
-        keys.Add(entry.Key!);
+        keys.Add(key!);
         return true;
     }
 

@@ -3,9 +3,9 @@ using KeyShell.Engine.Logging;
 
 namespace KeyShell.Commands;
 
-/// <summary>Reads a conversation log into objects (Time, Source, ClientId, Key, Reply).</summary>
+/// <summary>Reads a conversation log into objects (Time, Source, ClientId, Key, Reply); fault lines as ConversationFault.</summary>
 [Cmdlet(VerbsCommon.Get, "KeyConversation")]
-[OutputType(typeof(ConversationEntry))]
+[OutputType(typeof(ConversationEntry), typeof(ConversationFault))]
 public sealed class GetKeyConversationCommand : KeyShellCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
@@ -20,7 +20,7 @@ public sealed class GetKeyConversationCommand : KeyShellCmdlet
             var full = ResolvePath(path);
             if (!System.IO.File.Exists(full))
             {
-                WriteError(new ErrorRecord(new System.IO.FileNotFoundException($"The log '{full}' does not exist.", full), "LogNotFound", ErrorCategory.ObjectNotFound, path));
+                WriteError(LogNotFound(full, path));
                 continue;
             }
 

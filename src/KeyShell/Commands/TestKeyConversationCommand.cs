@@ -7,7 +7,7 @@ namespace KeyShell.Commands;
 
 /// <summary>
 /// Checks a conversation log: each client's replies in the order of its requests (FIFO), each reply for
-/// the key asked, every request answered; with -Sequences, each client's keys exactly as sent.
+/// the key asked, every request answered or taken by a fault; with -Sequences, each client's keys exactly as sent.
 /// </summary>
 [Cmdlet(VerbsDiagnostic.Test, "KeyConversation")]
 [OutputType(typeof(bool), typeof(ConversationCheck))]
@@ -31,7 +31,7 @@ public sealed class TestKeyConversationCommand : KeyShellCmdlet
         var full = ResolvePath(Path);
         if (!System.IO.File.Exists(full))
         {
-            ThrowTerminatingError(new ErrorRecord(new System.IO.FileNotFoundException($"The log '{full}' does not exist.", full), "LogNotFound", ErrorCategory.ObjectNotFound, Path));
+            ThrowTerminatingError(LogNotFound(full, Path));
         }
 
         Dictionary<string, IReadOnlyList<string>>? expected = null;
@@ -62,6 +62,11 @@ public sealed class TestKeyConversationCommand : KeyShellCmdlet
         foreach (var problem in check.Problems)
         {
             WriteVerbose(problem);
+        }
+
+        foreach (var faulted in check.FaultedRequests)
+        {
+            WriteVerbose(faulted.ToString());
         }
 
         WriteObject(check.IsValid);
