@@ -21,6 +21,8 @@ internal static class ErrorIds
     public const string LogPathInUse = "LogPathInUse";
     public const string DuplicateClientId = "DuplicateClientId";
     public const string NoConversationLog = "NoConversationLog";
+    public const string InvalidFault = "InvalidFault";
+    public const string LogNotFound = "LogNotFound";
 
     public static (string Id, ErrorCategory Category) For(KeyServerErrorKind kind) => kind switch
     {

@@ -22,6 +22,10 @@ public abstract class KeyShellCmdlet : PSCmdlet, IDisposable
     /// <summary>Resolves a path as PowerShell users expect: relative to $PWD, not the process directory.</summary>
     protected string ResolvePath(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
 
+    /// <summary>The error for a conversation log that does not exist (<paramref name="path"/> as the user gave it).</summary>
+    protected static ErrorRecord LogNotFound(string fullPath, object path) =>
+        new(new System.IO.FileNotFoundException($"The log '{fullPath}' does not exist.", fullPath), ErrorIds.LogNotFound, ErrorCategory.ObjectNotFound, path);
+
     /// <summary>Writes a console line as Write-Host does: shown in the host, capturable as information (6>).</summary>
     protected void WriteHostLine(string text) =>
         WriteInformation(new HostInformationMessage { Message = text }, new[] { "PSHOST" });

@@ -5,7 +5,7 @@
 #>
 $root = Join-Path $PSScriptRoot '../..'
 Import-Module (Join-Path $root 'src/Help/MarkdownHelp.psm1') -Force
-foreach ($name in (Get-Command -Module KeyShell -CommandType Cmdlet).Name | Sort-Object) {
+foreach ($name in (Get-Command -Module KeyShell -CommandType Cmdlet, Function).Name | Sort-Object) {
     $file = Join-Path $root "docs/$name.md"
     if (Test-Path $file) {
         foreach ($example in (ConvertFrom-HelpMarkdown -Markdown (Get-Content -Raw $file)).Examples) {

@@ -1,6 +1,7 @@
 BeforeDiscovery {
     Import-Module $env:KEYSHELL_MODULE -Force
-    $cmdletNames = (Get-Command -Module KeyShell -CommandType Cmdlet).Name
+    # Use-KeyServer is a function; its help comes from the same MAML file (.ExternalHelp).
+    $cmdletNames = (Get-Command -Module KeyShell -CommandType Cmdlet, Function).Name
     $examples = @(& (Join-Path $PSScriptRoot 'Get-HelpExamples.ps1') | ForEach-Object { @{ Command = $_.Command; Title = $_.Title } })
 }
 
@@ -11,6 +12,8 @@ BeforeAll {
     $script:Docs = Join-Path $PSScriptRoot '../../docs'
     $script:Common = [System.Management.Automation.Cmdlet]::CommonParameters + [System.Management.Automation.Cmdlet]::OptionalCommonParameters
     function Get-Page([string] $Name) { ConvertFrom-HelpMarkdown -Markdown (Get-Content -Raw (Join-Path $Docs "$Name.md")) }
+    # A page's parameters, with those it takes from another command's page ("every parameter of [Start-KeyServer]").
+    function Get-PageParameter($Page) { Get-DocumentedParameter -Page $Page -Pages $(if ($Page.ParametersFrom) { Get-Page $Page.ParametersFrom }) }
 }
 
 Describe 'The help of <_>' -ForEach $cmdletNames {
@@ -29,8 +32,9 @@ Describe 'The help of <_>' -ForEach $cmdletNames {
     }
 
     It 'documents every parameter, with type, default and pipeline input' {
+        $documented = Get-PageParameter $Page
         foreach ($name in $Parameters) {
-            $doc = $Page.Parameters | Where-Object Name -EQ $name
+            $doc = $documented | Where-Object Name -EQ $name
             $doc | Should -Not -BeNullOrEmpty -Because "-$name must be documented"
             $doc.Description | Should -Not -BeNullOrEmpty -Because "-$name needs a description"
             $doc.Type | Should -Be $Info.Parameters[$name].ParameterType.Name -Because "the type of -$name"

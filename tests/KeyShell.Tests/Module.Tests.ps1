@@ -2,21 +2,23 @@ BeforeAll {
     Import-Module $env:KEYSHELL_MODULE -Force
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     $script:Directory = New-TestDirectory
-    $script:Expected = 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer'
+    $script:Expected = 'Compare-KeyConversation', 'ConvertTo-KeySequence', 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'New-KeyFault', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer'
+    $script:ExpectedFunctions = @('Use-KeyServer')
 }
 
 AfterAll { Get-KeyServer | Stop-KeyServer }
 
 Describe 'The module manifest' {
-    It 'passes Test-ModuleManifest and exports the cmdlets by name' {
+    It 'passes Test-ModuleManifest and exports the cmdlets and functions by name' {
         $manifest = Test-ModuleManifest -Path $env:KEYSHELL_MODULE
         $manifest.CompatiblePSEditions | Should -Be 'Desktop', 'Core'
         $manifest.PowerShellVersion | Should -Be '5.1'
         $data = Import-PowerShellDataFile $env:KEYSHELL_MODULE
         $data.CmdletsToExport | Sort-Object | Should -Be $Expected
         $data.CmdletsToExport | Should -Not -Contain '*'
-        $data.FunctionsToExport.Count | Should -Be 0
-        (Get-Command -Module KeyShell).Name | Sort-Object | Should -Be $Expected
+        $data.FunctionsToExport | Should -Be $ExpectedFunctions
+        (Get-Command -Module KeyShell -CommandType Cmdlet).Name | Sort-Object | Should -Be $Expected
+        (Get-Command -Module KeyShell -CommandType Function).Name | Should -Be $ExpectedFunctions -Because 'the script half''s helpers stay private'
     }
 
     It 'takes its version from Directory.Build.props, the one place it lives' {
@@ -31,7 +33,7 @@ Describe 'The module manifest' {
 }
 
 Describe 'Every cmdlet' -ForEach @(
-    'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer'
+    'Compare-KeyConversation', 'ConvertTo-KeySequence', 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'New-KeyFault', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer', 'Use-KeyServer'
 ) {
     It '<_> declares its output type, and each output type has a default view' {
         $types = (Get-Command $_).OutputType.Name

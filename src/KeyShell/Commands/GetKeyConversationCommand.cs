@@ -4,10 +4,10 @@ using KeyShell.Engine.Server;
 
 namespace KeyShell.Commands;
 
-/// <summary>Reads a conversation log into objects (Time, Source, ClientId, Key, Reply).</summary>
+/// <summary>Reads a conversation log into objects (Time, Source, ClientId, Key, Reply); fault lines as ConversationFault.</summary>
 // The server set is the default: a piped KeyServer binds to it before its (maybe empty) LogPath binds to -Path.
 [Cmdlet(VerbsCommon.Get, "KeyConversation", DefaultParameterSetName = ByServer)]
-[OutputType(typeof(ConversationEntry))]
+[OutputType(typeof(ConversationEntry), typeof(ConversationFault))]
 public sealed class GetKeyConversationCommand : KeyShellCmdlet
 {
     private const string ByPath = "Path";
@@ -63,7 +63,7 @@ public sealed class GetKeyConversationCommand : KeyShellCmdlet
     {
         if (!System.IO.File.Exists(full))
         {
-            WriteError(new ErrorRecord(new System.IO.FileNotFoundException($"The log '{full}' does not exist.", full), "LogNotFound", ErrorCategory.ObjectNotFound, given));
+            WriteError(LogNotFound(full, given));
             return;
         }
 

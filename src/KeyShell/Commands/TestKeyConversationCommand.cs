@@ -8,7 +8,7 @@ namespace KeyShell.Commands;
 
 /// <summary>
 /// Checks a conversation log: each client's replies in the order of its requests (FIFO), each reply for
-/// the key asked, every request answered; with -Sequences, each client's keys exactly as sent.
+/// the key asked, every request answered or taken by a fault; with -Sequences, each client's keys exactly as sent.
 /// </summary>
 // The server set is the default: a piped KeyServer binds to it before its (maybe empty) LogPath binds to -Path.
 [Cmdlet(VerbsDiagnostic.Test, "KeyConversation", DefaultParameterSetName = ByServer)]
@@ -57,7 +57,7 @@ public sealed class TestKeyConversationCommand : KeyShellCmdlet
         var full = InputObject?.LogPath ?? ResolvePath(Path);
         if (!System.IO.File.Exists(full))
         {
-            ThrowTerminatingError(new ErrorRecord(new System.IO.FileNotFoundException($"The log '{full}' does not exist.", full), "LogNotFound", ErrorCategory.ObjectNotFound, InputObject?.LogPath ?? Path));
+            ThrowTerminatingError(LogNotFound(full, InputObject?.LogPath ?? Path));
         }
 
         Dictionary<string, IReadOnlyList<string>>? expected = null;
@@ -103,6 +103,11 @@ public sealed class TestKeyConversationCommand : KeyShellCmdlet
         foreach (var problem in check.Problems)
         {
             WriteVerbose(problem);
+        }
+
+        foreach (var faulted in check.FaultedRequests)
+        {
+            WriteVerbose(faulted.ToString());
         }
 
         WriteObject(check.IsValid);
