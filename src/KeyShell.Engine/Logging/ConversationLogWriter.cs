@@ -9,7 +9,8 @@ namespace KeyShell.Engine.Logging;
 /// empties the file, later ones join without emptying it, and the file closes when the last one lets go.
 /// Another process that names a file in use gets <see cref="LogPathInUseException"/> and changes nothing in it.
 /// <see cref="Append"/> returns once the lines are in the file (in the kernel, not yet on the disk), each batch
-/// whole and in call order; no thread buffers them, so a process killed at any moment loses none it handed over.
+/// whole and in call order, or, on an event loop's thread, at the end of its pass before it sends anything:
+/// either way a line is in the file before the reply it logs leaves, so a killed process loses none of those.
 /// A write failure (disk full, file removed) never stops the owner: it is counted, <see cref="WriteFailed"/>
 /// is raised (the first time, then at most once a second), and the next batch is tried again.
 /// </summary>
@@ -45,14 +46,28 @@ public sealed class ConversationLogWriter : IDisposable
     internal bool IsJoined { get; set; }
 
     /// <summary>Writes whole lines (each ending in LF) into the file before it returns, never interleaved
-    /// with another owner's. Never throws. Lines appended once this owner has let go are dropped.</summary>
+    /// with another owner's; on an event loop's thread, at the end of the loop's pass, before the loop sends
+    /// anything more (<see cref="DeferredLogWrites"/>). Never throws. Lines appended once this owner has let
+    /// go are dropped.</summary>
     public void Append(ReadOnlySpan<byte> lines)
     {
-        if (!lines.IsEmpty)
+        if (lines.IsEmpty)
+        {
+            return;
+        }
+
+        if (DeferredLogWrites.Current is { } deferred)
+        {
+            deferred.Add(this, lines);
+        }
+        else
         {
             _file.Write(this, lines);
         }
     }
+
+    /// <summary>Writes the lines into the file now (a loop's pass ending).</summary>
+    internal void WriteNow(ReadOnlySpan<byte> lines) => _file.Write(this, lines);
 
     /// <summary>Lets go of the file (it closes with its last owner). Safe to call twice.</summary>
     public void Dispose() => _file.Leave(this);

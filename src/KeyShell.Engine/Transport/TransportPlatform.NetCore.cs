@@ -25,5 +25,5 @@ internal static class TransportPlatform
         Libc.IsSupported ? new EventLoopTransport(loops, name, onError) : null;
 
     /// <summary>Completes once <paramref name="stream"/> has bytes to read (or has ended), holding no buffer meanwhile.</summary>
-    public static async Task WaitForBytesAsync(Stream stream) => await stream.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
+    public static ValueTask<int> WaitForBytesAsync(Stream stream) => stream.ReadAsync(Memory<byte>.Empty);
 }

@@ -19,5 +19,5 @@ internal static class TransportPlatform
     public static ClientTransport? CreateEventLoopTransport(int loops, string name, Action<Exception> onError) => null;
 
     /// <summary>Completes at once: the read that follows waits, with its buffer.</summary>
-    public static Task WaitForBytesAsync(Stream stream) => Task.CompletedTask;
+    public static ValueTask<int> WaitForBytesAsync(Stream stream) => new(0);
 }

@@ -2,8 +2,16 @@ using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Threading;
+using KeyShell.Engine.Logging;
 
 namespace KeyShell.Engine.Transport.Epoll;
+
+/// <summary>What sends once the log lines of the loop's pass are in their files (see <see cref="EventLoop.SendAfterLog"/>).</summary>
+internal interface IDeferredSend
+{
+    /// <summary>The pass's log lines are written: send what waited for them. On the loop's thread.</summary>
+    void SendDeferred();
+}
 
 /// <summary>A socket registered with an <see cref="EventLoop"/>, served on the loop's thread.</summary>
 internal interface IPollable
@@ -37,6 +45,9 @@ internal sealed class EventLoop : IDisposable
     private readonly ConcurrentQueue<Action> _posted = new();
     private readonly PriorityQueue<Action, long> _timers = new();
     private readonly Stack<int> _free = new();
+    private List<IDeferredSend> _deferred = new();
+    private List<IDeferredSend> _sending = new();
+    private DeferredLogWrites? _log;
     private Entry[] _entries = new Entry[64];
     private int _used;
     private int _wakeRequested;
@@ -58,6 +69,15 @@ internal sealed class EventLoop : IDisposable
     public Scratch Scratch { get; } = new();
 
     public bool IsCurrentThread => Thread.CurrentThread == _thread;
+
+    /// <summary>True while log lines handed over on this loop's thread in this pass are not yet written:
+    /// nothing may be sent until they are (<see cref="SendAfterLog"/>). On the loop's thread.</summary>
+    public bool LogPending => _log?.HasPending == true;
+
+    /// <summary>Has <paramref name="sender"/> send at the end of this pass, once the pass's log lines are in
+    /// their files: a reply never leaves before its lines, and a pass costs one log write, not one per
+    /// connection. On the loop's thread.</summary>
+    public void SendAfterLog(IDeferredSend sender) => _deferred.Add(sender);
 
     /// <summary>True until the loop's thread has ended.</summary>
     public bool IsRunning => _thread.IsAlive;
@@ -167,12 +187,14 @@ internal sealed class EventLoop : IDisposable
     {
         Span<ulong> ready = stackalloc ulong[MaxEvents];
         Exception? failure = null;
+        _log = DeferredLogWrites.InstallOnThisThread();
         try
         {
             while (!_stopping)
             {
                 RunPosted();
                 RunDueTimers();
+                EndPass();
                 var count = _poller.Wait(ready, WaitTimeout());
                 if (count == -Libc.EINTR)
                 {
@@ -190,6 +212,8 @@ internal sealed class EventLoop : IDisposable
                 {
                     Dispatch(ready[i]);
                 }
+
+                EndPass();
             }
         }
         catch (Exception e)
@@ -200,6 +224,31 @@ internal sealed class EventLoop : IDisposable
         finally
         {
             End(failure);
+        }
+    }
+
+    /// <summary>The end of a pass: the log lines it handed over are written (one write per file), then what
+    /// waited for them is sent; what that sending handed over in turn is written and sent too, before the loop
+    /// waits again.</summary>
+    private void EndPass()
+    {
+        while (_log!.HasPending || _deferred.Count > 0)
+        {
+            _log.Flush();
+            (_sending, _deferred) = (_deferred, _sending);
+            foreach (var sender in _sending)
+            {
+                try
+                {
+                    sender.SendDeferred();
+                }
+                catch (Exception e)
+                {
+                    Report(e); // senders close their own connection on failure
+                }
+            }
+
+            _sending.Clear();
         }
     }
 
@@ -271,6 +320,8 @@ internal sealed class EventLoop : IDisposable
             Invoke(action);
         }
 
+        EndPass();
+
         for (var index = 0; index < _used; index++)
         {
             if (_entries[index].Handler is { } handler)
@@ -286,6 +337,8 @@ internal sealed class EventLoop : IDisposable
                 }
             }
         }
+
+        _log?.Flush(); // the disconnect lines of what closed as the loop ended
     }
 
     private void Forget(int index)

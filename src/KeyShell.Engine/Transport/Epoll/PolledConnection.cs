@@ -14,7 +14,7 @@ namespace KeyShell.Engine.Transport.Epoll;
 /// to the loop; only the loop's thread closes the descriptor. When the connection is over, the owner that
 /// started it hears the last step.
 /// </summary>
-internal sealed partial class PolledConnection : IPollable, IConnection
+internal sealed partial class PolledConnection : IPollable, IConnection, IDeferredSend
 {
     private const int Busy = 0;
     private const int Waiting = 1; // for the peer's next bytes: an idle close may claim it
@@ -145,7 +145,7 @@ internal sealed partial class PolledConnection : IPollable, IConnection
                     Receive();
                     break;
                 case State.Sending:
-                    SendUnsent();
+                    _ = SendUnsent();
                     break;
                 case State.Draining:
                     Drain();
@@ -249,6 +249,17 @@ internal sealed partial class PolledConnection : IPollable, IConnection
         output ??= _loop.Scratch.Output;
         if (output.Length > 0 && step != Step.Reset && _socket is { } socket)
         {
+            if (_loop.LogPending)
+            {
+                // The lines of this reply are not in the file yet: it leaves at the end of the pass, after them.
+                (_unsent ??= new ByteBuffer(0)).Write(output.Span);
+                output.Clear();
+                _afterSend = step;
+                _state = State.Sending;
+                _loop.SendAfterLog(this);
+                return;
+            }
+
             var sent = Libc.SendUntilFull(socket.Value, output.Span);
             if (sent < 0)
             {
@@ -274,23 +285,50 @@ internal sealed partial class PolledConnection : IPollable, IConnection
         Do(step);
     }
 
-    private void SendUnsent()
+    /// <summary>The end of the pass: the reply whose lines are now in the file goes out.</summary>
+    public void SendDeferred()
+    {
+        if (_state != State.Sending || _socket is null)
+        {
+            return; // failed or closed meanwhile
+        }
+
+        try
+        {
+            if (!SendUnsent())
+            {
+                // The socket did not take it all: the rest goes when it is writable, as for any reply.
+                Volatile.Write(ref _blockedSince, Environment.TickCount | 1);
+                Watch(Interest.Write);
+            }
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
+    }
+
+    /// <summary>Sends what is left; false when the socket could not take it all (it still waits).</summary>
+    private bool SendUnsent()
     {
         var sent = Libc.SendUntilFull(_socket!.Value, _unsent!.Span);
         if (sent < 0)
         {
             _peerEnded = true;
             Fail(Libc.ToException(-sent));
-            return;
+            return true;
         }
 
         _unsent.Consume(sent);
-        if (_unsent.Length == 0)
+        if (_unsent.Length > 0)
         {
-            _unsent.Release();
-            Volatile.Write(ref _blockedSince, 0);
-            Do(_afterSend);
+            return false;
         }
+
+        _unsent.Release();
+        Volatile.Write(ref _blockedSince, 0);
+        Do(_afterSend);
+        return true;
     }
 
     private void Do(Step step)

@@ -15,7 +15,7 @@ namespace KeyShell.Engine.Transport.Epoll;
 /// One read and one write may be pending at a time (as SslStream and the driver use a stream); calls from
 /// another thread (a handler's continuation) are passed to the loop. Its state is the loop thread's.
 /// </summary>
-internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket
+internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket, IDeferredSend
 {
     private readonly EventLoop _loop;
     private readonly Pending _read = new();
@@ -139,6 +139,13 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket
 
         pending.Begin(buffer, cancellationToken, this);
         var isRead = ReferenceEquals(pending, _read);
+        if (!isRead && _loop.LogPending)
+        {
+            // The log lines of what this write carries are not in the file yet: it goes at the end of the pass.
+            _loop.SendAfterLog(this);
+            return new ValueTask<int>(pending, pending.Version);
+        }
+
         if (!(isRead && buffer.IsEmpty))
         {
             // A zero-byte read (SslStream's and the driver's way of holding no buffer while idle) only waits
@@ -179,6 +186,28 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket
         catch (Exception e)
         {
             done.TrySetException(e);
+        }
+    }
+
+    /// <summary>The end of the pass: a write that waited for the pass's log lines goes out now.</summary>
+    public void SendDeferred()
+    {
+        if (!_write.Active)
+        {
+            return; // failed or cancelled meanwhile
+        }
+
+        TryWrite();
+        if (_write.Active)
+        {
+            try
+            {
+                WatchPending();
+            }
+            catch (Exception e)
+            {
+                _write.Fail(e); // the kernel refused the registration: this write fails, never waits forever
+            }
         }
     }
 
