@@ -24,6 +24,12 @@ internal static class TransportPlatform
     public static ClientTransport? CreateEventLoopTransport(int loops, string name, Action<Exception> onError) =>
         Libc.IsSupported ? new EventLoopTransport(loops, name, onError) : null;
 
+    /// <summary>Reads into <paramref name="buffer"/> through the Memory overload: no Task per read.</summary>
+    public static ValueTask<int> ReadAsync(Stream stream, byte[] buffer) => stream.ReadAsync(buffer.AsMemory());
+
+    /// <summary>Writes <paramref name="count"/> bytes of <paramref name="buffer"/> through the Memory overload: no Task per write.</summary>
+    public static ValueTask WriteAsync(Stream stream, byte[] buffer, int count) => stream.WriteAsync(buffer.AsMemory(0, count));
+
     /// <summary>Completes once <paramref name="stream"/> has bytes to read (or has ended), holding no buffer meanwhile.</summary>
     public static ValueTask<int> WaitForBytesAsync(Stream stream) => stream.ReadAsync(Memory<byte>.Empty);
 }

@@ -18,6 +18,12 @@ internal static class TransportPlatform
 
     public static ClientTransport? CreateEventLoopTransport(int loops, string name, Action<Exception> onError) => null;
 
+    /// <summary>Reads into <paramref name="buffer"/> (netstandard2.0's Stream has only the Task overloads).</summary>
+    public static ValueTask<int> ReadAsync(Stream stream, byte[] buffer) => new(stream.ReadAsync(buffer, 0, buffer.Length));
+
+    /// <summary>Writes <paramref name="count"/> bytes of <paramref name="buffer"/>.</summary>
+    public static ValueTask WriteAsync(Stream stream, byte[] buffer, int count) => new(stream.WriteAsync(buffer, 0, count));
+
     /// <summary>Completes at once: the read that follows waits, with its buffer.</summary>
     public static ValueTask<int> WaitForBytesAsync(Stream stream) => new(0);
 }

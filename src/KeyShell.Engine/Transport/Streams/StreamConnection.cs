@@ -93,6 +93,8 @@ internal sealed class StreamConnection : IConnection
         Volatile.Read(ref _socket)?.Abort();
     }
 
+    // One async method for the connection's life, with the sends and reads inline and through the Memory
+    // overloads: its state machine is allocated once, and a request costs no Task.
     private async Task RunAsync()
     {
         var scratch = new Scratch();
@@ -104,12 +106,37 @@ internal sealed class StreamConnection : IConnection
             {
                 if (scratch.Output.Length > 0 && step != Step.Reset)
                 {
-                    await SendAsync(scratch.Output).ConfigureAwait(false);
+                    Volatile.Write(ref _blockedSince, Environment.TickCount | 1);
+                    await TransportPlatform.WriteAsync(_stream!, scratch.Output.Array, scratch.Output.Length).ConfigureAwait(false);
+                    Volatile.Write(ref _blockedSince, 0);
+                    scratch.Output.Clear();
                 }
 
                 if (step == Step.Receive)
                 {
-                    step = await ReceiveAsync(scratch).ConfigureAwait(false);
+                    if (!EnterIdle(scratch))
+                    {
+                        step = Step.Close;
+                        break;
+                    }
+
+                    if (_waitWithoutBuffer)
+                    {
+                        await TransportPlatform.WaitForBytesAsync(_stream!).ConfigureAwait(false);
+                    }
+
+                    var buffer = ArrayPool<byte>.Shared.Rent(ReceiveBufferSize);
+                    try
+                    {
+                        var count = await TransportPlatform.ReadAsync(_stream!, buffer).ConfigureAwait(false);
+                        step = !LeaveIdle() ? Step.Close // claimed meanwhile (a stop, an idle close): the request goes unanswered, and unlogged
+                            : count == 0 ? _session.Ended(scratch)
+                            : _session.Received(buffer.AsSpan(0, count), scratch);
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                    }
                 }
                 else if (step == Step.Handle)
                 {
@@ -186,37 +213,17 @@ internal sealed class StreamConnection : IConnection
         }
     }
 
-    private async Task<Step> ReceiveAsync(Scratch scratch)
+    /// <summary>Waiting for the peer: no buffer held meanwhile, and a stop's close may claim it. False when a
+    /// stop asked for its close already.</summary>
+    private bool EnterIdle(Scratch scratch)
     {
-        scratch.Release(); // waiting for the peer: no buffer held meanwhile
+        scratch.Release();
         Interlocked.Exchange(ref _state, Idle); // a full fence: a stop's CloseWhenIdle sees Idle, or this sees its flag
-        if (Volatile.Read(ref _closeWhenIdle) == 1 && Interlocked.CompareExchange(ref _state, Closing, Idle) == Idle)
-        {
-            return Step.Close;
-        }
-
-        var stream = _stream!;
-        if (_waitWithoutBuffer)
-        {
-            await TransportPlatform.WaitForBytesAsync(stream).ConfigureAwait(false);
-        }
-
-        var buffer = ArrayPool<byte>.Shared.Rent(ReceiveBufferSize);
-        try
-        {
-            var count = await stream.ReadAsync(buffer, 0, buffer.Length).ConfigureAwait(false);
-            if (Interlocked.CompareExchange(ref _state, Busy, Idle) != Idle)
-            {
-                return Step.Close; // claimed meanwhile (a stop, an idle close): the request goes unanswered, and unlogged
-            }
-
-            return count == 0 ? _session.Ended(scratch) : _session.Received(buffer.AsSpan(0, count), scratch);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
+        return !(Volatile.Read(ref _closeWhenIdle) == 1 && Interlocked.CompareExchange(ref _state, Closing, Idle) == Idle);
     }
+
+    /// <summary>Bytes came: busy again, unless a close claimed the connection meanwhile.</summary>
+    private bool LeaveIdle() => Interlocked.CompareExchange(ref _state, Busy, Idle) == Idle;
 
     /// <summary>
     /// The session's asynchronous work, which an abort does not wait for: the work gets buffers of its own,
@@ -246,14 +253,6 @@ internal sealed class StreamConnection : IConnection
         scratch.Output.Write(own.Output.Span);
         own.Release();
         return step;
-    }
-
-    private async Task SendAsync(ByteBuffer output)
-    {
-        Volatile.Write(ref _blockedSince, Environment.TickCount | 1);
-        await _stream!.WriteAsync(output.Array, 0, output.Length).ConfigureAwait(false);
-        Volatile.Write(ref _blockedSince, 0);
-        output.Clear();
     }
 
     private async Task SleepAsync()
