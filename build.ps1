@@ -224,7 +224,8 @@ function Invoke-EngineTests {
 
     $run = ([xml](Get-Content -Raw $trx)).TestRun
     $counters = $run.ResultSummary.Counters
-    $results = @($run.Results.UnitTestResult)
+    # A filter that matches no test leaves a results file with no Results element.
+    $results = @(if ($run.PSObject.Properties['Results'] -and $run.Results) { $run.Results.UnitTestResult })
     # Named with the run: the two engine runs share their tests' names.
     $failedTests = @($results | Where-Object outcome -In 'Failed', 'Error', 'Timeout' | ForEach-Object { "$Name $($_.testName)" })
     $failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout
