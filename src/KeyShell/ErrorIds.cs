@@ -18,6 +18,12 @@ internal static class ErrorIds
     public const string InvalidTlsParameters = "InvalidTlsParameters";
     public const string TlsCertificateUntrusted = "TlsCertificateUntrusted";
     public const string NothingToSet = "NothingToSet";
+    public const string UnexpectedReply = "UnexpectedReply";
+    public const string UnsupportedExportFormat = "UnsupportedExportFormat";
+    public const string PictureNotSupported = "PictureNotSupported";
+    public const string OneHistogramPerFile = "OneHistogramPerFile";
+    public const string ExportFileExists = "ExportFileExists";
+    public const string ExportPathUnwritable = "ExportPathUnwritable";
 
     public static (string Id, ErrorCategory Category) For(KeyServerErrorKind kind) => kind switch
     {
@@ -41,6 +47,7 @@ internal static class ErrorIds
         FailureKind.ProtocolError => ("ProtocolError", ErrorCategory.ProtocolError),
         FailureKind.TlsCertificateUntrusted => (TlsCertificateUntrusted, ErrorCategory.SecurityError),
         FailureKind.TlsHandshakeFailed => ("TlsHandshakeFailed", ErrorCategory.ConnectionError),
+        FailureKind.UnexpectedReply => (UnexpectedReply, ErrorCategory.InvalidResult),
         _ => ("Cancelled", ErrorCategory.OperationStopped),
     };
 

@@ -10,48 +10,59 @@ using KeyShell.Engine.Transport;
 namespace KeyShell.Engine.Sessions;
 
 /// <summary>
-/// One load worker's protocol: send a batch (one request, or a pipelined burst), count its replies and
-/// the errors among them, again, until its share of the requests is done or the run's time is up. Replies
-/// are counted, never kept. A batch that fails or times out counts as errors; after a refused or broken
-/// connection the worker pauses a moment before reconnecting, so a server that is down is not hammered.
+/// One load worker's protocol: send a batch (one request, or a pipelined burst), check each reply against
+/// the key it answers (<see cref="ReplyCheck"/>), record the successes' latencies and the errors by kind,
+/// again, until its share of the requests is done or the run's time is up. Replies are judged, never kept.
+/// A batch that fails or times out counts its unanswered requests as errors of the failure's kind; after a
+/// refused or broken connection the worker pauses a moment before reconnecting, so a server that is down is
+/// not hammered; after a reply that is not the protocol's it reconnects, as nothing after it can be trusted.
 /// </summary>
 internal sealed class LoadSession : ISession
 {
     private readonly LoadGenerator _generator;
+    private readonly LoadRecorder.Stripe _recorder;
     private readonly long _quota;
-    private readonly long _runDeadline;
     private readonly long _timeout;
-    private readonly LatencyHistogram _latency;
-    private readonly byte[][] _requests;
+    private readonly byte[] _client; // "<prefix><id> "
+    private readonly byte[][] _keys;
+    private readonly byte[] _terminator;
+    private readonly bool _checkForm;
     private readonly ReplyReader _replies;
     private readonly TaskCompletionSource<bool> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IConnection? _connection;
-    private long _done;
+    private long _done;     // measured requests finished (the quota counts these)
+    private long _cursor;   // index of the batch's first key
     private int _count;
     private int _answered;
-    private int _errors;
-    private long _started;
+    private int _measured;  // of the batch's requests, those that ended inside the measured window
+    private bool _outOfStep;
+    private long _due;      // Stopwatch timestamp the batch was due: its latencies count from here
+    private long _sent;     // when it was actually sent (connect included, per message)
     private long _deadline; // Stopwatch timestamp by which the batch in flight must be answered; 0: none
     private int _timedOut;
     private volatile bool _cancelled;
 
-    public LoadSession(LoadGenerator generator, int id, long quota, long runDeadline, LatencyHistogram latency)
+    public LoadSession(LoadGenerator generator, int id, long quota, LoadRecorder.Stripe recorder)
     {
         _generator = generator;
         _quota = quota;
-        _runDeadline = runDeadline;
-        _latency = latency;
-        _requests = generator.RequestsOf(id);
-        _timeout = (long)(generator.Options.Timeout.TotalSeconds * Stopwatch.Frequency);
-        _replies = new ReplyReader(generator.Options.Framing == Framing.Line);
-        BeginBatch();
+        _recorder = recorder;
+        var options = generator.Options;
+        _client = System.Text.Encoding.ASCII.GetBytes(options.ClientIdPrefix + id.ToString(System.Globalization.CultureInfo.InvariantCulture) + " ");
+        _keys = generator.KeyBytes;
+        _cursor = id % _keys.Length;
+        _terminator = options.Framing == Framing.Line ? new[] { (byte)'\n' } : Array.Empty<byte>();
+        _checkForm = !options.SkipReplyCheck;
+        _timeout = (long)(options.Timeout.TotalSeconds * Stopwatch.Frequency);
+        _replies = new ReplyReader(options.Framing == Framing.Line);
+        BeginBatch(Stopwatch.GetTimestamp());
     }
 
     public Task Completion => _finished.Task;
 
     private LoadOptions Options => _generator.Options;
 
-    private bool Over => _done >= _quota || _cancelled || Stopwatch.GetTimestamp() >= _runDeadline;
+    private bool Over => _done >= _quota || _cancelled || Stopwatch.GetTimestamp() >= _generator.RunDeadline;
 
     /// <summary>The watchdog: a batch past its timeout counts as errors and the worker reconnects. Any thread.</summary>
     public void TimeOutIfLate(long now)
@@ -63,6 +74,7 @@ internal sealed class LoadSession : ISession
         }
     }
 
+    /// <summary>Stops the worker (a cancel, or the run failing): requests in flight count nowhere.</summary>
     public void Cancel()
     {
         _cancelled = true;
@@ -83,35 +95,81 @@ internal sealed class LoadSession : ISession
 
     public Step Received(ReadOnlySpan<byte> data, Scratch scratch)
     {
+        var now = Stopwatch.GetTimestamp();
         var replies = _replies.Read(data);
+        long ok = 0, errors = 0, unexpected = 0;
+        var extra = false;
         while (replies.Next(out var reply))
         {
+            if (_answered == _count)
+            {
+                extra = true; // a line nobody asked for
+                break;
+            }
+
+            switch (ReplyCheck.Classify(reply, _keys[(_cursor + _answered) % _keys.Length], _checkForm))
+            {
+                case ReplyKind.Response:
+                    ok++;
+                    break;
+                case ReplyKind.ErrorReply:
+                    errors++;
+                    break;
+                default:
+                    unexpected++;
+                    break;
+            }
+
             _answered++;
-            _errors += reply.Length > 0 && reply[0] == (byte)'E' ? 1 : 0; // every error reply starts with "Error:"
         }
 
+        if (_answered == _count && _replies.PendingCount > 0)
+        {
+            extra = true; // the start of a line nobody asked for
+        }
+
+        if (extra && ok > 0)
+        {
+            ok--; // the reply followed by it was not the protocol's either
+            unexpected++;
+        }
+
+        _outOfStep |= extra || unexpected > 0;
+        Record(now, ok, errors, unexpected);
         if (_answered < _count)
         {
             return Step.Receive;
         }
 
-        Record(_errors);
+        EndBatch();
         if (Over)
         {
             return Step.Close;
         }
 
-        BeginBatch();
-        if (Options.Connection == ConnectionMode.PerMessage)
+        var outOfStep = _outOfStep;
+        BeginBatch(Stopwatch.GetTimestamp());
+        if (Options.Connection == ConnectionMode.PerMessage || outOfStep)
         {
-            return Step.Reconnect; // the next batch's time includes its connect
+            _replies.Reset();
+            return Step.Reconnect; // per message, the next batch's time includes its connect
         }
 
         WriteBatch(scratch);
         return Step.Receive;
     }
 
-    public Step Ended(Scratch scratch) => Failed(new InvalidOperationException("The server closed the connection."));
+    /// <summary>The server closed: a reply it left without its line end is not the protocol's; the rest were lost.</summary>
+    public Step Ended(Scratch scratch)
+    {
+        if (_replies.PendingCount > 0 && _answered < _count)
+        {
+            Record(Stopwatch.GetTimestamp(), 0, 0, 1);
+            _answered++;
+        }
+
+        return Failed(new ConnectionClosedException());
+    }
 
     public Step Failed(Exception error)
     {
@@ -122,13 +180,22 @@ internal sealed class LoadSession : ISession
         }
 
         var timedOut = Interlocked.Exchange(ref _timedOut, 0) == 1;
-        Record(_count);
+        if (!_cancelled)
+        {
+            var kind = timedOut ? LoadErrorKind.Timeout
+                : error is ConnectFailedException ? LoadErrorKind.ConnectFailed
+                : error is ProtocolViolationException ? LoadErrorKind.UnexpectedReply
+                : LoadErrorKind.ConnectionLost;
+            RecordFailures(Stopwatch.GetTimestamp(), kind, _count - _answered);
+        }
+
+        EndBatch();
         if (Over)
         {
             return Step.Close;
         }
 
-        BeginBatch();
+        BeginBatch(Stopwatch.GetTimestamp());
         return timedOut ? Step.Reconnect : Step.ReconnectSoon; // a late server is tried again at once
     }
 
@@ -142,27 +209,67 @@ internal sealed class LoadSession : ISession
     }
 
     /// <summary>Decides the next batch and starts its clock (before the connect, on a new connection).</summary>
-    private void BeginBatch()
+    private void BeginBatch(long now)
     {
         _count = (int)Math.Min(Options.Pipeline, _quota - _done);
         _answered = 0;
-        _errors = 0;
-        _started = Stopwatch.GetTimestamp();
-        Interlocked.Exchange(ref _deadline, _started + _timeout);
+        _measured = 0;
+        _outOfStep = false;
+        _due = now;
+        _sent = now;
+        Interlocked.Exchange(ref _deadline, now + _timeout);
+    }
+
+    private void EndBatch()
+    {
+        Interlocked.Exchange(ref _deadline, 0);
+        _generator.Finished(_measured);
+        _done += _measured;
+        _cursor += _count;
     }
 
     private void WriteBatch(Scratch scratch)
     {
         for (var i = 0; i < _count; i++)
         {
-            scratch.Output.Write(_requests[(_done + i) % _requests.Length]);
+            scratch.Output.Write(_client);
+            scratch.Output.Write(_keys[(_cursor + i) % _keys.Length]);
+            scratch.Output.Write(_terminator);
         }
     }
 
-    private void Record(int errors)
+    /// <summary>One read's replies: successes share its latency; nothing counts before the measured window.</summary>
+    private void Record(long now, long ok, long errors, long unexpected)
     {
-        Interlocked.Exchange(ref _deadline, 0);
-        _generator.Record(_latency, _started, _count, errors);
-        _done += _count;
+        _generator.Metrics.Done(ok, errors + unexpected, _sent, now);
+        if (now < _generator.MeasureFrom)
+        {
+            return;
+        }
+
+        _measured += (int)(ok + errors + unexpected);
+        _recorder.Succeeded(ok, LatencyHistograms.Microseconds(_due, now), LatencyHistograms.Microseconds(_sent, now));
+        _recorder.Failed(LoadErrorKind.ErrorReply, errors);
+        _recorder.Failed(LoadErrorKind.UnexpectedReply, unexpected);
+    }
+
+    private void RecordFailures(long now, LoadErrorKind kind, int count)
+    {
+        _generator.Metrics.Done(0, count, _sent, now);
+        if (now < _generator.MeasureFrom || count <= 0)
+        {
+            return;
+        }
+
+        _measured += count;
+        _recorder.Failed(kind, count);
+    }
+
+    private sealed class ConnectionClosedException : Exception
+    {
+        public ConnectionClosedException()
+            : base("The server closed the connection.")
+        {
+        }
     }
 }
