@@ -95,7 +95,7 @@ internal static class LoadResultReader
 
     private static DateTime Instant(object value) =>
         PSObject.AsPSObject(value).BaseObject is string text
-            ? DateTime.Parse(text, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind | DateTimeStyles.AdjustToUniversal)
+            ? DateTime.Parse(text, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind)
             : LanguagePrimitives.ConvertTo<DateTime>(value);
 
     /// <summary>A Boolean, or its text ('False' is false: PowerShell's own conversion takes any non-empty text as true).</summary>

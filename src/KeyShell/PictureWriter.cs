@@ -62,17 +62,11 @@ internal static class PictureWriter
             curves.Select(c => new Plot.LatencyCurve(c.Label, c.Percentiles, c.Milliseconds, c.Dashed)).ToArray(),
             timelines.Select(t => new Plot.TimelineSeries(t.Label, t.Seconds, t.P50, t.P99, t.Rate)).ToArray());
 
-    /// <summary>The .hgrm rows below 100 % (100 % has no place on the log axis; its value, the maximum, ends the line).</summary>
+    /// <summary>Through the engine: this assembly touches no HdrHistogram type (it lives in the private load context).</summary>
     private static (string, double[], double[], bool) Curve(string label, LoadResult result, bool uncorrected)
     {
-        var rows = LoadExport.Distribution(uncorrected ? result.UncorrectedHistogram : result.Histogram).ToArray();
-        var points = rows.Where(r => r.Percentile < 1).ToList();
-        if (rows.Length > 0 && points.Count > 0)
-        {
-            points.Add((rows[rows.Length - 1].Milliseconds, points[points.Count - 1].Percentile, rows[rows.Length - 1].TotalCount));
-        }
-
-        return (label, points.Select(p => p.Percentile * 100).ToArray(), points.Select(p => p.Milliseconds).ToArray(), uncorrected);
+        var (percentiles, milliseconds) = LoadExport.PercentileCurve(result, uncorrected);
+        return (label, percentiles, milliseconds, uncorrected);
     }
 
     /// <summary>Each result's name in the legend: its target and mode; made unique with a number when two would read alike.</summary>

@@ -143,6 +143,23 @@ public static class LoadExport
         }
     }
 
+    /// <summary>
+    /// The latency by percentile of a result (its corrected or its uncorrected latencies), for a picture: the
+    /// .hgrm rows below 100 % (100 % has no place on a log axis of 1/(1-percentile)), then the maximum at the
+    /// last of them, so the line ends at the slowest request. Percentiles 0 to 100, values in milliseconds.
+    /// </summary>
+    public static (double[] Percentiles, double[] Milliseconds) PercentileCurve(LoadResult result, bool uncorrected)
+    {
+        var rows = Distribution(uncorrected ? result.UncorrectedHistogram : result.Histogram).ToArray();
+        var points = rows.Where(r => r.Percentile < 1).ToList();
+        if (points.Count > 0)
+        {
+            points.Add((rows[rows.Length - 1].Milliseconds, points[points.Count - 1].Percentile, rows[rows.Length - 1].TotalCount));
+        }
+
+        return (points.Select(p => p.Percentile * 100).ToArray(), points.Select(p => p.Milliseconds).ToArray());
+    }
+
     private static IEnumerable<string> Summary(LatencySummary s) =>
         new[] { Millis(s.Mean), Millis(s.StdDev), Millis(s.P50), Millis(s.P90), Millis(s.P99), Millis(s.P999), Millis(s.P9999), Millis(s.Max) };
 
