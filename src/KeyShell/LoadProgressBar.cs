@@ -16,7 +16,8 @@ internal sealed class LoadProgressBar
     private readonly DateTime _startUtc;
     private readonly int? _duration;
     private readonly long _count;
-    private readonly ProgressRecord _record;
+    private readonly int _activityId = 2;
+    private readonly string _activity;
     private readonly Stopwatch _sinceLast = Stopwatch.StartNew();
     private LoadProgress? _shown;
     private bool _written;
@@ -29,7 +30,7 @@ internal sealed class LoadProgressBar
         _duration = duration;
         _count = count;
         var loop = generator.Options.Rate is { } rate ? $"{rate:N0} requests/s over" : "closed loop,";
-        _record = new ProgressRecord(2, "Measure-KeyServer", $"{loop} {generator.Options.Concurrency} {generator.Options.Connection} connections to {generator.Options.ComputerName}:{generator.Options.Port}{(warmupSec > 0 ? $", {warmupSec} s warm-up" : string.Empty)}");
+        _activity = $"Measure-KeyServer: {loop} {generator.Options.Concurrency} {generator.Options.Connection} connections to {generator.Options.ComputerName}:{generator.Options.Port}{(warmupSec > 0 ? $", {warmupSec} s warm-up" : string.Empty)}";
         if (_startUtc > DateTime.UtcNow)
         {
             ReportWaiting();
@@ -55,19 +56,15 @@ internal sealed class LoadProgressBar
         _sinceLast.Restart();
         if (progress.WarmupLeft > TimeSpan.Zero)
         {
-            _record.PercentComplete = -1;
-            _record.StatusDescription = $"Warming up: {Math.Ceiling(progress.WarmupLeft.TotalSeconds):0} s left, nothing measured yet";
-        }
-        else
-        {
-            _record.PercentComplete = _duration is { } seconds
-                ? (int)Math.Min(100, progress.Elapsed.TotalSeconds * 100 / seconds)
-                : (int)Math.Min(100, progress.Completed * 100 / Math.Max(1, _count));
-            var p99 = progress.P99 is { } value ? $"{value.TotalMilliseconds:0.###} ms" : "none yet";
-            _record.StatusDescription = $"{progress.LastSecondRate:N0} requests/s, {progress.Requests:N0} requests, {progress.Errors:N0} errors, p99 {p99}";
+            Write(Record($"Warming up: {Math.Ceiling(progress.WarmupLeft.TotalSeconds):0} s left, nothing measured yet", -1));
+            return;
         }
 
-        Write(_record);
+        var percent = _duration is { } seconds
+            ? (int)Math.Min(100, progress.Elapsed.TotalSeconds * 100 / seconds)
+            : (int)Math.Min(100, progress.Completed * 100 / Math.Max(1, _count));
+        var p99 = progress.P99 is { } value ? $"{value.TotalMilliseconds:0.###} ms" : "none yet";
+        Write(Record($"{progress.LastSecondRate:N0} requests/s, {progress.Requests:N0} requests, {progress.Errors:N0} errors, p99 {p99}", percent));
     }
 
     public void Complete()
@@ -77,16 +74,17 @@ internal sealed class LoadProgressBar
             return;
         }
 
-        _record.RecordType = ProgressRecordType.Completed;
-        Write(_record);
+        var done = Record("Done", 100);
+        done.RecordType = ProgressRecordType.Completed;
+        Write(done);
     }
 
-    /// <summary>A record of its own (not the run's, which goes on changing): hosts and streams that keep records keep this one as it was.</summary>
     private void ReportWaiting() =>
-        Write(new ProgressRecord(_record.ActivityId, _record.Activity, $"Waiting to start at {_startUtc.ToLocalTime():T} (in {Math.Ceiling((_startUtc - DateTime.UtcNow).TotalSeconds):0} s)")
-        {
-            PercentComplete = -1,
-        });
+        Write(Record($"Waiting to start at {_startUtc.ToLocalTime():T} (in {Math.Ceiling((_startUtc - DateTime.UtcNow).TotalSeconds):0} s)", -1));
+
+    /// <summary>A record of its own each time: hosts and streams that keep records keep each as it was.</summary>
+    private ProgressRecord Record(string status, int percent) =>
+        new(_activityId, _activity, status) { PercentComplete = percent };
 
     private void Write(ProgressRecord record)
     {
