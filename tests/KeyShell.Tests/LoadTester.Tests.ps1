@@ -200,3 +200,36 @@ Describe 'Views at 80 columns' {
         finally { $colors | Stop-KeyServer }
     }
 }
+
+Describe 'Measure-KeyServer and Ctrl+C in an interactive console' {
+    BeforeAll {
+        $script:Tmux = Get-Command tmux -CommandType Application -ErrorAction Ignore
+        $script:Session = 'keyshell-' + [guid]::NewGuid().ToString('N').Substring(0, 8)
+    }
+    AfterAll { if ($Tmux) { & tmux kill-session -t $Session 2>$null } }
+
+    It 'stops the load after 2,000 requests and still returns what ran, marked Interrupted' {
+        if ($IsWindows) { Set-ItResult -Skipped -Because 'it drives a real console through tmux, which Windows lacks' }
+        if (-not $Tmux) { Set-ItResult -Skipped -Because 'tmux is not installed (.ci/run installs it where apt-get works): a real console is the only way to press Ctrl+C' }
+        $folder = New-TestDirectory
+        $out = Join-Path $folder 'result.xml'
+        $loaded = Start-KeyServer -Port 0 -NoLog
+        try {
+            & tmux new-session -d -s $Session -x 160 -y 40 "$(Get-PwshPath) -NoProfile"
+            Wait-Until { (& tmux capture-pane -t $Session -p) -match 'PS ' } -Because 'the interactive prompt'
+            # A run of ten minutes, stopped by Ctrl+C once the server has seen 2,000 of its requests (progress, not time).
+            & tmux send-keys -t $Session "Import-Module '$env:KEYSHELL_MODULE'; `$r = Measure-KeyServer -Port $($loaded.Port) -Duration 600 -Concurrency 2 -WarningAction SilentlyContinue; `$r | Export-Clixml '$out'; 'exported'" Enter
+            Wait-Until { $loaded.Requests -ge 2000 } -Because 'the load to reach 2,000 requests'
+            & tmux send-keys -t $Session C-c
+            Wait-Until { (& tmux capture-pane -t $Session -p) -match '^exported' } -Because 'the cmdlet to return its result after Ctrl+C'
+            $result = Import-Clixml $out
+            $result.Interrupted | Should -BeTrue
+            $result.Requests | Should -BeGreaterOrEqual 2000
+            $result.Errors | Should -Be 0 -Because 'the requests in flight at the stop count nowhere'
+            $result.Elapsed.TotalSeconds | Should -BeLessThan 600
+            ($result.Timeline | Measure-Object Requests -Sum).Sum | Should -Be $result.Requests
+            (& tmux capture-pane -t $Session -p) -join "`n" | Should -Not -Match 'PipelineStopped|OperationStopped'
+        }
+        finally { $loaded | Stop-KeyServer }
+    }
+}
