@@ -103,7 +103,7 @@ public class LoadResultMergeTests
         var second1 = merged.Timeline[1]; // 100 of a's (100 µs) and 67 of b's (5 ms)
         Assert.Equal(100 + 67, second1.Requests);
         Assert.InRange(Micros(second1.P50), 99, 101);
-        Assert.InRange(Micros(second1.P99), 4_990, 5_010);
+        Assert.InRange(Micros(second1.P99), 4_950, 5_050); // a second keeps 2 significant digits: within 1 %
         Assert.Equal(second1.Requests - second1.Errors, second1.GetHistogram().TotalCount);
     }
 

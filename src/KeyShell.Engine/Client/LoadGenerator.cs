@@ -49,10 +49,10 @@ public sealed class LoadGenerator
     internal byte[][] KeyBytes { get; }
 
     /// <summary>Stopwatch timestamp from which requests are measured (the warm-up's end).</summary>
-    internal long MeasureFrom { get; private set; } = long.MaxValue;
+    internal long MeasureFrom { get; set; } = long.MaxValue;
 
     /// <summary>Stopwatch timestamp at which a timed run stops sending.</summary>
-    internal long RunDeadline { get; private set; } = long.MaxValue;
+    internal long RunDeadline { get; set; } = long.MaxValue;
 
     /// <summary>
     /// Runs the load. A cancel before the first request (while waiting for StartAt) throws

@@ -26,12 +26,13 @@ internal sealed class LoadRecorder
     /// <summary>The stripe worker <paramref name="worker"/> records into (workers are dealt to event loops the same way).</summary>
     public Stripe StripeOf(int worker) => _stripes[worker % _stripes.Length];
 
-    /// <summary>Moves everything recorded since the last call into <paramref name="interval"/>.</summary>
-    public void Drain(LoadInterval interval)
+    /// <summary>Moves everything recorded since the last call into <paramref name="second"/> and <paramref name="total"/>.
+    /// One caller at a time (the run's sampler).</summary>
+    public void Drain(LoadInterval second, LoadInterval total)
     {
         foreach (var stripe in _stripes)
         {
-            stripe.DrainInto(interval);
+            stripe.DrainInto(second, total);
         }
     }
 
@@ -84,7 +85,7 @@ internal sealed class LoadRecorder
         }
 
         /// <summary>Swaps the histograms out under the lock (two reference swaps), then adds them up outside it.</summary>
-        public void DrainInto(LoadInterval interval)
+        public void DrainInto(LoadInterval second, LoadInterval total)
         {
             HistogramBase corrected, uncorrected;
             lock (_gate)
@@ -95,16 +96,19 @@ internal sealed class LoadRecorder
                 _uncorrected = _spareUncorrected;
                 for (var i = 0; i < _errors.Length; i++)
                 {
-                    interval.Errors[i] += _errors[i];
+                    second.Errors[i] += _errors[i];
+                    total.Errors[i] += _errors[i];
                     _errors[i] = 0;
                 }
 
-                interval.Late += _late;
+                second.Late += _late;
+                total.Late += _late;
                 _late = 0;
             }
 
-            interval.Corrected.Add(corrected);
-            interval.Uncorrected.Add(uncorrected);
+            second.Corrected.Add(corrected); // a second of the timeline keeps its corrected latencies only
+            total.Corrected.Add(corrected);
+            total.Uncorrected.Add(uncorrected);
             corrected.Reset();
             uncorrected.Reset();
             lock (_gate)
@@ -119,9 +123,17 @@ internal sealed class LoadRecorder
 /// <summary>What the workers recorded over one stretch of the run (a second of the timeline, or all of it).</summary>
 internal sealed class LoadInterval
 {
-    public HistogramBase Corrected { get; } = LatencyHistograms.Create();
+    /// <param name="second">A second of the timeline: its histogram keeps 2 significant digits (see
+    /// <see cref="LatencyHistograms.SecondSignificantDigits"/>), and it has no uncorrected one.</param>
+    public LoadInterval(bool second = false)
+    {
+        Corrected = second ? LatencyHistograms.CreateForSecond() : LatencyHistograms.Create();
+        Uncorrected = second ? LatencyHistograms.CreateForSecond() : LatencyHistograms.Create();
+    }
 
-    public HistogramBase Uncorrected { get; } = LatencyHistograms.Create();
+    public HistogramBase Corrected { get; }
+
+    public HistogramBase Uncorrected { get; }
 
     /// <summary>Counts by <see cref="LoadErrorKind"/>.</summary>
     public long[] Errors { get; } = new long[5];
@@ -129,18 +141,6 @@ internal sealed class LoadInterval
     public long Late { get; set; }
 
     public long ErrorCount => Errors[0] + Errors[1] + Errors[2] + Errors[3] + Errors[4];
-
-    public void Add(LoadInterval other)
-    {
-        Corrected.Add(other.Corrected);
-        Uncorrected.Add(other.Uncorrected);
-        for (var i = 0; i < Errors.Length; i++)
-        {
-            Errors[i] += other.Errors[i];
-        }
-
-        Late += other.Late;
-    }
 
     public void Reset()
     {

@@ -102,7 +102,7 @@ public static class LoadResultMerge
                     return g.First();
                 }
 
-                var histogram = LatencyHistograms.Create();
+                var histogram = LatencyHistograms.CreateForSecond();
                 foreach (var second in g)
                 {
                     histogram.Add(second.GetHistogram());

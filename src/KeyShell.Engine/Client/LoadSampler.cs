@@ -15,7 +15,7 @@ internal sealed class LoadSampler
     private readonly RunClock _clock;
     private readonly LoadOptions _options;
     private readonly long _interval;
-    private readonly LoadInterval _second = new();
+    private readonly LoadInterval _second = new(second: true);
     private readonly LoadInterval _total = new();
     private readonly List<LoadSecond> _timeline = new();
     private long _secondStart;   // Stopwatch timestamp the current second's sampling began
@@ -52,7 +52,7 @@ internal sealed class LoadSampler
             return null;
         }
 
-        _recorder.Drain(_second);
+        _recorder.Drain(_second, _total);
         var elapsed = TimeSpan.FromSeconds((now - _secondStart) / (double)Stopwatch.Frequency);
         var requests = _second.Corrected.TotalCount + _second.ErrorCount;
         if (requests > 0 || elapsed >= TimeSpan.FromMilliseconds(1))
@@ -60,7 +60,6 @@ internal sealed class LoadSampler
             _timeline.Add(new LoadSecond(_label, elapsed, requests, _second.ErrorCount, _second.Corrected));
         }
 
-        _total.Add(_second);
         _second.Reset();
         _secondStart = now;
 
@@ -101,7 +100,7 @@ internal sealed class LoadSampler
             LateRequests = _total.Late,
             Timeline = _timeline,
         };
-        return new LoadResult(parts, _total.Corrected.Copy(), _total.Uncorrected.Copy());
+        return new LoadResult(parts, _total.Corrected, _total.Uncorrected); // the run is over: nothing records into them any more
     }
 
     /// <summary>The whole (UTC) second <paramref name="time"/> is in, for the default one-second interval.</summary>

@@ -18,7 +18,7 @@ public sealed class LoadSecond
     /// <param name="errors">Those that failed.</param>
     /// <param name="encodedHistogram">Its successes' latencies: HdrHistogram's compressed encoding in base64 (<see cref="LatencyHistograms.Encode"/>).</param>
     public LoadSecond(DateTime time, TimeSpan elapsed, long requests, long errors, string encodedHistogram)
-        : this(time, elapsed, requests, errors, LatencyHistograms.Decode(encodedHistogram), encodedHistogram)
+        : this(time, elapsed, requests, errors, LatencyHistograms.Decode(encodedHistogram, LatencyHistograms.SecondSignificantDigits), encodedHistogram)
     {
     }
 
@@ -64,7 +64,7 @@ public sealed class LoadSecond
 
     /// <summary>The latencies of this second's successes, decoded from <see cref="EncodedHistogram"/> on each call
     /// (kept as text: an hour of seconds holds a few MB, where the histograms would hold a few hundred).</summary>
-    public HistogramBase GetHistogram() => LatencyHistograms.Decode(EncodedHistogram);
+    public HistogramBase GetHistogram() => LatencyHistograms.Decode(EncodedHistogram, LatencyHistograms.SecondSignificantDigits);
 
     public override string ToString() => $"{Time:HH:mm:ss} {Requests} requests, {Errors} errors";
 }
