@@ -156,3 +156,29 @@ Describe 'Export-KeyMeasurement' {
         $failure.Exception.Message | Should -Not -Match '\(Parameter '
     }
 }
+
+Describe 'The drawing library' {
+    It 'is loaded only for a picture, into KeyShell''s private load context, never by a server or a load' {
+        $picture = Join-Path $Folder 'context.png'
+        $script = @"
+Import-Module '$env:KEYSHELL_MODULE'
+`$server = Start-KeyServer -Port 0 -NoLog
+`$null = Invoke-KeyClient -Sequences '1 7' -Port `$server.Port
+`$result = Measure-KeyServer -Port `$server.Port -Count 1000
+`$server | Stop-KeyServer
+`$drawing = 'KeyShell.Plot', 'ScottPlot', 'SkiaSharp'
+`$before = @([AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -in `$drawing }).Count
+`$result | Export-KeyMeasurement -Path '$picture'
+`$loaded = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -in `$drawing }
+`$contexts = `$loaded | ForEach-Object { [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$_).GetType().Name } | Sort-Object -Unique
+[pscustomobject]@{ Before = `$before; After = @(`$loaded).Count; Contexts = `$contexts -join ',' } | ConvertTo-Json -Compress
+"@
+        $json = & (Get-PwshPath) -NoProfile -NonInteractive -Command $script
+        $LASTEXITCODE | Should -Be 0
+        $found = $json | Select-Object -Last 1 | ConvertFrom-Json
+        $found.Before | Should -Be 0 -Because 'a server, a client and a load need no drawing library'
+        $found.After | Should -Be 3
+        $found.Contexts | Should -Be 'DependencyLoadContext' -Because 'the picture''s assemblies load beside the engine, not into the default context'
+        $picture | Should -Exist
+    }
+}

@@ -2,7 +2,7 @@ BeforeAll {
     Import-Module $env:KEYSHELL_MODULE -Force
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     $script:Directory = New-TestDirectory
-    $script:Expected = 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer'
+    $script:Expected = 'Export-KeyMeasurement', 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer'
 }
 
 AfterAll { Get-KeyServer | Stop-KeyServer }
@@ -31,7 +31,7 @@ Describe 'The module manifest' {
 }
 
 Describe 'Every cmdlet' -ForEach @(
-    'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer'
+    'Export-KeyMeasurement', 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer'
 ) {
     It '<_> declares its output type, and each output type has a default view' {
         $types = (Get-Command $_).OutputType.Name
