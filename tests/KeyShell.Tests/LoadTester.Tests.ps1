@@ -233,3 +233,58 @@ Describe 'Measure-KeyServer and Ctrl+C in an interactive console' {
         finally { $loaded | Stop-KeyServer }
     }
 }
+
+Describe 'Coordinated omission: a server paused with SIGSTOP for a second' {
+    BeforeAll {
+        $script:Kill = Get-Command kill -CommandType Application -ErrorAction Ignore | Select-Object -First 1
+        # The server in a process of its own, so that it can be paused; the load runs here, in a runspace whose
+        # progress records say how far it has got.
+        if ($Kill -and -not $IsWindows) {
+            $script:Child = Start-ChildPwsh -Directory (New-TestDirectory) -Command "`$s = Start-KeyServer -Port 0 -NoLog; [Console]::Out.WriteLine('PORT ' + `$s.Port); [Console]::Out.Flush(); `$null = [Console]::In.ReadLine()"
+            $script:ChildPort = [int](Wait-ChildOutput $Child '^PORT (\d+)')[1]
+        }
+
+        # Runs the load, pauses the server for a second once the run has measured 3,000 requests, and returns the result.
+        function Measure-WithPause([string] $Load) {
+            $shell = [powershell]::Create()
+            try {
+                $null = $shell.AddScript("Import-Module '$env:KEYSHELL_MODULE'; Measure-KeyServer -Port $ChildPort -Concurrency 8 -Duration 6 -WarningAction SilentlyContinue $Load")
+                $running = $shell.BeginInvoke()
+                Wait-Until {
+                    $last = @($shell.Streams.Progress | Where-Object StatusDescription -Match '([\d,]+) requests, ')[-1]
+                    $last -and [long]($last.StatusDescription -replace '^.*?([\d,]+) requests, .*$', '$1' -replace ',', '') -ge 3000
+                } -Because 'the load to measure 3,000 requests'
+                & $Kill -STOP $Child.Process.Id
+                Start-Sleep -Milliseconds 1000 # the pause: what the test is about, not a wait for something
+                & $Kill -CONT $Child.Process.Id
+                $done = $running.AsyncWaitHandle.WaitOne([TimeSpan]::FromSeconds(120))
+                $done | Should -BeTrue -Because 'the run ends after its six seconds'
+                $shell.EndInvoke($running)[0]
+            }
+            finally {
+                if ($Kill -and $Child) { & $Kill -CONT $Child.Process.Id } # never leave it paused
+                $shell.Dispose()
+            }
+        }
+    }
+    AfterAll { if ($Child) { Stop-ChildPwsh $Child } }
+
+    It 'shows in the open loop''s corrected p99, not in its uncorrected one, nor in the closed loop''s' {
+        if ($IsWindows -or -not $Kill) { Set-ItResult -Skipped -Because 'it pauses a process with SIGSTOP (kill -STOP), which Windows lacks'; return }
+        $open = Measure-WithPause '-Rate 2000'
+        $closed = Measure-WithPause ''
+        Write-Host ("SIGSTOP 1 s: open loop -Rate 2000: p99 {0:N1} ms (uncorrected {1:N1} ms), achieved {2:N0}/s, {3} late; closed loop: p99 {4:N1} ms, max {5:N1} ms, {6:N0}/s" -f
+            $open.P99.TotalMilliseconds, $open.Uncorrected.P99.TotalMilliseconds, $open.AchievedRate, $open.LateRequests, $closed.P99.TotalMilliseconds, $closed.Max.TotalMilliseconds, $closed.RequestsPerSecond)
+        $open.Errors | Should -Be 0
+        $closed.Errors | Should -Be 0
+        # About 2,000 of the open loop's 12,000 requests were due during the pause, each answered after it: the
+        # earliest 1 % of them waited most of the second. What holds on a slow machine too: at least half of it.
+        $open.P99 | Should -BeGreaterThan ([TimeSpan]::FromMilliseconds(500))
+        $open.LateRequests | Should -BeGreaterThan 0 -Because 'the requests due during the pause went late'
+        # Measured from the time each was sent, the pause hides in 8 requests (one a connection): coordinated omission.
+        $open.Uncorrected.P99.TotalMilliseconds | Should -BeLessThan ($open.P99.TotalMilliseconds / 2)
+        # The closed loop sends nothing while the server is paused: 8 requests among tens of thousands see it.
+        $closed.Max | Should -BeGreaterThan ([TimeSpan]::FromMilliseconds(500)) -Because 'the requests in flight did wait out the pause'
+        $closed.P99.TotalMilliseconds | Should -BeLessThan ($open.P99.TotalMilliseconds / 2)
+    }
+}

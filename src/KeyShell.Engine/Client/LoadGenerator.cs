@@ -25,6 +25,7 @@ public sealed class LoadGenerator
     private long _completed;
     private volatile LoadProgress? _progress;
     private volatile bool _interrupted;
+    private readonly CancellationTokenSource _stopping = new();
 
     /// <summary>Throws <see cref="LoadOptionsException"/> when the options cannot work.</summary>
     public LoadGenerator(LoadOptions options)
@@ -51,6 +52,12 @@ public sealed class LoadGenerator
     /// <summary>Stopwatch timestamp from which requests are measured (the warm-up's end).</summary>
     internal long MeasureFrom { get; set; } = long.MaxValue;
 
+    /// <summary>Stopwatch timestamp at which the run began (after StartAt; the warm-up's start).</summary>
+    internal long RunStart { get; set; }
+
+    /// <summary>Cancelled when the workers are stopped: ends their waits for a batch's time.</summary>
+    internal CancellationToken Stopping => _stopping.Token;
+
     /// <summary>Stopwatch timestamp at which a timed run stops sending.</summary>
     internal long RunDeadline { get; set; } = long.MaxValue;
 
@@ -62,7 +69,7 @@ public sealed class LoadGenerator
     {
         var endPoint = await KeyClient.ResolveAsync(Options.ComputerName, Options.Port, cancellationToken).ConfigureAwait(false);
         await StartClock.WaitUntilAsync(Options.StartAt, cancellationToken).ConfigureAwait(false);
-        var clock = new RunClock(DateTime.UtcNow, Stopwatch.GetTimestamp(), Options.Warmup);
+        var clock = new RunClock(DateTime.UtcNow, RunStart = Stopwatch.GetTimestamp(), Options.Warmup);
         MeasureFrom = clock.MeasureFrom;
         RunDeadline = Options.Count == 0 ? clock.MeasureFrom + RunClock.Ticks(Options.Duration) : long.MaxValue;
         var recorder = new LoadRecorder(Math.Min(Options.Concurrency, Math.Min(16, Environment.ProcessorCount)));
@@ -73,7 +80,7 @@ public sealed class LoadGenerator
         var sampler = new LoadSampler(recorder, clock, Options);
         Exception? driverFailure = null;
         using (var driver = ClientDriver.Create(Options.UseEventLoops, workers.Length, "KeyShell load", e => driverFailure ??= e, Options.CreateTlsSettings(), Options.EffectiveTargetHost))
-        using (cancellationToken.Register(() => { _interrupted = true; Array.ForEach(workers, w => w.Cancel()); }))
+        using (cancellationToken.Register(() => { _interrupted = true; Stop(workers); }))
         using (new Timer(_ => TimeOutLateWorkers(workers), null, 100, 100))
         {
             foreach (var worker in workers)
@@ -118,8 +125,14 @@ public sealed class LoadGenerator
     {
         if (Interlocked.CompareExchange(ref _failure, failure, null) is null)
         {
-            Array.ForEach(_workers, w => w.Cancel());
+            Stop(_workers);
         }
+    }
+
+    private void Stop(LoadSession[] workers)
+    {
+        Array.ForEach(workers, w => w.Cancel());
+        _stopping.Cancel();
     }
 
     /// <summary>A worker finished a batch, <paramref name="measured"/> of its requests in the measured window.</summary>

@@ -12,7 +12,9 @@ namespace KeyShell.Engine.Sessions;
 /// <summary>
 /// One load worker's protocol: send a batch (one request, or a pipelined burst), check each reply against
 /// the key it answers (<see cref="ReplyCheck"/>), record the successes' latencies and the errors by kind,
-/// again, until its share of the requests is done or the run's time is up. Replies are judged, never kept.
+/// again, until its share of the requests is done or the run's time is up. In a closed loop the next batch
+/// goes as soon as the last is answered; in an open loop (-Rate) when it is due (<see cref="LoadSchedule"/>),
+/// or at once when the last was answered later than that, and its latencies count from the time it was due. Replies are judged, never kept.
 /// A batch that fails or times out counts its unanswered requests as errors of the failure's kind; after a
 /// refused or broken connection the worker pauses a moment before reconnecting, so a server that is down is
 /// not hammered; after a reply that is not the protocol's it reconnects, as nothing after it can be trusted.
@@ -28,6 +30,7 @@ internal sealed class LoadSession : ISession
     private readonly byte[] _terminator;
     private readonly bool _checkForm;
     private readonly ReplyReader _replies;
+    private readonly LoadSchedule _schedule;
     private readonly TaskCompletionSource<bool> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IConnection? _connection;
     private long _done;     // measured requests finished (the quota counts these)
@@ -37,7 +40,8 @@ internal sealed class LoadSession : ISession
     private int _measured;  // of the batch's requests, those that ended inside the measured window
     private bool _outOfStep;
     private long _due;      // Stopwatch timestamp the batch was due: its latencies count from here
-    private long _sent;     // when it was actually sent (connect included, per message)
+    private long _sent;     // when it was actually sent (connect included, per message); 0: not yet
+    private bool _fresh;    // this connection was opened for the batch in hand (per message, each batch has its own)
     private long _deadline; // Stopwatch timestamp by which the batch in flight must be answered; 0: none
     private int _timedOut;
     private volatile bool _cancelled;
@@ -55,6 +59,7 @@ internal sealed class LoadSession : ISession
         _checkForm = !options.SkipReplyCheck;
         _timeout = (long)(options.Timeout.TotalSeconds * Stopwatch.Frequency);
         _replies = new ReplyReader(options.Framing == Framing.Line);
+        _schedule = new LoadSchedule(options, id, generator.RunStart);
         BeginBatch(Stopwatch.GetTimestamp());
     }
 
@@ -62,7 +67,8 @@ internal sealed class LoadSession : ISession
 
     private LoadOptions Options => _generator.Options;
 
-    private bool Over => _done >= _quota || _cancelled || Stopwatch.GetTimestamp() >= _generator.RunDeadline;
+    /// <summary>The worker is done: its share sent, stopped, or its time up (open loop: the next batch would be due after the end).</summary>
+    private bool Over => _done >= _quota || _cancelled || (_schedule.IsOpen ? _due : Stopwatch.GetTimestamp()) >= _generator.RunDeadline;
 
     /// <summary>The watchdog: a batch past its timeout counts as errors and the worker reconnects. Any thread.</summary>
     public void TimeOutIfLate(long now)
@@ -89,8 +95,8 @@ internal sealed class LoadSession : ISession
             return Failed(new OperationCanceledException());
         }
 
-        WriteBatch(scratch);
-        return Step.Receive;
+        _fresh = _sent != 0; // its batch had started: the connect is part of its time
+        return Go(scratch);
     }
 
     public Step Received(ReadOnlySpan<byte> data, Scratch scratch)
@@ -149,14 +155,18 @@ internal sealed class LoadSession : ISession
 
         var outOfStep = _outOfStep;
         BeginBatch(Stopwatch.GetTimestamp());
-        if (Options.Connection == ConnectionMode.PerMessage || outOfStep)
+        if (Over)
         {
-            _replies.Reset();
-            return Step.Reconnect; // per message, the next batch's time includes its connect
+            return Step.Close;
         }
 
-        WriteBatch(scratch);
-        return Step.Receive;
+        if (outOfStep)
+        {
+            _replies.Reset();
+            return Step.Reconnect; // after a reply that is not the protocol's, nothing on this connection is trusted
+        }
+
+        return Go(scratch);
     }
 
     /// <summary>The server closed: a reply it left without its line end is not the protocol's; the rest were lost.</summary>
@@ -196,10 +206,26 @@ internal sealed class LoadSession : ISession
         }
 
         BeginBatch(Stopwatch.GetTimestamp());
+        if (Over)
+        {
+            return Step.Close;
+        }
+
         return timedOut ? Step.Reconnect : Step.ReconnectSoon; // a late server is tried again at once
     }
 
-    public Task<Step> HandleAsync(Scratch scratch) => throw new NotSupportedException("A load worker has no asynchronous work.");
+    /// <summary>Open loop: waits until the batch is due (the stop ends the wait), then starts it.</summary>
+    public async Task<Step> HandleAsync(Scratch scratch)
+    {
+        var wait = _due - Stopwatch.GetTimestamp();
+        if (wait > 0)
+        {
+            // Whole milliseconds, rounded up: a batch goes at its time or just after (the timer's slack), never before.
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(wait * 1000.0 / Stopwatch.Frequency)), _generator.Stopping).ConfigureAwait(false);
+        }
+
+        return Start(scratch);
+    }
 
     public void Closed()
     {
@@ -208,14 +234,56 @@ internal sealed class LoadSession : ISession
         _finished.TrySetResult(true);
     }
 
-    /// <summary>Decides the next batch and starts its clock (before the connect, on a new connection).</summary>
+    /// <summary>Decides the next batch and when it is due. A closed loop starts its clock now (before the
+    /// connect, on a new connection); an open loop starts it when the batch goes (<see cref="Start"/>).</summary>
     private void BeginBatch(long now)
     {
         _count = (int)Math.Min(Options.Pipeline, _quota - _done);
         _answered = 0;
         _measured = 0;
         _outOfStep = false;
-        _due = now;
+        _due = _schedule.Next(now);
+        _sent = 0;
+        if (!_schedule.IsOpen)
+        {
+            MarkSent(now);
+        }
+    }
+
+    /// <summary>Sends the batch now, or, in an open loop, when it is due (waiting off the driver's thread).</summary>
+    private Step Go(Scratch scratch) =>
+        _sent == 0 && Stopwatch.GetTimestamp() < _due ? Step.Handle : Start(scratch);
+
+    /// <summary>
+    /// The batch goes: its clock starts (once), then its requests are written; per message, on a connection
+    /// of its own, so a connection that served the last batch, or was opened before this one was due, gives
+    /// way to a new one and the batch's time includes its connect.
+    /// </summary>
+    private Step Start(Scratch scratch)
+    {
+        if (_sent == 0)
+        {
+            var now = Stopwatch.GetTimestamp();
+            MarkSent(now);
+            if (now - _due > _schedule.LateAfter && now >= _generator.MeasureFrom)
+            {
+                _recorder.Late(_count); // the last reply came after this batch was due: the rate was not held
+            }
+        }
+
+        if (Options.Connection == ConnectionMode.PerMessage && !_fresh)
+        {
+            _replies.Reset();
+            return Step.Reconnect;
+        }
+
+        _fresh = false;
+        WriteBatch(scratch);
+        return Step.Receive;
+    }
+
+    private void MarkSent(long now)
+    {
         _sent = now;
         Interlocked.Exchange(ref _deadline, now + _timeout);
     }
