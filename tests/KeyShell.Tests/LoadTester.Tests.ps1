@@ -87,6 +87,15 @@ Describe 'Measure-KeyServer: errors by kind, and latencies of successes only' {
         finally { $shell.Dispose() }
     }
 
+    It 'runs an open loop with -Rate: every request due in the duration, latencies from the time each was due' {
+        $result = Measure-KeyServer -Port $Server.Port -Rate 1000 -Duration 1 -Concurrency 4 -WarningAction SilentlyContinue
+        $result.Rate | Should -Be 1000
+        $result.Requests | Should -Be 1000 -Because 'the schedule has exactly 1,000 requests due in the second'
+        $result.Errors | Should -Be 0
+        $result.P99 | Should -BeGreaterOrEqual $result.Uncorrected.P99
+        ($result | Format-List | Out-String -Width 120) | Should -Match 'open loop at 1,000 requests/s'
+    }
+
     It 'rejects a load that cannot run with InvalidLoad, naming the parameter, the value as its target: <Case>' -ForEach @(
         @{ Case = 'a key with a space'; Parameters = @{ Keys = 'ok', 'two words' }; Target = 'two words'; Message = '^-Keys: ''two words'' is not a key' }
         @{ Case = 'pipelining per message'; Parameters = @{ Connection = 'PerMessage'; Pipeline = 4 }; Target = 4; Message = '^-Pipeline: Pipelining needs persistent connections and line framing' }
