@@ -104,7 +104,7 @@ public sealed class LoadResult
     public long UnexpectedReply => _errors[(int)LoadErrorKind.UnexpectedReply];
 
     /// <summary>Open loop: requests sent later than they were due (by more than their connection's interval, and
-    /// at least 1 ms), because the reply before them was late: the generator could not hold the rate.</summary>
+    /// at least 2 ms), because the reply before them came late: the rate was not held.</summary>
     public long LateRequests { get; }
 
     /// <summary>How long the measured window took: for a merged result, from the earliest start to the latest end.</summary>

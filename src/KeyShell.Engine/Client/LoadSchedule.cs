@@ -27,14 +27,14 @@ internal sealed class LoadSchedule
         var seconds = options.Concurrency * options.Pipeline / rate;
         _interval = Math.Max(1, (long)(seconds * Stopwatch.Frequency));
         _next = start + (long)((double)_interval * worker / options.Concurrency);
-        LateAfter = Math.Max(_interval, Stopwatch.Frequency / 1000);
+        LateAfter = Math.Max(_interval, Stopwatch.Frequency / 500);
     }
 
     /// <summary>True for an open loop: batches are due at their times, whatever the server does.</summary>
     public bool IsOpen => _interval > 0;
 
-    /// <summary>How much after its time a batch is late: its connection's interval, and at least 1 ms (the
-    /// timer's own slack is not lateness).</summary>
+    /// <summary>How much after its time a batch is late: its connection's interval, and at least 2 ms (a
+    /// timer's own slack, a millisecond or so, is not lateness).</summary>
     public long LateAfter { get; }
 
     /// <summary>When the next batch is due (open loop), and the schedule moves on; <paramref name="now"/> in a closed loop.</summary>
