@@ -122,7 +122,7 @@ public static class LatencyPicture
         plot.YLabel("Latency (ms)");
         if (curves.Count > 0)
         {
-            plot.ShowLegend(Alignment.UpperLeft);
+            plot.ShowLegend(Edge.Bottom); // below the axes: the tail, at the top right, stays in sight
         }
     }
 
@@ -137,28 +137,27 @@ public static class LatencyPicture
                 continue;
             }
 
+            // One legend entry a result, in its colour; the axis labels say which line is which.
             var color = palette.GetColor(i);
             var p99 = plot.Add.ScatterLine(series.Seconds, series.P99);
-            p99.LegendText = series.Label + " p99";
+            p99.LegendText = series.Label;
             p99.Color = color;
             p99.LineWidth = 2;
             var p50 = plot.Add.ScatterLine(series.Seconds, series.P50);
-            p50.LegendText = series.Label + " p50";
             p50.Color = color;
             p50.LinePattern = LinePattern.Dotted;
             var rate = plot.Add.ScatterLine(series.Seconds, series.RequestsPerSecond);
-            rate.LegendText = series.Label + " requests/s";
             rate.Color = color.WithAlpha(0.35);
             rate.Axes.YAxis = plot.Axes.Right;
         }
 
         plot.Title("Per second");
         plot.XLabel("Seconds since the start");
-        plot.YLabel("Latency (ms)");
-        plot.Axes.Right.Label.Text = "Requests/s";
+        plot.YLabel("p99 (solid), p50 (dotted), ms");
+        plot.Axes.Right.Label.Text = "Requests/s (faint)";
         if (timelines.Any(t => t.Seconds.Length > 0))
         {
-            plot.ShowLegend(Alignment.UpperLeft);
+            plot.ShowLegend(Edge.Bottom);
         }
     }
 

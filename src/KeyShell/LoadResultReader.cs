@@ -17,6 +17,21 @@ namespace KeyShell;
 /// </summary>
 internal static class LoadResultReader
 {
+    /// <summary>Reads an input of <paramref name="cmdlet"/>, or stops it with InvalidMeasurement, the input as
+    /// the target: a merge or an export that silently left a result out would report wrong totals.</summary>
+    public static LoadResult ReadOrStop(PSCmdlet cmdlet, PSObject input)
+    {
+        try
+        {
+            return Read(input);
+        }
+        catch (ArgumentException e)
+        {
+            cmdlet.ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidMeasurement, ErrorCategory.InvalidData, input));
+            throw; // not reached: ThrowTerminatingError throws
+        }
+    }
+
     public static LoadResult Read(PSObject input)
     {
         if (input.BaseObject is LoadResult live)

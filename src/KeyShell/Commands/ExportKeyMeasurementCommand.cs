@@ -69,14 +69,7 @@ public sealed class ExportKeyMeasurementCommand : KeyShellCmdlet
     {
         foreach (var input in InputObject)
         {
-            try
-            {
-                _results.Add(LoadResultReader.Read(input));
-            }
-            catch (ArgumentException e)
-            {
-                ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidMeasurement, ErrorCategory.InvalidData, input));
-            }
+            _results.Add(LoadResultReader.ReadOrStop(this, input));
         }
     }
 
