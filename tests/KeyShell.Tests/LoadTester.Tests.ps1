@@ -173,7 +173,11 @@ Describe 'Views at 80 columns' {
         $text | Should -Match ([regex]::Escape(('{0:0.000}' -f $result.P99.TotalMilliseconds)))
         $text | Should -Match ([regex]::Escape(('{0:0.000}' -f $result.Max.TotalMilliseconds)))
         ($text -split "`n" | Measure-Object Length -Maximum).Maximum | Should -BeLessOrEqual 80
+        $result.'P99.9' | Should -Be $result.P999 -Because 'the percentiles answer to their load testers'' names too'
+        $result.'P99.99' | Should -Be $result.P9999
+        $result.Uncorrected.'P99.9' | Should -Be $result.Uncorrected.P999
         $list = $result | Format-List | Out-String -Width 80
+        ($list -split "`n" | Measure-Object Length -Maximum).Maximum | Should -BeLessOrEqual 80
         $list | Should -Match 'P99\.99 \(ms\)'
         $list | Should -Not -Match 'HISTF|EncodedHistogram'
     }

@@ -76,6 +76,7 @@ Describe 'Merge-KeyMeasurement' {
             $remote.Histogram.TotalCount | Should -Be 1500 -Because 'the histogram''s figures travel too'
             ($remote.Timeline | Measure-Object Requests -Sum).Sum | Should -Be 1500 -Because 'the timeline travels with its seconds'
             $remote.EncodedHistogram | Should -Match '^HISTF'
+            $remote.'P99.9' | Should -Be $remote.P999
             $live = Measure-KeyServer -Port $Server.Port -Count 500 -Concurrency 2
             $merged = $remote, $live | Merge-KeyMeasurement
             $merged.Requests | Should -Be 2000
