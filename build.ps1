@@ -55,6 +55,10 @@
 .PARAMETER Configuration
     The .NET build configuration, Release by default.
 
+.PARAMETER Baseline
+    Bench: another build's module manifest (for example out/KeyShell/KeyShell.psd1 of a clone at the previous
+    commit) to measure beside this build, in the same rounds, alternating; the tables then show KS/baseline.
+
 .PARAMETER TestFilter
     Runs only the tests whose name contains this text (xunit and Pester alike).
 
@@ -112,6 +116,8 @@ param(
 
     [string] $TestFilter,
 
+    [string] $Baseline,
+
     [ValidateRange(1, 100)]
     [int] $Repeat = 1,
 
@@ -157,6 +163,7 @@ function Invoke-Build {
     $null = New-Item -ItemType Directory -Force -Path $ModuleOut
     Copy-Item (Join-Path $Root "src/KeyShell/bin/$Configuration/netstandard2.0/KeyShell.dll") $ModuleOut
     Copy-Item (Join-Path $Root 'module/KeyShell/*') $ModuleOut -Recurse
+    Copy-Item (Join-Path $Root 'LICENSE') $ModuleOut # the manifest's MIT license travels with the module and its package
     foreach ($edition in 'Core', 'Desktop') {
         $target = Join-Path $ModuleOut "Dependencies/$edition"
         $null = New-Item -ItemType Directory -Force -Path $target
@@ -391,7 +398,8 @@ function Invoke-Fuzz {
 function Invoke-Bench {
     Invoke-Build
     $script = Join-Path $Root 'tests/KeyShell.Bench/Invoke-Benchmark.ps1'
-    & (Get-ChildPwsh) -NoProfile -NonInteractive -File $script -ModuleManifest (Join-Path $ModuleOut 'KeyShell.psd1') -Root $Root -OutDirectory (Join-Path $Out 'bench') -Rounds $Rounds
+    & (Get-ChildPwsh) -NoProfile -NonInteractive -File $script -ModuleManifest (Join-Path $ModuleOut 'KeyShell.psd1') -Root $Root -OutDirectory (Join-Path $Out 'bench') -Rounds $Rounds `
+        -Baseline $(if ($Baseline) { (Resolve-Path $Baseline).Path } else { '' })
     if ($LASTEXITCODE -ne 0) { throw "The benchmark failed (exit code $LASTEXITCODE)." }
 }
 

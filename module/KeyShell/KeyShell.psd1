@@ -23,8 +23,11 @@
         'Set-KeyServer'
         'Get-KeyConversation'
         'Test-KeyConversation'
+        'ConvertTo-KeySequence'
+        'Compare-KeyConversation'
+        'New-KeyFault'
     )
-    FunctionsToExport    = @()
+    FunctionsToExport    = @('Use-KeyServer')
     VariablesToExport    = @()
     AliasesToExport      = @()
     PrivateData          = @{

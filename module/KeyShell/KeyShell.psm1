@@ -5,3 +5,7 @@
 $assembly = [System.Reflection.Assembly]::LoadFrom((Join-Path $PSScriptRoot 'KeyShell.dll'))
 [System.Runtime.CompilerServices.RuntimeHelpers]::RunModuleConstructor($assembly.ManifestModule.ModuleHandle)
 Import-Module -Name $assembly.Location
+
+# The script half of the module: Use-KeyServer, and Should -BeValidKeyConversation for Pester.
+. (Join-Path $PSScriptRoot 'Use-KeyServer.ps1')
+. (Join-Path $PSScriptRoot 'KeyShell.Pester.ps1')

@@ -94,10 +94,30 @@ function ConvertFrom-HelpMarkdown {
                     Pipeline     = $yaml['Accept pipeline input']
                 }
             })
+        # "Also every parameter of [Start-KeyServer](Start-KeyServer.md) ..." in the PARAMETERS section: the
+        # command takes that command's parameters, documented on its page (see Get-DocumentedParameter).
+        ParametersFrom = $(if ((& $get 'PARAMETERS') -and ((& $get 'PARAMETERS').Text -join ' ') -match 'every parameter of \[([^\]]+)\]') { $Matches[1] })
         Inputs      = @(foreach ($item in & $items 'INPUTS') { [pscustomobject]@{ Type = $item.Title; Description = Split-Paragraph $item.Text } })
         Outputs     = @(foreach ($item in & $items 'OUTPUTS') { [pscustomobject]@{ Type = $item.Title; Description = Split-Paragraph $item.Text } })
         Errors      = if (& $get 'ERRORS') { Split-Paragraph (& $get 'ERRORS').Text } else { @() }
         Links       = @(foreach ($line in (& $get 'RELATED LINKS').Text) { if ($line -match '\[([^\]]+)\]') { $Matches[1] } })
+    }
+}
+
+<#
+.SYNOPSIS
+    A page's parameters, and those it takes from the page its PARAMETERS section names ("every parameter of
+    [Other-Command]"), where it does not document them itself.
+#>
+function Get-DocumentedParameter {
+    [CmdletBinding()]
+    param([Parameter(Mandatory)] $Page, [object[]] $Pages = @())
+    $own = @($Page.Parameters)
+    $own
+    if ($Page.ParametersFrom) {
+        $source = $Pages | Where-Object Name -EQ $Page.ParametersFrom | Select-Object -First 1
+        if (-not $source) { throw "The page of $($Page.Name) takes its parameters from $($Page.ParametersFrom), which has no page." }
+        $source.Parameters | Where-Object Name -NotIn $own.Name
     }
 }
 
@@ -182,14 +202,14 @@ function ConvertTo-Maml {
         $writer.WriteAttributeString('xmlns', 'dev', $null, $script:Dev)
         $writer.WriteStartElement('command', 'details', $script:Command)
         $writer.WriteElementString('command', 'name', $script:Command, $info.Name)
-        $writer.WriteElementString('command', 'verb', $script:Command, $info.Verb)
+        $writer.WriteElementString('command', 'verb', $script:Command, $info.Verb) # functions have Verb and Noun too
         $writer.WriteElementString('command', 'noun', $script:Command, $info.Noun)
         Write-Paragraphs $writer @($doc.Synopsis)
         $writer.WriteEndElement()
         Write-Paragraphs $writer $doc.Description
 
         $docParameters = @{}
-        foreach ($parameter in $doc.Parameters) { $docParameters[$parameter.Name] = $parameter }
+        foreach ($parameter in Get-DocumentedParameter -Page $doc -Pages $Page) { $docParameters[$parameter.Name] = $parameter }
         $writer.WriteStartElement('command', 'syntax', $script:Command)
         foreach ($set in $info.ParameterSets) {
             $writer.WriteStartElement('command', 'syntaxItem', $script:Command)
@@ -279,7 +299,8 @@ function Build-ModuleHelp {
     )
 
     $commands = @{}
-    foreach ($info in Get-Command -Module $ModuleName -CommandType Cmdlet) { $commands[$info.Name] = $info }
+    # Functions too (Use-KeyServer): their comment '# .ExternalHelp <HelpFileName>' points Get-Help here.
+    foreach ($info in Get-Command -Module $ModuleName -CommandType Cmdlet, Function) { $commands[$info.Name] = $info }
     $pages = foreach ($file in Get-ChildItem $DocsPath -Filter '*.md' | Where-Object { $commands.ContainsKey($_.BaseName) }) {
         ConvertFrom-HelpMarkdown -Markdown (Get-Content -Raw $file.FullName)
     }
@@ -290,4 +311,4 @@ function Build-ModuleHelp {
     }
 }
 
-Export-ModuleMember -Function ConvertFrom-HelpMarkdown, ConvertTo-Maml, ConvertTo-AboutText, Build-ModuleHelp
+Export-ModuleMember -Function ConvertFrom-HelpMarkdown, Get-DocumentedParameter, ConvertTo-Maml, ConvertTo-AboutText, Build-ModuleHelp

@@ -18,6 +18,11 @@ internal static class ErrorIds
     public const string InvalidTlsParameters = "InvalidTlsParameters";
     public const string TlsCertificateUntrusted = "TlsCertificateUntrusted";
     public const string NothingToSet = "NothingToSet";
+    public const string LogPathInUse = "LogPathInUse";
+    public const string DuplicateClientId = "DuplicateClientId";
+    public const string NoConversationLog = "NoConversationLog";
+    public const string InvalidFault = "InvalidFault";
+    public const string LogNotFound = "LogNotFound";
     public const string UnexpectedReply = "UnexpectedReply";
     public const string UnsupportedExportFormat = "UnsupportedExportFormat";
     public const string PictureNotSupported = "PictureNotSupported";
@@ -32,6 +37,7 @@ internal static class ErrorIds
         KeyServerErrorKind.InvalidAddress => ("InvalidAddress", ErrorCategory.InvalidArgument),
         KeyServerErrorKind.AccessDenied => ("PortAccessDenied", ErrorCategory.PermissionDenied),
         KeyServerErrorKind.LogPathUnwritable => ("LogPathUnwritable", ErrorCategory.WriteError),
+        KeyServerErrorKind.LogPathInUse => (LogPathInUse, ErrorCategory.ResourceBusy),
         KeyServerErrorKind.InvalidAddressRule => ("InvalidAddressRule", ErrorCategory.InvalidArgument),
         KeyServerErrorKind.CertificateInvalid => ("CertificateInvalid", ErrorCategory.InvalidData),
         KeyServerErrorKind.TlsNotEnabled => ("TlsNotEnabled", ErrorCategory.InvalidOperation),
@@ -53,4 +59,16 @@ internal static class ErrorIds
 
     public static ErrorRecord Record(System.Exception exception, (string Id, ErrorCategory Category) error, object? target) =>
         new(exception, error.Id, error.Category, target);
+
+    /// <summary>A server piped to a log cmdlet that was started with -NoLog; the target is the server.</summary>
+    public static ErrorRecord NoLog(KeyServer server) =>
+        new(
+            new System.InvalidOperationException($"The KeyServer on {server.Address}:{server.Port} runs without a conversation log (it was started with -NoLog): it has no conversation to read. Start it with -LogPath to keep one."),
+            NoConversationLog,
+            ErrorCategory.InvalidOperation,
+            server);
+
+    /// <summary>Two sequences with one client id; the target is the second, as the user wrote it.</summary>
+    public static ErrorRecord DuplicateClient(DuplicateClientIdException exception) =>
+        new(exception, DuplicateClientId, ErrorCategory.InvalidArgument, exception.Second.ToString());
 }

@@ -22,6 +22,10 @@ public abstract class KeyShellCmdlet : PSCmdlet, IDisposable
     /// <summary>Resolves a path as PowerShell users expect: relative to $PWD, not the process directory.</summary>
     protected string ResolvePath(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
 
+    /// <summary>The error for a conversation log that does not exist (<paramref name="path"/> as the user gave it).</summary>
+    protected static ErrorRecord LogNotFound(string fullPath, object path) =>
+        new(new System.IO.FileNotFoundException($"The log '{fullPath}' does not exist.", fullPath), ErrorIds.LogNotFound, ErrorCategory.ObjectNotFound, path);
+
     /// <summary>Writes a console line as Write-Host does: shown in the host, capturable as information (6>).</summary>
     protected void WriteHostLine(string text) =>
         WriteInformation(new HostInformationMessage { Message = text }, new[] { "PSHOST" });
@@ -33,22 +37,54 @@ public abstract class KeyShellCmdlet : PSCmdlet, IDisposable
     /// </summary>
     protected void WriteDiagnostics(Engine.Server.KeyServer server)
     {
-        if (server.DiagnosticQueue is not { } queue)
+        if (server.DiagnosticQueue is { } queue)
         {
+            while (queue.TryTake(out var diagnostic))
+            {
+                WriteDiagnostic(server, diagnostic);
+            }
+        }
+
+        // What a -Handler wrote besides its replies (errors beside output, warnings, Write-Host, verbose).
+        if (server.Handler is ScriptBlockHandler handler)
+        {
+            while (handler.Diagnostics.TryTake(out var diagnostic))
+            {
+                WriteDiagnostic(server, diagnostic);
+            }
+        }
+    }
+
+    /// <summary>A warning that must reach the user even once Ctrl+C has stopped the pipeline (where the
+    /// warning stream no longer takes anything): then it goes to the host directly.</summary>
+    protected void WriteWarningEvenWhenStopping(string text)
+    {
+        if (!Cancellation.IsCancellationRequested)
+        {
+            WriteWarning(text);
             return;
         }
 
-        while (queue.TryTake(out var diagnostic))
+        try
         {
-            var text = $"KeyServer {server.Address}:{server.Port}: {diagnostic.Message}";
-            if (diagnostic.IsWarning)
-            {
-                WriteWarning(text);
-            }
-            else
-            {
-                WriteVerbose(text);
-            }
+            Host.UI.WriteWarningLine(text);
+        }
+        catch (Exception e) when (e is PipelineStoppedException || e is System.Management.Automation.Host.HostException || e is NotImplementedException)
+        {
+            // A host with no user interface: there is no one to tell.
+        }
+    }
+
+    private void WriteDiagnostic(Engine.Server.KeyServer server, Engine.Logging.Diagnostic diagnostic)
+    {
+        var text = $"KeyServer {server.Address}:{server.Port}: {diagnostic.Message}";
+        if (diagnostic.IsWarning)
+        {
+            WriteWarning(text);
+        }
+        else
+        {
+            WriteVerbose(text);
         }
     }
 

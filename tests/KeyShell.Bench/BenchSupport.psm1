@@ -3,9 +3,9 @@
 Import-Module (Join-Path $PSScriptRoot '../KeyShell.Tests/TestHelpers.psm1') -Force
 
 # Starts a KeyShell server in its own pwsh (with TLS when given a certificate; in the foreground with its console
-# echo with -Wait); returns @{ Process; Port; Name }.
+# echo with -Wait); returns @{ Process; Port; Name }. -Label names another build (a baseline) in its Name.
 function Start-BenchServer {
-    param([Parameter(Mandatory)] [string] $ModuleManifest, [string] $LogPath, [int] $IdleTimeoutSec = 60, [string] $Answer = 'Default', [switch] $MeterListener, $Certificate, [switch] $Wait)
+    param([Parameter(Mandatory)] [string] $ModuleManifest, [string] $LogPath, [int] $IdleTimeoutSec = 60, [string] $Answer = 'Default', [switch] $MeterListener, $Certificate, [switch] $Wait, [string] $Label = 'KeyShell')
     $info = [System.Diagnostics.ProcessStartInfo]::new((Get-PwshPath))
     $arguments = @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'Start-BenchServer.ps1'), '-ModuleManifest', $ModuleManifest, '-IdleTimeoutSec', $IdleTimeoutSec, '-Answer', $Answer)
     if ($LogPath) { $arguments += @('-LogPath', $LogPath) }
@@ -27,6 +27,7 @@ function Start-BenchServer {
     if ($MeterListener) { $name += ' + MeterListener' }
     if ($Certificate) { $name = $name -replace '^KeyShell', 'KeyShell TLS' }
     if ($Wait) { $name += ' -Wait'; $drain = $process.StandardOutput.ReadToEndAsync() } # the echo is read, as a terminal would
+    if ($Label -ne 'KeyShell') { $name = $name -replace '^KeyShell', $Label } # another build of KeyShell, measured beside this one
     [pscustomobject]@{ Process = $process; Port = $port; Name = $name; Wait = [bool]$Wait }
 }
 

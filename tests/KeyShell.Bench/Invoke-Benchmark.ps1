@@ -10,12 +10,16 @@
     with a certificate against memcached -Z with the same one, driven by keyload -t (8 persistent
     connections, and a connection per request, a full handshake each). Prints tables and writes JSON to
     out/bench/.
+    With -Baseline (another build's KeyShell.psd1, for example the previous commit's), that build runs beside
+    this one in every table, in the same rounds, alternating: log on, log off, the handler, TLS; the ratios
+    KS/baseline say what a change gained or lost, measured under the same noise.
 #>
 param(
     [Parameter(Mandatory)] [string] $ModuleManifest,
     [Parameter(Mandatory)] [string] $Root,
     [Parameter(Mandatory)] [string] $OutDirectory,
-    [int] $Rounds = 3
+    [int] $Rounds = 3,
+    [string] $Baseline
 )
 
 $ErrorActionPreference = 'Stop'
@@ -42,6 +46,10 @@ $logPath = Join-Path $OutDirectory 'bench_conversation_log.txt'
 $targets = [System.Collections.Generic.List[object]]::new()
 $targets.Add((Start-BenchServer -ModuleManifest $ModuleManifest -LogPath $logPath))
 $targets.Add((Start-BenchServer -ModuleManifest $ModuleManifest))
+if ($Baseline) {
+    $targets.Add((Start-BenchServer -ModuleManifest $Baseline -Label baseline -LogPath (Join-Path $OutDirectory 'bench_baseline_log.txt')))
+    $targets.Add((Start-BenchServer -ModuleManifest $Baseline -Label baseline))
+}
 $memcached = Start-Memcached
 if ($memcached) { $targets.Add($memcached) }
 else { Write-Warning 'memcached is not on PATH: KeyShell is measured alone, with no ratio. Install the Debian package memcached (apt-get install memcached) to compare.' }
@@ -99,6 +107,7 @@ try {
     # Programmable servers: a -Handler script block, and a user's -KeyMap against the default map,
     # on 8 persistent connections (log off).
     $programmable = @((Start-BenchServer -ModuleManifest $ModuleManifest -Answer Handler), (Start-BenchServer -ModuleManifest $ModuleManifest -Answer Map))
+    if ($Baseline) { $programmable += Start-BenchServer -ModuleManifest $Baseline -Label baseline -Answer Handler }
     try {
         foreach ($target in $programmable) {
             # Warm-up, not measured: the first requests compile the handler and the pipelines in each runspace.
@@ -184,6 +193,10 @@ $rows = foreach ($scenario in $scenarios) {
         $row['LimitRatioLogOn'] = $row['KeyShell (log on)'].RequestsPerSecond / [math]::Max(1, $row['limitd'].RequestsPerSecond)
         $row['LimitRatioLogOff'] = $row['KeyShell (log off)'].RequestsPerSecond / [math]::Max(1, $row['limitd'].RequestsPerSecond)
     }
+    if ($Baseline) {
+        $row['BaselineRatioLogOn'] = $row['KeyShell (log on)'].RequestsPerSecond / [math]::Max(1, $row['baseline (log on)'].RequestsPerSecond)
+        $row['BaselineRatioLogOff'] = $row['KeyShell (log off)'].RequestsPerSecond / [math]::Max(1, $row['baseline (log off)'].RequestsPerSecond)
+    }
     $row['LogCost'] = 1 - ($row['KeyShell (log on)'].RequestsPerSecond / [math]::Max(1, $row['KeyShell (log off)'].RequestsPerSecond))
     [pscustomobject]$row
 }
@@ -216,6 +229,7 @@ $table = foreach ($row in $rows) {
     }
     if ($memcached) { $line['KS/mc log on'] = '{0:0.00}' -f $row.RatioLogOn; $line['KS/mc log off'] = '{0:0.00}' -f $row.RatioLogOff }
     if ($limitd) { $line['KS/limitd log on'] = '{0:0.00}' -f $row.LimitRatioLogOn; $line['KS/limitd log off'] = '{0:0.00}' -f $row.LimitRatioLogOff }
+    if ($Baseline) { $line['KS/baseline log on'] = '{0:0.00}' -f $row.BaselineRatioLogOn; $line['KS/baseline log off'] = '{0:0.00}' -f $row.BaselineRatioLogOff }
     $line['log cost'] = '{0:P0}' -f $row.LogCost
     [pscustomobject]$line
 }
@@ -256,8 +270,11 @@ $keyloadTls = Get-KeyloadTls -Root $Root -OutDirectory $OutDirectory
 $tlsCertificate = if ($keyloadTls) { New-BenchCertificate -OutDirectory $OutDirectory }
 if ($tlsCertificate) {
     try {
-        foreach ($log in (Join-Path $OutDirectory 'bench_tls_log.txt'), $null) {
-            $candidate = Start-BenchServer -ModuleManifest $ModuleManifest -LogPath $log -Certificate $tlsCertificate
+        $tlsBuilds = @(@{ Manifest = $ModuleManifest; Label = 'KeyShell'; Log = 'bench_tls_log.txt' }, @{ Manifest = $ModuleManifest; Label = 'KeyShell'; Log = $null })
+        if ($Baseline) { $tlsBuilds += @{ Manifest = $Baseline; Label = 'baseline'; Log = 'bench_baseline_tls_log.txt' } }
+        foreach ($build in $tlsBuilds) {
+            $log = if ($build.Log) { Join-Path $OutDirectory $build.Log }
+            $candidate = Start-BenchServer -ModuleManifest $build.Manifest -Label $build.Label -LogPath $log -Certificate $tlsCertificate
             $why = Test-KeyShellTls -Port $candidate.Port
             if ($why) {
                 $tlsNotes.Add("$($candidate.Name): not measured, it does not answer over TLS ($why). The TLS transport (issue 14) is not in this build yet.")
@@ -301,6 +318,9 @@ if ($tlsCertificate) {
                     $row["Ratio $($target.Name)"] = $row[$target.Name].RequestsPerSecond / [math]::Max(1, $row['memcached -Z'].RequestsPerSecond)
                 }
             }
+            if ($row.Contains('baseline TLS (log on)')) {
+                $row['BaselineRatio'] = $row['KeyShell TLS (log on)'].RequestsPerSecond / [math]::Max(1, $row['baseline TLS (log on)'].RequestsPerSecond)
+            }
             [pscustomobject]$row
         }
     }
@@ -322,6 +342,7 @@ if ($tlsCertificate) {
             foreach ($property in $row.PSObject.Properties | Where-Object Name -Like 'Ratio *') {
                 $line[($property.Name -replace '^Ratio KeyShell TLS ', 'KS/mc -Z ')] = '{0:0.00}' -f $property.Value
             }
+            if ($row.PSObject.Properties['BaselineRatio']) { $line['KS/baseline log on'] = '{0:0.00}' -f $row.BaselineRatio }
             [pscustomobject]$line
         }
         $tlsTable | Format-Table -AutoSize | Out-String -Width 250 | Write-Host

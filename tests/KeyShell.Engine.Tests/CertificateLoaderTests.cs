@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using System.Text;
 using System.Security.Cryptography.X509Certificates;
 using KeyShell.Engine.Security;
 using KeyShell.Engine.Server;
@@ -200,6 +201,103 @@ public class CertificateLoaderTests
             var rsaEncrypted = Write(_directory, "rsa-encrypted.key", rsa.ExportEncryptedPkcs8PrivateKeyPem("pw", new PbeParameters(PbeEncryptionAlgorithm.Aes128Cbc, HashAlgorithmName.SHA256, 1000)));
             AssertInvalid(() => CertificateLoader.Load(cert, rsaEncrypted, Secure("pw")), "it is an RSA key, the certificate's is ECDSA", rsaEncrypted);
         }
+    }
+
+    [Fact]
+    public void ReadsAuthorityFilesWrittenWithAByteOrderMark()
+    {
+        // Windows PowerShell writes UTF-8 with a byte order mark (Set-Content -Encoding UTF8), and UTF-16 (Out-File).
+        var pem = Certificates.Authority.ExportCertificatePem() + "\n";
+        var utf8 = Path.Combine(_directory, "utf8-bom.pem");
+        File.WriteAllText(utf8, pem, new UTF8Encoding(encoderShouldEmitUTF8Identifier: true));
+        var utf16 = Path.Combine(_directory, "utf16.pem");
+        File.WriteAllText(utf16, pem, Encoding.Unicode);
+        foreach (var path in new[] { utf8, utf16 })
+        {
+            Assert.Equal(Certificates.Authority.Thumbprint, Assert.Single(CertificateLoader.LoadAuthorities(path)).Thumbprint);
+        }
+    }
+
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
+    public void ReadsACertificateAndKeyWrittenWithAByteOrderMark()
+    {
+        var combined = Path.Combine(_directory, "server-bom.pem");
+        File.WriteAllText(combined, Certificates.Server.ExportCertificatePem() + "\n" + KeyPem(Certificates.Server), new UTF8Encoding(encoderShouldEmitUTF8Identifier: true));
+        AssertIsServerCertificate(CertificateLoader.Load(combined));
+
+        var cert = WritePem(_directory, "cert.pem", Certificates.Server, withKey: false);
+        var key = Path.Combine(_directory, "key-utf16.pem");
+        File.WriteAllText(key, KeyPem(Certificates.Server), Encoding.Unicode);
+        AssertIsServerCertificate(CertificateLoader.Load(cert, key));
+    }
+
+    [Fact]
+    public void ReadsAuthoritiesConcatenatedFromFilesWithoutAFinalLineBreak()
+    {
+        // cat a.pem b.pem, where a.pem does not end in a line break: -----END CERTIFICATE----------BEGIN CERTIFICATE-----
+        var bundle = Write(_directory, "glued.pem", Certificates.Authority.ExportCertificatePem() + Certificates.OtherAuthority.ExportCertificatePem());
+        Assert.Equal(new[] { Certificates.Authority.Thumbprint, Certificates.OtherAuthority.Thumbprint }, CertificateLoader.LoadAuthorities(bundle).Select(a => a.Thumbprint));
+    }
+
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
+    public void ReadsACertificateChainAndKeyConcatenatedWithoutLineBreaks()
+    {
+        var path = Write(_directory, "glued.pem", Certificates.Server.ExportCertificatePem() + Certificates.Authority.ExportCertificatePem() + KeyPem(Certificates.Server));
+        AssertIsServerCertificate(CertificateLoader.Load(path, null, null, out var chain));
+        Assert.Equal(Certificates.Authority.Thumbprint, Assert.Single(chain).Thumbprint);
+    }
+
+    [Fact]
+    public void ACertificateBlockThatCannotBeReadSaysSoEvenAmongGoodOnes()
+    {
+        var unterminated = Write(_directory, "unterminated.pem", Certificates.Authority.ExportCertificatePem().Replace("-----END CERTIFICATE-----", string.Empty));
+        AssertInvalid(() => CertificateLoader.LoadAuthorities(unterminated), "has a certificate block that cannot be read", unterminated);
+        var oneBad = Write(_directory, "one-bad.pem", Certificates.Authority.ExportCertificatePem() + "\n-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n");
+        AssertInvalid(() => CertificateLoader.LoadAuthorities(oneBad), "not base64", oneBad);
+        var notACertificate = Write(_directory, "not-a-certificate.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        AssertInvalid(() => CertificateLoader.LoadAuthorities(notACertificate), "has a certificate that cannot be read", notACertificate);
+        AssertInvalid(() => CertificateLoader.Load(notACertificate), "has a certificate that cannot be read", notACertificate);
+    }
+
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
+    public void FindsTheKeysCertificateInAChainThatMixesRsaAndEcdsa()
+    {
+        using var rsaAuthority = NewRsaSelfSigned("CN=rsa authority", out var rsa);
+        rsa.Dispose();
+        var path = WritePem(_directory, "mixed.pem", rsaAuthority, withKey: false, password: null, Certificates.Server);
+        var key = Write(_directory, "key.pem", KeyPem(Certificates.Server));
+        AssertIsServerCertificate(CertificateLoader.Load(path, key, null, out var chain));
+        Assert.Equal(rsaAuthority.Thumbprint, Assert.Single(chain).Thumbprint);
+    }
+
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
+    public void AKeyThatCannotBeReadSaysSo()
+    {
+        var cert = WritePem(_directory, "cert.pem", Certificates.Server, withKey: false);
+        var damaged = Write(_directory, "damaged.key", "-----BEGIN PRIVATE KEY-----\n" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(64)) + "\n-----END PRIVATE KEY-----\n");
+        AssertInvalid(() => CertificateLoader.Load(cert, damaged), $"The private key in '{damaged}' cannot be read", damaged);
+    }
+
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
+    public void AKeyInOpenSslsTraditionalEncryptedFormatSaysHowToConvertIt()
+    {
+        var cert = WritePem(_directory, "cert.pem", Certificates.Server, withKey: false);
+        var key = Write(_directory, "traditional.key", "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,8A6B5C3E2D1F0A9B8C7D6E5F4A3B2C1D\n\n" +
+            Convert.ToBase64String(RandomNumberGenerator.GetBytes(48)) + "\n-----END EC PRIVATE KEY-----\n");
+        var error = AssertInvalid(() => CertificateLoader.Load(cert, key, Secure("pw")), "OpenSSL's traditional format", key);
+        Assert.Contains("openssl pkcs8 -topk8", error.Message);
+    }
+
+    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
+    public void ACertificateWhoseKeyIsNeitherRsaNorEcdsaSaysSo()
+    {
+        using var dsa = DSA.Create(1024);
+        using var authorityKey = Certificates.Authority.GetECDsaPrivateKey()!;
+        var request = new CertificateRequest(new X500DistinguishedName("CN=dsa"), new PublicKey(dsa), HashAlgorithmName.SHA256);
+        var notBefore = DateTimeOffset.UtcNow.AddDays(-1);
+        using var certificate = request.Create(Certificates.Authority.SubjectName, X509SignatureGenerator.CreateForECDsa(authorityKey), notBefore, notBefore.AddDays(30), new byte[] { 1, 2, 3 });
+        var path = Write(_directory, "dsa.pem", certificate.ExportCertificatePem() + "\n" + dsa.ExportPkcs8PrivateKeyPem());
+        AssertInvalid(() => CertificateLoader.Load(path), "from PEM, KeyShell reads RSA and ECDSA keys", path);
     }
 
     [Fact]

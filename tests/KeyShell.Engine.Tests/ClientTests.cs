@@ -134,6 +134,22 @@ public class ClientTests
     }
 
     [Fact]
+    public async Task TwoSequencesWithOneClientIdAreRefusedBeforeAnyConnection()
+    {
+        using var server = StartServer();
+        var collector = new Collector();
+        var refused = await Assert.ThrowsAsync<DuplicateClientIdException>(() => Run(server.Port, collector, ConnectionMode.Persistent, Framing.Line, "2 5", "1 1 2", "1 3 4"));
+        Assert.Equal("1", refused.ClientId);
+        Assert.Equal("1 1 2", refused.First.ToString());
+        Assert.Equal("1 3 4", refused.Second.ToString());
+        Assert.Contains("'1 1 2' and '1 3 4'", refused.Message);
+        Assert.Null(refused.ParamName);
+        Assert.Empty(collector.Sent);
+        Assert.Empty(collector.Replies);
+        Assert.Equal(0, server.Connections);
+    }
+
+    [Fact]
     public async Task ErrorRepliesAreRepliesNotFailures()
     {
         using var server = StartServer();

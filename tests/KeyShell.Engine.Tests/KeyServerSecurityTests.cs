@@ -125,9 +125,9 @@ public class KeyServerSecurityTests
         server.ClientRefused += (_, e) => refusals.Enqueue(e);
         try
         {
-            server.RefuseClient(ClientRefusal.Address, "10.1.2.3:4567", null);
-            server.RefuseClient(new TlsHandshakeException(TlsFailure.Certificate, "the client presented no certificate"), "127.0.0.1:5000");
-            server.RefuseClient(new TlsHandshakeException(TlsFailure.Handshake, "no handshake in time", timedOut: true), "127.0.0.1:5001");
+            server.Events.Refused(ClientRefusal.Address, "10.1.2.3:4567", null);
+            server.Events.Refused(ClientRefusal.Certificate, "127.0.0.1:5000", "the client presented no certificate");
+            server.Events.Refused(ClientRefusal.Handshake, "127.0.0.1:5001", "no handshake in time");
             Assert.Equal(3, server.Rejected);
             Assert.Equal(0, server.Connections);
         }
@@ -148,10 +148,10 @@ public class KeyServerSecurityTests
     {
         using var server = StartServer(o => o.LogPath = null);
         using var meter = new MeterCollector("KeyShell.Server", server.Port);
-        server.RefuseClient(ClientRefusal.Address, "10.1.2.3:4567", null);
-        server.RefuseClient(ClientRefusal.Certificate, "127.0.0.1:5000", "no certificate");
-        server.RefuseClient(ClientRefusal.Handshake, "127.0.0.1:5001", "not TLS");
-        server.RefuseClient(ClientRefusal.Handshake, "127.0.0.1:5002", "not TLS");
+        server.Events.Refused(ClientRefusal.Address, "10.1.2.3:4567", null);
+        server.Events.Refused(ClientRefusal.Certificate, "127.0.0.1:5000", "no certificate");
+        server.Events.Refused(ClientRefusal.Handshake, "127.0.0.1:5001", "not TLS");
+        server.Events.Refused(ClientRefusal.Handshake, "127.0.0.1:5002", "not TLS");
         Assert.Equal(1, meter.Sum("keyshell.rejected_connections", ("error.type", "address_not_allowed")));
         Assert.Equal(1, meter.Sum("keyshell.rejected_connections", ("error.type", "tls_client_certificate_refused")));
         Assert.Equal(2, meter.Sum("keyshell.rejected_connections", ("error.type", "tls_handshake_failed")));
@@ -163,7 +163,7 @@ public class KeyServerSecurityTests
     {
         using var server = StartServer(o => o.LogPath = null);
         server.ClientRefused += (_, _) => throw new InvalidOperationException("a subscriber's bug");
-        server.RefuseClient(ClientRefusal.Address, null, null);
+        server.Events.Refused(ClientRefusal.Address, null, null);
         Assert.Equal(1, server.Rejected);
         Assert.Equal(1, server.InternalErrors);
         using var client = Connect(server.Port);

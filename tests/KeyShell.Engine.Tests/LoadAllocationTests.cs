@@ -59,7 +59,9 @@ public class LoadAllocationTests
         {
         }
 
-        public void CloseIfIdle(Func<bool> stillIdle, Action closing)
+        public bool TryClaimIdle() => false;
+
+        public void CloseClaimed()
         {
         }
     }

@@ -24,29 +24,22 @@ public class LogWriterTests
             workers.ForEach(w => Assert.True(w.Join(Bound)));
         }
 
-        var written = File.ReadAllLines(path);
-        Assert.Equal(threads * lines * 2, written.Length);
-        for (var t = 0; t < threads; t++)
-        {
-            var own = written.Where(l => l.Contains($" t{t} ")).ToArray();
-            var expected = Enumerable.Range(0, lines).SelectMany(i => new[] { $"Client: t{t} {i}", $"Server: t{t} reply {i}" });
-            Assert.Equal(expected, own);
-        }
+        AssertEachThreadsLinesInOrder(File.ReadAllLines(path), threads, lines);
     }
 
     [Fact]
-    public void FlushReturnsWithEverythingInTheFile()
+    public void AppendReturnsWithTheLinesAlreadyInTheFile()
     {
+        // No flush, no close: what another reader (or a crash) sees the moment Append returns.
         var path = Path.Combine(TempDirectory(), "log.txt");
         using var writer = new ConversationLogWriter(path);
-        for (var i = 0; i < 1000; i++)
+        for (var i = 0; i < 200; i++)
         {
             writer.Append(Encoding.ASCII.GetBytes($"SYSTEM: {i}\n"));
+            Assert.Equal($"SYSTEM: {i}", LogLines(path)[^1]);
         }
 
-        Assert.True(writer.Flush(Bound));
-        using var read = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        Assert.Equal(1000, new StreamReader(read).ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Equal(200, LogLines(path).Length);
     }
 
     [Fact]
@@ -72,6 +65,36 @@ public class LogWriterTests
 
         Assert.Equal(new[] { "SYSTEM: Server launched", @"SYSTEM: two\x0Alines" }, File.ReadAllLines(path));
     }
+
+    [SkippableFact]
+    public void AFailedWriteIsCountedAndRaisedAndAThrowingHandlerDoesNotReachTheCaller()
+    {
+        Skip.IfNot(File.Exists("/dev/full"), "no /dev/full on this machine (a Linux device on which every write fails with ENOSPC)");
+        using var writer = new ConversationLogWriter("/dev/full");
+        var raised = new List<Exception>();
+        writer.WriteFailed += e => raised.Add(e);
+        writer.WriteFailed += _ => throw new InvalidOperationException("a subscriber that fails");
+        var elapsed = System.Diagnostics.Stopwatch.StartNew();
+        for (var i = 0; i < 100; i++)
+        {
+            writer.Append(Encoding.ASCII.GetBytes("SYSTEM: lost\n")); // never throws
+        }
+
+        Assert.Equal(100, writer.WriteErrors);
+        Assert.All(raised, e => Assert.IsAssignableFrom<IOException>(e));
+        Assert.InRange(raised.Count, 1, 1 + (int)elapsed.Elapsed.TotalSeconds); // the first, then at most once a second
+    }
+
+    internal static void AssertEachThreadsLinesInOrder(string[] written, int threads, int lines)
+    {
+        Assert.Equal(threads * lines * 2, written.Length);
+        for (var t = 0; t < threads; t++)
+        {
+            var own = written.Where(l => l.Contains($" t{t} ")).ToArray();
+            var expected = Enumerable.Range(0, lines).SelectMany(i => new[] { $"Client: t{t} {i}", $"Server: t{t} reply {i}" });
+            Assert.Equal(expected, own);
+        }
+    }
 }
 
 public class LogWriterCloseTests
@@ -95,6 +118,7 @@ public class LogWriterCloseTests
         writer.Dispose();
         await Task.WhenAll(appenders).WaitAsync(Bound);
         writer.Append(Encoding.ASCII.GetBytes("SYSTEM: after\n"));
+        writer.Dispose(); // twice: harmless
 
         var lines = File.ReadAllLines(path);
         Assert.Equal("SYSTEM: before", lines[0]);

@@ -37,6 +37,18 @@ internal sealed class MeterCollector : IDisposable
     /// <summary>How many measurements an instrument recorded (for a histogram: its count).</summary>
     public int Count(string instrument, params (string Name, object Value)[] tags) => Matching(instrument, tags).Count();
 
+    /// <summary>
+    /// An observed instrument's value now (keyshell.active_connections): collects the observable instruments,
+    /// as a listener's collection does, and returns what this port's server reported; null when it reported nothing.
+    /// </summary>
+    public double? Observe(string instrument)
+    {
+        var before = Matching(instrument).Count();
+        _listener.RecordObservableInstruments();
+        var reported = Matching(instrument).Skip(before).ToList();
+        return reported.Count == 0 ? null : reported[^1].Value;
+    }
+
     public IEnumerable<Measurement> Matching(string instrument, params (string Name, object Value)[] tags) =>
         _measurements.Where(m => m.Instrument == instrument && tags.All(t => m.Tags.TryGetValue(t.Name, out var v) && Equals(v, t.Value)));
 

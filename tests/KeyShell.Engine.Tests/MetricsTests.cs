@@ -26,7 +26,7 @@ public class MetricsTests
             Send(b, "2 7\n");
             Assert.Single(ReadLines(b, 1));
             Eventually(() => server.ActiveConnections == 2, "two open connections");
-            Assert.Equal(2, meter.Sum("keyshell.active_connections", port));
+            Assert.Equal(2, meter.Observe("keyshell.active_connections"));
             using var c = Connect(server.Port);
             Assert.Equal("Error: server busy\n", ReadToEnd(c)); // over the limit of two
         }
@@ -39,13 +39,45 @@ public class MetricsTests
         Assert.Equal(2, server.Errors);
         Assert.Equal(1, server.Rejected);
         Assert.Equal(server.Connections, meter.Sum("keyshell.connections", port));
-        Assert.Equal(server.ActiveConnections, meter.Sum("keyshell.active_connections", port));
+        Assert.Equal(server.ActiveConnections, meter.Observe("keyshell.active_connections"));
         Assert.Equal(server.Requests, meter.Sum("keyshell.requests", port));
         Assert.Equal(server.Requests - server.Errors, meter.Sum("keyshell.requests", ("keyshell.outcome", "ok")));
         Assert.Equal(server.Errors, meter.Sum("keyshell.requests", ("keyshell.outcome", "error")));
         Assert.Equal(server.Rejected, meter.Sum("keyshell.rejected_connections", ("error.type", "max_connections")));
         Assert.All(meter.Matching("keyshell.connection.duration"), m => Assert.InRange(m.Value, 0, Bound.TotalSeconds * 4));
         Assert.All(meter.Matching("keyshell.requests"), m => Assert.Equal("127.0.0.1", m.Tags["server.address"]));
+    }
+
+    [Fact]
+    public void AListenerThatAttachesLateSeesTheOpenConnectionsAndZeroOnceTheyClose()
+    {
+        using var server = StartServer(o => { o.UseEventLoops = UseEventLoops; o.LogPath = null; });
+        var clients = Enumerable.Range(0, 8).Select(_ => Connect(server.Port)).ToList();
+        try
+        {
+            Eventually(() => server.ActiveConnections == 8, "eight open connections");
+            using var late = new MeterCollector("KeyShell.Server", server.Port); // attaches to a server that is busy already
+            Assert.Equal(8, late.Observe("keyshell.active_connections"));
+            clients.ForEach(c => c.Dispose());
+            Eventually(() => server.ActiveConnections == 0, "the connections closed");
+            Assert.Equal(0, late.Observe("keyshell.active_connections"));
+            Assert.All(late.Matching("keyshell.active_connections"), m => Assert.True(m.Value >= 0, $"a negative count: {m.Value}"));
+            Assert.Equal("127.0.0.1", late.Matching("keyshell.active_connections").First().Tags["server.address"]);
+        }
+        finally
+        {
+            clients.ForEach(c => c.Dispose());
+        }
+    }
+
+    [Fact]
+    public void AStoppedServerIsNoLongerObserved()
+    {
+        var server = StartServer(o => { o.UseEventLoops = UseEventLoops; o.LogPath = null; });
+        using var meter = new MeterCollector("KeyShell.Server", server.Port);
+        Assert.Equal(0, meter.Observe("keyshell.active_connections"));
+        server.Stop();
+        Assert.Null(meter.Observe("keyshell.active_connections"));
     }
 
     [Fact]

@@ -187,3 +187,14 @@ public sealed class Net8EngineFactAttribute : FactAttribute
 #endif
     }
 }
+
+/// <summary>A theory about what only the net8.0 engine build does; skipped, with why, against the netstandard2.0 build.</summary>
+public sealed class Net8EngineTheoryAttribute : TheoryAttribute
+{
+    public Net8EngineTheoryAttribute(string why)
+    {
+#if ENGINE_NETSTANDARD
+        Skip = "the net8.0 engine only: " + why;
+#endif
+    }
+}

@@ -19,14 +19,14 @@ public class TlsHandshakeTests
 
     private static TestCertificates Certificates => Shared;
 
-    private static TlsServerSettings ServerSettings(X509Certificate2? certificate = null, bool mutual = false) =>
+    internal static TlsServerSettings ServerSettings(X509Certificate2? certificate = null, bool mutual = false) =>
         new(new ServerCertificate(certificate ?? Certificates.Server), mutual ? new ClientCertificatePolicy(new X509Certificate2Collection(Certificates.Authority)) : null);
 
     /// <summary>Trusts the test authority (the machine does not), so the server's certificate is checked for real.</summary>
-    private static TlsClientSettings TrustingClient(X509Certificate2? clientCertificate = null) =>
+    internal static TlsClientSettings TrustingClient(X509Certificate2? clientCertificate = null) =>
         new() { TrustedAuthorities = new X509Certificate2Collection(Certificates.Authority), ClientCertificate = clientCertificate };
 
-    private static async Task<T> Within<T>(Task<T> task)
+    internal static async Task<T> Within<T>(Task<T> task)
     {
         var finished = await Task.WhenAny(task, Task.Delay(Bound));
         Assert.True(finished == task, $"not finished within {Bound}");
@@ -42,7 +42,7 @@ public class TlsHandshakeTests
     }
 
     /// <summary>Both handshakes at once; returns both sides' outcomes (a stream, or the exception).</summary>
-    private static async Task<(Task<SslStream> Server, Task<SslStream> Client)> Handshake(LoopbackPair pair, TlsServerSettings server, TlsClientSettings client, string targetHost = "localhost")
+    internal static async Task<(Task<SslStream> Server, Task<SslStream> Client)> Handshake(LoopbackPair pair, TlsServerSettings server, TlsClientSettings client, string targetHost = "localhost")
     {
         var serverSide = TlsHandshake.AuthenticateAsServerAsync(pair.Server, server, CancellationToken.None);
         var clientSide = TlsHandshake.AuthenticateAsClientAsync(pair.Client, client, targetHost, CancellationToken.None);
@@ -52,7 +52,7 @@ public class TlsHandshakeTests
         return (serverSide, clientSide);
     }
 
-    private static async Task AssertTalks(SslStream server, SslStream client)
+    internal static async Task AssertTalks(SslStream server, SslStream client)
     {
         await client.WriteAsync(Encoding.ASCII.GetBytes("1 7\n"));
         var buffer = new byte[16];
@@ -376,34 +376,6 @@ public class TlsHandshakeTests
         Assert.Equal(Certificates.OtherServer.Thumbprint, await Presented());
     }
 
-    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
-    public async Task ACertificateReadFromPemFilesServes()
-    {
-        var directory = TestSupport.TempDirectory();
-        var cert = WritePem(directory, "cert.pem", Certificates.Server, withKey: false);
-        var key = Write(directory, "key.pem", KeyPem(Certificates.Server, "pw"));
-        var settings = new TlsServerSettings(ServerCertificate.FromFile(cert, key, Secure("pw")));
-        using var pair = await LoopbackPair.ConnectAsync();
-        var (serverSide, clientSide) = await Handshake(pair, settings, TrustingClient());
-        using var server = await serverSide;
-        using var client = await clientSide;
-        await AssertTalks(server, client);
-    }
-
-    [Net8EngineFact("PEM files need .NET 5+ (Windows PowerShell 5.1 reads PFX; its clear error for PEM is tested there)")]
-    public async Task AServerSendsTheChainFromItsFileSoClientsReachTheRoot()
-    {
-        var directory = TestSupport.TempDirectory();
-        using var intermediate = NewAuthority("CN=KeyShell Intermediate CA", Certificates.Authority);
-        using var leaf = NewSigned(intermediate, "CN=localhost", ServerAuthentication, server: true);
-        var path = WritePem(directory, "fullchain.pem", leaf, withKey: true, password: null, intermediate);
-        using var pair = await LoopbackPair.ConnectAsync();
-        var (serverSide, clientSide) = await Handshake(pair, new TlsServerSettings(ServerCertificate.FromFile(path)), TrustingClient());
-        using var server = await serverSide;
-        using var client = await clientSide;
-        await AssertTalks(server, client);
-    }
-
     [Fact]
     public async Task ACertificateAfterAPkcs12RoundTripServes()
     {
@@ -434,50 +406,6 @@ public class TlsHandshakeTests
         }
 
         return received.ToArray();
-    }
-
-    /// <summary>Two connected loopback sockets, each wrapped in a NetworkStream that owns it.</summary>
-    private sealed class LoopbackPair : IDisposable
-    {
-        private LoopbackPair(Socket server, Socket client)
-        {
-            ServerSocket = server;
-            ClientSocket = client;
-            Server = new NetworkStream(server, ownsSocket: true);
-            Client = new NetworkStream(client, ownsSocket: true);
-        }
-
-        public Socket ServerSocket { get; }
-
-        public Socket ClientSocket { get; }
-
-        public NetworkStream Server { get; }
-
-        public NetworkStream Client { get; }
-
-        public static async Task<LoopbackPair> ConnectAsync(IPAddress? address = null)
-        {
-            address ??= IPAddress.Loopback;
-            var listener = new TcpListener(address, 0);
-            listener.Start();
-            try
-            {
-                var client = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                var accepted = listener.AcceptSocketAsync();
-                await client.ConnectAsync(address, ((IPEndPoint)listener.LocalEndpoint).Port);
-                return new LoopbackPair(await Within(accepted), client);
-            }
-            finally
-            {
-                listener.Stop();
-            }
-        }
-
-        public void Dispose()
-        {
-            Server.Dispose();
-            Client.Dispose();
-        }
     }
 }
 

@@ -68,6 +68,17 @@ public static class FuzzTarget
         Check((asked.ClientId is null) == (status != ParseStatus.Ok), "the log reader and the server disagree on a request's validity");
         Check((answered!.ClientId is null) == (status != ParseStatus.Ok), "a reply logged for the wrong client");
         Check(status != ParseStatus.Ok || (asked.ClientId == Encoding.ASCII.GetString(client.ToArray()) && answered.ClientId == asked.ClientId), "a client id that does not read back");
+
+        // A fault applied to the request, in its reply's place, reads back as that request's fault.
+        if (status == ParseStatus.Ok)
+        {
+            log.Clear();
+            var type = (Engine.Faults.FaultType)(request.Length % 7);
+            ConversationLine.WriteFault(log, string.Empty, type, client, request.Slice(clientLength + 1));
+            var faultLine = Encoding.ASCII.GetString(log.Span.ToArray()).TrimEnd('\n');
+            Check(ConversationEntry.Parse(faultLine, 3) is ConversationFault fault && fault.FaultType == type &&
+                  fault.ClientId == asked.ClientId && fault.Key == asked.Key, "a fault line that does not read back as its request");
+        }
     }
 
     private static void Check(bool condition, string what)

@@ -67,6 +67,87 @@ Describe 'Start-KeyServer -Handler' {
     }
 }
 
+Describe 'Start-KeyServer -Handler with $using:' {
+    AfterEach { Get-KeyServer | Stop-KeyServer }
+
+    It 'gives the handler and -InitializationScript the values of $using: variables, read when the server starts' {
+        $offset = 1000
+        $seen = [System.Collections.Concurrent.ConcurrentBag[string]]::new()
+        $suffix = 'x'
+        $server = Start-KeyServer -Port 0 -NoLog -ThrottleLimit 2 -InitializationScript { $script:Tail = $using:suffix } -Handler {
+            param($Request)
+            $bag = $using:seen
+            $bag.Add($Request.Key)
+            "$([int]$Request.Key + $using:offset)$Tail $(${using:offset} -eq 1000) $($using:seen.Count -ge 1)"
+        }
+        $offset = 1
+        (Invoke-KeyClient -Sequences 'c 5' -Port $server.Port).Reply | Should -Be '1005x True True'
+        $seen | Should -Be '5' -Because 'a $using: object is the caller''s object, as with ForEach-Object -Parallel'
+    }
+
+    It 'leaves $using: in a script block nested in the handler to that script block' {
+        $server = Start-KeyServer -Port 0 -NoLog -Handler { param($Request) $key = $Request.Key; 1..2 | ForEach-Object -Parallel { "$_$using:key" } }
+        (Invoke-KeyClient -Sequences 'c k' -Port $server.Port).Reply | Should -Be '1k 2k'
+    }
+
+    It 'is InvalidHandler at Start-KeyServer for a $using: variable that does not exist in <Where>, leaving nothing listening' -ForEach @(
+        @{ Where = '-Handler'; Parameters = @{ Handler = { param($Request) "v $using:NoSuchVariable" } } }
+        @{ Where = '-InitializationScript'; Parameters = @{ Handler = { 'x' }; InitializationScript = { $a = $using:NoSuchVariable } } }
+    ) {
+        $port = Get-FreePort
+        $failure = $null
+        try { Start-KeyServer -Port $port -NoLog @Parameters } catch { $failure = $_ }
+        $failure.FullyQualifiedErrorId | Should -Be 'InvalidHandler,KeyShell.Commands.StartKeyServerCommand'
+        $failure.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $failure.Exception.Message | Should -Be "$Where uses `$using:NoSuchVariable (line 1), but there is no variable 'NoSuchVariable' where Start-KeyServer runs. A `$using: variable is read once, when the server starts: define it first, or pass the value with -ArgumentList."
+        $failure.TargetObject | Should -Be $Parameters[$Where.TrimStart('-')]
+        @(Get-KeyServer).Count | Should -Be 0
+        Test-KeyServer -Port $port | Should -BeFalse
+    }
+}
+
+Describe 'What a -Handler writes' {
+    AfterEach { Get-KeyServer | Stop-KeyServer }
+
+    It 'makes objects text as PowerShell does, joined with spaces: <Case>' -ForEach @(
+        @{ Case = 'a [pscustomobject]'; Output = { [pscustomobject]@{ Key = 'a'; Value = 1 } }; Reply = '@{Key=a; Value=1}' }
+        @{ Case = 'a hashtable'; Output = { [ordered]@{ Key = 'a'; Value = 1 } }; Reply = '@{Key=a; Value=1}' }
+        @{ Case = 'numbers, in the invariant culture'; Output = { [cultureinfo]::CurrentCulture = 'de-DE'; 1.5; 2 }; Reply = '1.5 2' }
+        @{ Case = 'a list'; Output = { , @(1, 2, 3) }; Reply = '1 2 3' }
+        @{ Case = 'a date, as "$date" shows it'; Output = { [datetime]::new(2024, 1, 2, 3, 4, 5) }; Reply = '01/02/2024 03:04:05' }
+        @{ Case = '$null among strings'; Output = { 'a'; $null; 'b' }; Reply = 'a b' }
+        @{ Case = 'text over lines'; Output = { "two`nlines" }; Reply = 'two lines' }
+    ) {
+        $server = Start-KeyServer -Port 0 -NoLog -Handler $Output
+        (Invoke-KeyClient -Sequences 'c 1' -Port $server.Port).Reply | Should -Be $Reply
+    }
+
+    It 'makes an error it writes, with no output, the reply "Error: handler failed: ..."' {
+        $server = Start-KeyServer -Port 0 -NoLog -Handler { param($Request) Write-Error "no value for $($Request.Key)" }
+        $reply = Invoke-KeyClient -Sequences 'c 7' -Port $server.Port
+        $reply.Reply | Should -Be 'Error: handler failed: no value for 7'
+        $server.Errors | Should -Be 1
+    }
+
+    It 'sends errors, warnings and host lines it writes beside a reply to the server''s diagnostics' {
+        $server = Start-KeyServer -Port 0 -NoLog -Handler { param($Request) Write-Error 'side effect failed'; Write-Warning 'careful'; Write-Host 'for the host'; 'the value' }
+        (Invoke-KeyClient -Sequences 'c 7' -Port $server.Port).Reply | Should -Be 'the value'
+        $server.Errors | Should -Be 0
+        $verbose = Get-KeyServer -Port $server.Port -WarningVariable warnings -WarningAction SilentlyContinue -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }
+        $warnings.Message | Should -Contain "KeyServer 127.0.0.1:$($server.Port): The handler wrote an error for 'c 7': side effect failed"
+        $warnings.Message | Should -Contain "KeyServer 127.0.0.1:$($server.Port): The handler warned, for 'c 7': careful"
+        $verbose.Message | Should -Contain "KeyServer 127.0.0.1:$($server.Port): The handler, for 'c 7': for the host"
+    }
+
+    It 'keeps at most a bounded number of those lines, and says how many it did not keep' {
+        $server = Start-KeyServer -Port 0 -NoLog -Handler { param($Request) Write-Warning 'again'; 'ok' }
+        $null = Invoke-KeyClient -Sequences (1..12 | ForEach-Object { "c$_ " + ((1..100) -join ' ') }) -Port $server.Port -Connection Persistent
+        $null = Get-KeyServer -Port $server.Port -WarningVariable warnings -WarningAction SilentlyContinue
+        $warnings.Count | Should -Be 1001
+        $warnings[-1].Message | Should -Be "KeyServer 127.0.0.1:$($server.Port): 200 more lines the handler wrote were not kept."
+    }
+}
+
 Describe 'Key maps' {
     AfterEach { Get-KeyServer | Stop-KeyServer }
 

@@ -1,16 +1,8 @@
 BeforeDiscovery {
     Import-Module $env:KEYSHELL_MODULE -Force
-    Import-Module (Join-Path $PSScriptRoot '../../src/Help/MarkdownHelp.psm1') -Force
-    $docs = Join-Path $PSScriptRoot '../../docs'
-    $cmdletNames = (Get-Command -Module KeyShell -CommandType Cmdlet).Name
-    $examples = foreach ($name in $cmdletNames) {
-        $file = Join-Path $docs "$name.md"
-        if (Test-Path $file) {
-            foreach ($example in (ConvertFrom-HelpMarkdown -Markdown (Get-Content -Raw $file)).Examples) {
-                @{ Command = $name; Title = $example.Title; Code = $example.Code }
-            }
-        }
-    }
+    # Use-KeyServer is a function; its help comes from the same MAML file (.ExternalHelp).
+    $cmdletNames = (Get-Command -Module KeyShell -CommandType Cmdlet, Function).Name
+    $examples = @(& (Join-Path $PSScriptRoot 'Get-HelpExamples.ps1') | ForEach-Object { @{ Command = $_.Command; Title = $_.Title } })
 }
 
 BeforeAll {
@@ -20,6 +12,8 @@ BeforeAll {
     $script:Docs = Join-Path $PSScriptRoot '../../docs'
     $script:Common = [System.Management.Automation.Cmdlet]::CommonParameters + [System.Management.Automation.Cmdlet]::OptionalCommonParameters
     function Get-Page([string] $Name) { ConvertFrom-HelpMarkdown -Markdown (Get-Content -Raw (Join-Path $Docs "$Name.md")) }
+    # A page's parameters, with those it takes from another command's page ("every parameter of [Start-KeyServer]").
+    function Get-PageParameter($Page) { Get-DocumentedParameter -Page $Page -Pages $(if ($Page.ParametersFrom) { Get-Page $Page.ParametersFrom }) }
 }
 
 Describe 'The help of <_>' -ForEach $cmdletNames {
@@ -38,8 +32,9 @@ Describe 'The help of <_>' -ForEach $cmdletNames {
     }
 
     It 'documents every parameter, with type, default and pipeline input' {
+        $documented = Get-PageParameter $Page
         foreach ($name in $Parameters) {
-            $doc = $Page.Parameters | Where-Object Name -EQ $name
+            $doc = $documented | Where-Object Name -EQ $name
             $doc | Should -Not -BeNullOrEmpty -Because "-$name must be documented"
             $doc.Description | Should -Not -BeNullOrEmpty -Because "-$name needs a description"
             $doc.Type | Should -Be $Info.Parameters[$name].ParameterType.Name -Because "the type of -$name"
@@ -83,52 +78,45 @@ Describe 'about_KeyShell' {
     }
 }
 
-Describe 'Example "<Title>" of <Command>' -ForEach $examples {
+Describe 'The help examples, run as written, one after another in one pwsh' {
     BeforeAll {
-        # Examples that reach load machines over SSH remoting (-HostName load1, load2) run against a
-        # throwaway sshd on 127.0.0.1, whose sessions find the module under test by name, as an installed
-        # one; so do the jobs these examples start here.
-        if ($Code -match '-HostName') {
+        # Every example of every page, in order, in one fresh pwsh that finds the module by name (as installed),
+        # in one working folder: as a user who pastes them into one session, one after another.
+        $script:All = @(& (Join-Path $PSScriptRoot 'Get-HelpExamples.ps1'))
+        $folder = New-TestDirectory
+        $examplesPath = Join-Path $folder 'examples.json'
+        ConvertTo-Json -InputObject $All -Depth 3 | Set-Content -Path $examplesPath -Encoding utf8
+        $arguments = @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'Invoke-HelpExamples.ps1'),
+            '-ExamplesPath', $examplesPath, '-ResultsPath', (Join-Path $folder 'results.json'), '-Port', (Get-FreePort), '-WorkingDirectory', $folder)
+        # Examples that reach load machines over SSH remoting (-HostName load1, load2) reach a throwaway sshd
+        # on 127.0.0.1, whose sessions find the module under test by name.
+        $script:Sshd = $null
+        if ($All.Code -match '-HostName') {
             $script:Sshd = Start-TestSshd -ModulePath $env:KEYSHELL_MODULE
-            if ($Sshd.Reason) { Write-Host "SKIPPED the remoting example '$Title': $($Sshd.Reason)" }
-            $script:SavedModulePath = $env:PSModulePath
-            $env:PSModulePath = (Split-Path (Split-Path $env:KEYSHELL_MODULE)) + [System.IO.Path]::PathSeparator + $env:PSModulePath
+            if ($Sshd.Reason) { Write-Host "SKIPPED the remoting examples: $($Sshd.Reason)" }
+            else {
+                $sshPath = Join-Path $folder 'ssh.json'
+                Get-TestSshParameters $Sshd | ConvertTo-Json -Depth 3 | Set-Content -Path $sshPath -Encoding utf8
+                $arguments += @('-SshParametersPath', $sshPath)
+            }
         }
+        $modules = (Split-Path (Split-Path $env:KEYSHELL_MODULE)) + [System.IO.Path]::PathSeparator + $env:PSModulePath
+        $script:Run = Invoke-ChildPwsh -Arguments $arguments -Environment @{ PSModulePath = $modules } -TimeoutSec 1200
+        $resultsPath = Join-Path $folder 'results.json'
+        $script:Results = if (Test-Path $resultsPath) { @(Get-Content -Raw $resultsPath | ConvertFrom-Json) } else { @() }
     }
-    AfterAll {
-        if ($Code -match '-HostName') {
-            Stop-TestSshd $Sshd
-            $env:PSModulePath = $SavedModulePath
-        }
-    }
-    BeforeEach {
-        $script:Folder = New-TestDirectory
-        Push-Location $Folder
-        $script:Port = Get-FreePort
-        # Examples are written for port 8080; here they run on a free port, against a live server.
-        $PSDefaultParameterValues = @{ 'Start-KeyServer:Port' = $Port; 'Invoke-KeyClient:Port' = $Port; 'Test-KeyServer:Port' = $Port; 'Measure-KeyServer:Port' = $Port }
-        if ($Code -notmatch 'Start-KeyServer') { $null = Start-KeyServer -Port $Port }
-    }
-    AfterEach {
-        Get-KeyServer | Stop-KeyServer
-        Get-Job | Remove-Job -Force
-        Pop-Location
+    AfterAll { if ($Sshd) { Stop-TestSshd $Sshd } }
+
+    It 'ran every example to its end' {
+        $Run.ExitCode | Should -Be 0 -Because ($Run.Output -join "`n")
+        $Results.Count | Should -Be $All.Count
     }
 
-    It 'runs' {
-        $code = $Code -replace '\b8080\b', $Port
-        if ($code -match '-HostName') {
-            if ($Sshd.Reason) { Set-ItResult -Skipped -Because $Sshd.Reason; return }
-            foreach ($entry in (Get-TestSshParameters $Sshd).GetEnumerator()) { $PSDefaultParameterValues["Invoke-Command:$($entry.Key)"] = $entry.Value }
-            # The load machines and the server of the example are this machine.
-            $code = $code -replace '\bload\d\b', '127.0.0.1' -replace '\bserver1\b', '127.0.0.1'
-        }
-        if ($code -match 'Start-KeyServer[^\r\n]*-Wait') {
-            # A foreground server: stop it from another runspace once it is up (a stop that comes before the
-            # foreground loop starts ends it as well). AfterEach removes the job, should the server never start.
-            $null = Start-ThreadJob { Import-Module $using:env:KEYSHELL_MODULE; while (-not (Get-KeyServer)) { Start-Sleep -Milliseconds 50 }; Stop-KeyServer -All }
-        }
-        $ErrorActionPreference = 'Stop'
-        { $null = & ([scriptblock]::Create($code)) } | Should -Not -Throw
+    It 'Example "<Title>" of <Command> runs as written and leaves nothing running' -ForEach $examples {
+        $result = $Results | Where-Object { $_.Command -eq $Command -and $_.Title -eq $Title } | Select-Object -First 1
+        $result | Should -Not -BeNullOrEmpty -Because 'the runner reports every example'
+        if ($result.Skipped) { Set-ItResult -Skipped -Because $result.Skipped; return }
+        $result.Error | Should -BeNullOrEmpty -Because "it printed:`n$($result.Output)"
+        $result.Left | Should -BeNullOrEmpty -Because 'each example stops what it starts'
     }
 }

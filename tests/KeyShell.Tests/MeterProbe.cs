@@ -11,6 +11,7 @@ public sealed class KeyShellMeterProbe : IDisposable
 {
     private readonly MeterListener _listener = new MeterListener();
     private readonly ConcurrentDictionary<string, double> _sums = new ConcurrentDictionary<string, double>();
+    private readonly ConcurrentDictionary<string, double> _current = new ConcurrentDictionary<string, double>();
     private readonly int _port;
 
     /// <summary>Listens to <paramref name="meterName"/>; keeps measurements tagged with <paramref name="port"/> (0: all).</summary>
@@ -36,6 +37,15 @@ public sealed class KeyShellMeterProbe : IDisposable
         return _sums.TryGetValue(key, out sum) ? sum : 0;
     }
 
+    /// <summary>An observed instrument's value now (keyshell.active_connections): what its last collection reported, or 0.</summary>
+    public double Current(string instrument)
+    {
+        _current.Clear();
+        _listener.RecordObservableInstruments();
+        double value;
+        return _current.TryGetValue(instrument, out value) ? value : 0;
+    }
+
     /// <summary>How many measurements an instrument recorded (a histogram's count).</summary>
     public double Count(string instrument) => Sum(instrument + "#");
 
@@ -52,6 +62,7 @@ public sealed class KeyShellMeterProbe : IDisposable
         }
 
         if (_port != 0 && port != _port) return;
+        _current[instrument] = value;
         _sums.AddOrUpdate(instrument, value, (_, sum) => sum + value);
         _sums.AddOrUpdate(instrument + "#", 1, (_, count) => count + 1);
         if (detail != null) _sums.AddOrUpdate(instrument + "|" + detail, value, (_, sum) => sum + value);

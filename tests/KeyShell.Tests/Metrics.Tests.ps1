@@ -21,7 +21,7 @@ Describe 'The KeyShell.Server meter' {
             $b = [System.Net.Sockets.TcpClient]::new('127.0.0.1', $server.Port)
             try {
                 Wait-Until { (Get-KeyServer -Port $server.Port).ActiveConnections -eq 2 } -Because 'two open connections'
-                $probe.Sum('keyshell.active_connections') | Should -Be 2
+                $probe.Current('keyshell.active_connections') | Should -Be 2
                 Invoke-RawRequest -Port $server.Port -Text "1 1`n" | Should -Be "Error: server busy`n"
             }
             finally { $a.Dispose(); $b.Dispose() }
@@ -31,7 +31,7 @@ Describe 'The KeyShell.Server meter' {
             $counters.Requests | Should -Be 3003
             $counters.Errors | Should -Be 2
             $probe.Sum('keyshell.connections') | Should -Be $counters.Connections
-            $probe.Sum('keyshell.active_connections') | Should -Be $counters.ActiveConnections
+            $probe.Current('keyshell.active_connections') | Should -Be $counters.ActiveConnections
             $probe.Sum('keyshell.requests') | Should -Be $counters.Requests
             $probe.Sum('keyshell.requests|ok') | Should -Be ($counters.Requests - $counters.Errors)
             $probe.Sum('keyshell.requests|error') | Should -Be $counters.Errors
@@ -65,6 +65,64 @@ Describe 'The KeyShell.Client meter' {
 }
 
 Describe 'dotnet-counters' {
+    BeforeAll {
+        # The rows dotnet-counters collects from a process's KeyShell.Server meter in one-second intervals.
+        function Invoke-DotnetCounters([int] $ProcessId, [string] $Csv, [int] $Seconds) {
+            Push-Location $Root # the tool manifest (.config/dotnet-tools.json) is found from here
+            try {
+                $output = & dotnet dotnet-counters collect -p $ProcessId --counters KeyShell.Server --format csv -o $Csv --refresh-interval 1 --duration "00:00:00:$Seconds" 2>&1
+            }
+            finally { Pop-Location }
+            $LASTEXITCODE | Should -Be 0 -Because "dotnet-counters said: $output"
+            @(Import-Csv $Csv)
+        }
+
+        # keyshell.active_connections of one port over a few intervals. A machine too busy to run the child may
+        # give no interval: then it tries again (at most three times).
+        function Get-ActiveConnectionRows([int] $ProcessId, [int] $Port, [string] $Name) {
+            $rows = @()
+            foreach ($try in 1..3) {
+                $rows = @(Invoke-DotnetCounters $ProcessId (Join-Path $Directory "$Name-$try.csv") 4 | Where-Object 'Counter Name' -Like "keyshell.active_connections*server.port=$Port]*")
+                if ($rows.Count -gt 0) { break }
+            }
+            $rows
+        }
+    }
+
+    It 'shows keyshell.active_connections of a server whose connections were open before it attached, and 0 once they closed' {
+        # The child opens 8 persistent connections before any listener attaches, and closes them when told.
+        $command = @'
+$server = Start-KeyServer -Port 0 -NoLog
+$clients = 1..8 | ForEach-Object { [System.Net.Sockets.TcpClient]::new('127.0.0.1', $server.Port) }
+$deadline = [DateTime]::UtcNow.AddMinutes(1)
+while ($server.ActiveConnections -ne 8 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+"READY $PID $($server.Port) $($server.ActiveConnections)"
+$null = [Console]::In.ReadLine()
+$clients | ForEach-Object Dispose
+while ($server.ActiveConnections -ne 0 -and [DateTime]::UtcNow -lt $deadline.AddMinutes(1)) { Start-Sleep -Milliseconds 20 }
+"CLOSED $($server.ActiveConnections)"
+$null = [Console]::In.ReadLine()
+'@
+        $child = Start-ChildPwsh -Command $command -Directory $Directory
+        try {
+            $ready = Wait-ChildOutput $child '^READY (\d+) (\d+) (\d+)$'
+            $childPid, $port = [int]$ready[1], [int]$ready[2]
+            $ready[3] | Should -Be '8'
+
+            $open = Get-ActiveConnectionRows -ProcessId $childPid -Port $port -Name 'late-open'
+            $open.Count | Should -BeGreaterThan 0 -Because 'a listener that attaches to a busy server sees its connections'
+            $open | ForEach-Object { [double]$_.'Mean/Increment' | Should -Be 8 }
+            $open[0].Provider | Should -Be 'KeyShell.Server'
+
+            $child.Process.StandardInput.WriteLine('close')
+            (Wait-ChildOutput $child '^CLOSED (\d+)$')[1] | Should -Be '0'
+            $closed = Get-ActiveConnectionRows -ProcessId $childPid -Port $port -Name 'late-closed'
+            $closed.Count | Should -BeGreaterThan 0
+            $closed | ForEach-Object { [double]$_.'Mean/Increment' | Should -Be 0 -Because 'never a negative number once they closed' }
+        }
+        finally { Stop-ChildPwsh $child }
+    }
+
     It 'collects keyshell.requests rising from a pwsh that serves load' {
         # The child serves and loads itself without pause, for at most three minutes.
         $command = @'
@@ -83,14 +141,7 @@ while ([DateTime]::UtcNow -lt $deadline) { $null = Measure-KeyServer -Port $serv
             # Each try collects five one-second intervals of steady load; a try that saw fewer than two
             # intervals with requests (a machine too busy to run the child) is followed by another.
             foreach ($try in 1..3) {
-                $csv = Join-Path $Directory "counters-$try.csv"
-                Push-Location $Root # the tool manifest (.config/dotnet-tools.json) is found from here
-                try {
-                    $output = & dotnet dotnet-counters collect -p $childPid --counters KeyShell.Server --format csv -o $csv --refresh-interval 1 --duration 00:00:00:05 2>&1
-                }
-                finally { Pop-Location }
-                $LASTEXITCODE | Should -Be 0 -Because "dotnet-counters said: $output"
-                $rows = @(Import-Csv $csv | Where-Object 'Counter Name' -Like "keyshell.requests*server.port=*")
+                $rows = @(Invoke-DotnetCounters $childPid (Join-Path $Directory "counters-$try.csv") 5 | Where-Object 'Counter Name' -Like "keyshell.requests*server.port=*")
                 $rising = @($rows | Where-Object { [double]$_.'Mean/Increment' -gt 0 })
                 if ($rising.Count -ge 2) { break }
             }

@@ -2,21 +2,23 @@ BeforeAll {
     Import-Module $env:KEYSHELL_MODULE -Force
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     $script:Directory = New-TestDirectory
-    $script:Expected = 'Export-KeyMeasurement', 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer'
+    $script:Expected = 'Compare-KeyConversation', 'ConvertTo-KeySequence', 'Export-KeyMeasurement', 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'New-KeyFault', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer'
+    $script:ExpectedFunctions = @('Use-KeyServer')
 }
 
 AfterAll { Get-KeyServer | Stop-KeyServer }
 
 Describe 'The module manifest' {
-    It 'passes Test-ModuleManifest and exports the cmdlets by name' {
+    It 'passes Test-ModuleManifest and exports the cmdlets and functions by name' {
         $manifest = Test-ModuleManifest -Path $env:KEYSHELL_MODULE
         $manifest.CompatiblePSEditions | Should -Be 'Desktop', 'Core'
         $manifest.PowerShellVersion | Should -Be '5.1'
         $data = Import-PowerShellDataFile $env:KEYSHELL_MODULE
         $data.CmdletsToExport | Sort-Object | Should -Be $Expected
         $data.CmdletsToExport | Should -Not -Contain '*'
-        $data.FunctionsToExport.Count | Should -Be 0
-        (Get-Command -Module KeyShell).Name | Sort-Object | Should -Be $Expected
+        $data.FunctionsToExport | Should -Be $ExpectedFunctions
+        (Get-Command -Module KeyShell -CommandType Cmdlet).Name | Sort-Object | Should -Be $Expected
+        (Get-Command -Module KeyShell -CommandType Function).Name | Should -Be $ExpectedFunctions -Because 'the script half''s helpers stay private'
     }
 
     It 'takes its version from Directory.Build.props, the one place it lives' {
@@ -31,7 +33,7 @@ Describe 'The module manifest' {
 }
 
 Describe 'Every cmdlet' -ForEach @(
-    'Export-KeyMeasurement', 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer'
+    'Compare-KeyConversation', 'ConvertTo-KeySequence', 'Export-KeyMeasurement', 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'New-KeyFault', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer', 'Use-KeyServer'
 ) {
     It '<_> declares its output type, and each output type has a default view' {
         $types = (Get-Command $_).OutputType.Name
@@ -47,13 +49,56 @@ Describe 'Every cmdlet' -ForEach @(
 Describe 'Tab completion' {
     AfterEach { Get-KeyServer | Stop-KeyServer }
 
-    It 'offers the running servers'' ports for -Port of <_>' -ForEach 'Stop-KeyServer', 'Get-KeyServer' {
+    BeforeAll {
+        function Get-Completion([string] $Line) { @((TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches.CompletionText) }
+        # Completion must never fall back to file names: a folder with a file in it shows whether it does.
+        $script:CompletionFolder = New-TestDirectory
+        Set-Content -Path (Join-Path $CompletionFolder 'a-file.txt') -Value 'x'
+    }
+    BeforeEach { Push-Location $CompletionFolder }
+    AfterEach { Pop-Location }
+
+    It 'offers the running servers'' ports for -Port of <_>' -ForEach 'Stop-KeyServer', 'Get-KeyServer', 'Set-KeyServer', 'Invoke-KeyClient', 'Test-KeyServer', 'Measure-KeyServer' {
         $a = Start-KeyServer -Port 0 -NoLog
         $b = Start-KeyServer -Port 0 -NoLog
-        $line = "$_ -Port "
-        $completions = (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText
+        $completions = Get-Completion "$_ -Port "
         $completions | Should -Contain ([string]$a.Port)
         $completions | Should -Contain ([string]$b.Port)
+        $completions | Should -Not -Contain '8080'
+        Get-Completion "$_ -Port $(([string]$a.Port).Substring(0, 3))" | Should -Contain ([string]$a.Port)
+    }
+
+    It 'offers no file names for -Port of <_> when no server runs' -ForEach 'Stop-KeyServer', 'Get-KeyServer', 'Set-KeyServer' {
+        Get-KeyServer | Stop-KeyServer
+        Get-Completion "$_ -Port " | Should -BeNullOrEmpty
+    }
+
+    It 'offers the seed''s 8080, not file names, for -Port of <_> when no server runs' -ForEach 'Invoke-KeyClient', 'Test-KeyServer', 'Measure-KeyServer' {
+        Get-KeyServer | Stop-KeyServer
+        Get-Completion "$_ -Port " | Should -Be '8080'
+    }
+
+    It 'offers 8080 and 0 for Start-KeyServer -Port' {
+        Get-KeyServer | Stop-KeyServer
+        Get-Completion 'Start-KeyServer -Port ' | Should -Be '8080', '0'
+    }
+
+    It 'offers loopback, every interface and each address of this machine for Start-KeyServer -Address' {
+        $completions = Get-Completion 'Start-KeyServer -Address '
+        $completions | Should -Not -Contain './a-file.txt'
+        foreach ($address in '127.0.0.1', '::1', 'localhost', '0.0.0.0', '::') { $completions | Should -Contain $address }
+        $machine = [System.Net.NetworkInformation.NetworkInterface]::GetAllNetworkInterfaces() |
+            Where-Object OperationalStatus -EQ 'Up' | ForEach-Object { $_.GetIPProperties().UnicastAddresses.Address } |
+            Where-Object { -not [System.Net.IPAddress]::IsLoopback($_) -and -not $_.IsIPv6LinkLocal }
+        foreach ($address in $machine) { $completions | Should -Contain $address.ToString() }
+        Get-Completion 'Start-KeyServer -Address 127.' | Should -Be '127.0.0.1'
+    }
+
+    It 'offers loopback and this machine''s addresses for -ComputerName of <_>, under its alias too' -ForEach 'Invoke-KeyClient', 'Test-KeyServer' {
+        $completions = Get-Completion "$_ -ComputerName "
+        foreach ($address in '127.0.0.1', 'localhost', '::1') { $completions | Should -Contain $address }
+        $completions | Should -Not -Contain './a-file.txt'
+        if ($_ -eq 'Test-KeyServer') { Get-Completion 'Test-KeyServer -Address loc' | Should -Be 'localhost' }
     }
 }
 
@@ -131,6 +176,29 @@ Describe 'The package' {
         $LASTEXITCODE | Should -Be 0
         $output | Select-Object -Last 1 | Should -Be '45,78,23'
         Join-Path $manifest.Directory 'en-US/KeyShell.dll-Help.xml' | Should -Exist
+    }
+}
+
+Describe 'The license' {
+    It 'is the MIT license the manifest names, in the repository, the built module and the package' {
+        $repository = Join-Path $PSScriptRoot '../../LICENSE'
+        $repository | Should -Exist
+        $text = Get-Content -Raw $repository
+        $text | Should -Match '^MIT License'
+        $text | Should -Match 'Permission is hereby granted, free of charge'
+        (Import-PowerShellDataFile $env:KEYSHELL_MODULE).PrivateData.PSData.LicenseUri | Should -Be 'https://opensource.org/licenses/MIT'
+        (Import-PowerShellDataFile $env:KEYSHELL_MODULE).Copyright | Should -Match 'MIT License'
+        Get-Content -Raw (Join-Path (Split-Path $env:KEYSHELL_MODULE) 'LICENSE') | Should -Be $text
+
+        Add-Type -AssemblyName System.IO.Compression.FileSystem
+        $package = [System.IO.Compression.ZipFile]::OpenRead($env:KEYSHELL_PACKAGE)
+        try {
+            $entry = $package.Entries | Where-Object FullName -EQ 'LICENSE'
+            $entry | Should -Not -BeNullOrEmpty -Because "the package holds $($package.Entries.FullName -join ', ')"
+            $reader = [System.IO.StreamReader]::new($entry.Open())
+            try { $reader.ReadToEnd() | Should -Be $text } finally { $reader.Dispose() }
+        }
+        finally { $package.Dispose() }
     }
 }
 

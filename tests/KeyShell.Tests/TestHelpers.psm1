@@ -66,10 +66,11 @@ function Wait-ChildOutput {
     throw "Timed out waiting for '$Pattern'. Output so far:`n$($Child.Output -join "`n")"
 }
 
-# Runs pwsh with $Arguments to its end (bounded) and returns its exit code and output lines (stdout, then
-# stderr). $Environment changes the child's environment: a $null value removes the variable.
+# Runs pwsh with $Arguments to its end (bounded: -TimeoutSec, or three times the usual bound) and returns its
+# exit code and output lines (stdout, then stderr). $Environment changes the child's environment: a $null
+# value removes the variable.
 function Invoke-ChildPwsh {
-    param([Parameter(Mandatory)] [string[]] $Arguments, [hashtable] $Environment = @{})
+    param([Parameter(Mandatory)] [string[]] $Arguments, [hashtable] $Environment = @{}, [int] $TimeoutSec = 3 * $script:Bound.TotalSeconds)
     $info = [System.Diagnostics.ProcessStartInfo]::new((Get-PwshPath))
     foreach ($argument in $Arguments) { $info.ArgumentList.Add($argument) }
     foreach ($name in $Environment.Keys) {
@@ -82,10 +83,10 @@ function Invoke-ChildPwsh {
     try {
         $stdout = $process.StandardOutput.ReadToEndAsync()
         $stderr = $process.StandardError.ReadToEndAsync()
-        # Three times the usual bound: a pwsh that starts, imports the module and serves, on a busy machine.
-        if (-not $process.WaitForExit([int](3 * $script:Bound.TotalMilliseconds))) {
+        # By default three times the usual bound: a pwsh that starts, imports the module and serves, on a busy machine.
+        if (-not $process.WaitForExit($TimeoutSec * 1000)) {
             $process.Kill($true)
-            throw "pwsh $Arguments did not end within $(3 * $script:Bound)."
+            throw "pwsh $Arguments did not end within $TimeoutSec s."
         }
         $process.WaitForExit() # the output is read to its end too
         [pscustomobject]@{
@@ -110,6 +111,13 @@ function Wait-Until {
         if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out waiting for $Because." }
         Start-Sleep -Milliseconds 50
     }
+}
+
+# Every error record a command wrote or threw, in order (so a stray one before the real error shows).
+function Get-CommandErrors {
+    param([Parameter(Mandatory)] [scriptblock] $Script)
+    $records = try { & $Script 2>&1 } catch { $_ }
+    @($records | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
 }
 
 # Sends raw text over a TcpClient and returns what comes back: $Lines LF-terminated lines, or one read.

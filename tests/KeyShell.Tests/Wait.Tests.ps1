@@ -9,6 +9,10 @@ Describe 'Start-KeyServer -Wait with redirected input (as in CI)' {
         @{ Signal = 'TERM' }
     ) {
         if ($IsWindows) { Set-ItResult -Skipped -Because 'Windows has no kill -s to send a signal to a process' }
+        # A process started in the background by a shell without job control ignores SIGINT, and so does
+        # every child it starts (an ignored signal stays ignored across exec): the child could not hear it.
+        $ignored = if ($IsLinux) { Get-Content "/proc/$PID/status" | Where-Object { $_ -match '^SigIgn:\s+([0-9a-f]+)' } | ForEach-Object { [Convert]::ToUInt64($Matches[1], 16) } }
+        if ($Signal -eq 'INT' -and $ignored -band 2) { Set-ItResult -Skipped -Because 'this test run ignores SIGINT (it was started in the background by a shell), and a child it starts would too' }
         $log = Join-Path $Directory "wait-$Signal.txt"
         $child = Start-ChildPwsh -Directory $Directory -Command "Start-KeyServer -Port 0 -LogPath '$log' -Wait"
         try {
@@ -82,5 +86,49 @@ Describe 'Start-KeyServer -Wait in an interactive console' {
         Wait-Until { (& tmux capture-pane -t $Session -p) -match 'Stop asked' } -Because 'the stop message'
         Wait-Until { (Test-Path $log) -and (Get-Content $log)[-1] -eq 'SYSTEM: Server stopped' } -Because 'the log to close'
         Test-NetConnectionQuick -Port $port | Should -BeFalse
+    }
+}
+
+Describe 'The supervisor example of README and about_KeyShell' {
+    It 'runs as written: SIGTERM to the process a supervisor started stops the server cleanly, and pwsh ends' {
+        if ($IsWindows) { Set-ItResult -Skipped -Because 'Windows has no SIGTERM and no sh'; return }
+        $root = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
+        $readme = Get-Content -Raw (Join-Path $root 'README.md')
+        $example = [regex]::Match($readme, '(?s)## Under a supervisor.*?```sh\r?\n(.*?)```').Groups[1].Value.Trim()
+        $example | Should -Match '^PWSH=.*\n\s*exec "\$PWSH" '
+        $about = Get-Content -Raw (Join-Path $root 'docs/about_KeyShell.md')
+        $indented = [regex]::Match($about, '(?s)### Running under a supervisor.*?\r?\n\r?\n((?: {4}[^\n]*\n)+)').Groups[1].Value
+        (($indented -split '\r?\n' | ForEach-Object { $_ -replace '^ {4}', '' }) -join "`n").Trim() | Should -Be $example -Because 'the two pages show one example'
+
+        # As written, with a free port for 8080 and the log in this test's folder; the module is found by name, as installed.
+        $port = Get-FreePort
+        $log = Join-Path $Directory 'supervised.log'
+        $script = Join-Path $Directory 'supervised.sh'
+        Set-Content -Path $script -Value ($example -replace '\b8080\b', $port -replace '/tmp/keyshell\.log', $log)
+        $info = [System.Diagnostics.ProcessStartInfo]::new('sh')
+        $info.ArgumentList.Add($script)
+        $info.WorkingDirectory = $root # where `dotnet pwsh` finds the tool manifest
+        $info.Environment['PSModulePath'] = (Split-Path (Split-Path $env:KEYSHELL_MODULE)) + [System.IO.Path]::PathSeparator + $env:PSModulePath
+        $info.RedirectStandardOutput = $true
+        $info.RedirectStandardError = $true
+        $info.UseShellExecute = $false
+        $process = [System.Diagnostics.Process]::Start($info)
+        $supervised = [pscustomobject]@{
+            Process = $process
+            Output  = [System.Collections.Generic.List[string]]::new()
+            Reads   = @($process.StandardOutput.ReadLineAsync(), $process.StandardError.ReadLineAsync())
+        }
+        try {
+            Wait-ChildOutput $supervised "Server waiting for connexion on the port $port\.\.\." | Out-Null
+            Invoke-RawRequest -Port $port -Text "3 7`n" -Lines 1 | Should -Be "Response for the key 7 : 67`n"
+            # exec made the process the supervisor started pwsh itself: the signal goes to it.
+            (Get-Content -Raw "/proc/$($process.Id)/cmdline") -split "`0" | Select-Object -First 1 | Should -Match 'pwsh$'
+            & kill -s TERM $process.Id
+            $process.WaitForExit(30000) | Should -BeTrue -Because 'pwsh ends on SIGTERM'
+            (Get-Content $log)[-1] | Should -Be 'SYSTEM: Server stopped'
+            Get-Content $log | Should -Contain 'Server: 3 Response for the key 7 : 67'
+            Test-NetConnectionQuick -Port $port | Should -BeFalse -Because 'nothing is left serving the port'
+        }
+        finally { Stop-ChildPwsh $supervised }
     }
 }

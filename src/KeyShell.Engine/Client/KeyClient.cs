@@ -18,7 +18,7 @@ namespace KeyShell.Engine.Client;
 /// per-request timeout and runs the seed's watchdog: when replies stop coming, or a sequence loses its
 /// connection, it probes the server and, if it is gone, stops every sequence at once.
 /// </summary>
-public sealed class KeyClient
+public sealed class KeyClient : ISequenceOwner
 {
     private readonly IKeyClientObserver _observer;
     private readonly ConversationLogWriter? _log;
@@ -48,11 +48,22 @@ public sealed class KeyClient
 
     internal string DisplayEndPoint { get; }
 
+    Framing ISequenceOwner.Framing => Options.Framing;
+
+    ConnectionMode ISequenceOwner.Connection => Options.Connection;
+
+    TimeSpan ISequenceOwner.Timeout => Options.Timeout;
+
+    string ISequenceOwner.DisplayEndPoint => DisplayEndPoint;
+
+    bool ISequenceOwner.SkipReplyCheck => Options.SkipReplyCheck;
+
     /// <summary>For tests: how the resolver finds addresses (a test can hold it back, to time it out).</summary>
-    internal static Func<string, CancellationToken, Task<IPAddress[]>> LookUp { get; set; } = DefaultLookUp;
+    internal static Func<string, CancellationToken, Task<IPAddress[]>> LookUp { get; set; } = HostLookUp.GetAddressesAsync;
 
     /// <summary>Runs every sequence to its end, or until cancelled or the server goes away.
-    /// Replies and failures go to <paramref name="observer"/> as they happen.</summary>
+    /// Replies and failures go to <paramref name="observer"/> as they happen. Two sequences with one client
+    /// id are a <see cref="DuplicateClientIdException"/>, before any connection.</summary>
     public static async Task<KeyClientSummary> RunAsync(
         IReadOnlyList<ClientSequence> sequences, KeyClientOptions options, IKeyClientObserver observer, CancellationToken cancellationToken = default)
     {
@@ -60,6 +71,8 @@ public sealed class KeyClient
         {
             throw new ArgumentNullException(sequences is null ? nameof(sequences) : options is null ? nameof(options) : nameof(observer));
         }
+
+        DuplicateClientIdException.ThrowIfAny(sequences);
 
         var endPoint = await ResolveAsync(options.ComputerName, options.Port, cancellationToken).ConfigureAwait(false);
         var log = options.LogPath is null ? null : new ConversationLogWriter(options.LogPath);
@@ -96,7 +109,7 @@ public sealed class KeyClient
         return new IPEndPoint(chosen, port);
     }
 
-    internal void NotifySending(string clientId, string key)
+    void ISequenceOwner.Sending(string clientId, string key)
     {
         if (_observer.WantsSendNotices)
         {
@@ -104,7 +117,7 @@ public sealed class KeyClient
         }
     }
 
-    internal void Deliver(KeyReply reply, byte[] request)
+    void ISequenceOwner.Deliver(KeyReply reply, byte[] request)
     {
         Interlocked.Increment(ref _replies);
         _metrics.Replied(reply.IsError, reply.Latency);
@@ -122,7 +135,7 @@ public sealed class KeyClient
         _observer.OnReply(reply);
     }
 
-    internal void Fail(KeyClientFailure failure)
+    void ISequenceOwner.Fail(KeyClientFailure failure)
     {
         Interlocked.Increment(ref _failures);
         _metrics.Failed();
@@ -134,39 +147,21 @@ public sealed class KeyClient
         _observer.OnFailure(failure);
     }
 
-    private static async Task<IPAddress[]> DefaultLookUp(string host, CancellationToken cancellationToken)
-    {
-#if NET
-        return await Dns.GetHostAddressesAsync(host, cancellationToken).ConfigureAwait(false);
-#else
-        var lookUp = Dns.GetHostAddressesAsync(host);
-        var cancelled = new TaskCompletionSource<bool>();
-        using (cancellationToken.Register(() => cancelled.TrySetCanceled()))
-        {
-            if (await Task.WhenAny(lookUp, cancelled.Task).ConfigureAwait(false) != lookUp)
-            {
-                _ = lookUp.ContinueWith(static t => t.Exception, TaskContinuationOptions.OnlyOnFaulted);
-                throw new OperationCanceledException(cancellationToken);
-            }
-        }
-
-        return await lookUp.ConfigureAwait(false);
-#endif
-    }
-
     private async Task<KeyClientSummary> RunAllAsync(IReadOnlyList<ClientSequence> sequences, CancellationToken cancellationToken)
     {
         var stopwatch = Stopwatch.StartNew();
         _sessions = sequences.Select(s => new SequenceSession(this, s)).ToArray();
         _lastReply = Environment.TickCount;
         WriteSystemLine("Client launched");
-        using (var driver = ClientDriver.Create(Options.UseEventLoops, _sessions.Length, "KeyShell client", e => _driverFailure ??= e, Options.CreateTlsSettings(), Options.EffectiveTargetHost))
+        using (var connector = Connector.Create(EndPoint, Options.UseEventLoops, _sessions.Length, "KeyShell client", e => _driverFailure ??= e, Options.CreateTlsSettings(), Options.EffectiveTargetHost))
         using (cancellationToken.Register(() => AbortAll(FailureKind.Cancelled)))
         using (new Timer(_ => Watch(), null, 100, 100))
         {
             foreach (var session in _sessions)
             {
-                driver.Start(session, EndPoint);
+                var link = connector.CreateLink(session);
+                session.Link = link;
+                link.Start();
             }
 
             await Task.WhenAll(_sessions.Select(s => s.Completion)).ConfigureAwait(false);

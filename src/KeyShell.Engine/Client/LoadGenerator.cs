@@ -18,22 +18,23 @@ namespace KeyShell.Engine.Client;
 /// timer enforces the request timeout (no timer or token per request); the run's own loop samples what the
 /// workers recorded at each whole second of the UTC clock, into the timeline and the progress.
 /// </summary>
-public sealed class LoadGenerator
+public sealed class LoadGenerator : ILoadOwner
 {
+    private readonly ClientMetrics _metrics;
+    private readonly byte[][] _keyBytes;
     private LoadSession[] _workers = Array.Empty<LoadSession>();
     private Exception? _failure;
     private long _completed;
     private volatile LoadProgress? _progress;
     private volatile bool _interrupted;
-    private readonly CancellationTokenSource _stopping = new();
 
     /// <summary>Throws <see cref="LoadOptionsException"/> when the options cannot work.</summary>
     public LoadGenerator(LoadOptions options)
     {
         Options = options ?? throw new ArgumentNullException(nameof(options));
         options.Validate();
-        Metrics = new ClientMetrics(options.ComputerName, options.Port);
-        KeyBytes = options.Keys.Select(k => Encoding.ASCII.GetBytes(k)).ToArray();
+        _metrics = new ClientMetrics(options.ComputerName, options.Port);
+        _keyBytes = options.Keys.Select(k => Encoding.ASCII.GetBytes(k)).ToArray();
     }
 
     /// <summary>Measured requests finished so far (for progress).</summary>
@@ -45,18 +46,21 @@ public sealed class LoadGenerator
     /// <summary>What the run does (validated).</summary>
     public LoadOptions Options { get; }
 
-    internal ClientMetrics Metrics { get; }
+    LoadOptions ILoadOwner.Options => Options;
 
-    internal byte[][] KeyBytes { get; }
+    byte[][] ILoadOwner.KeyBytes => _keyBytes;
+
+    long ILoadOwner.RunStart => RunStart;
+
+    long ILoadOwner.MeasureFrom => MeasureFrom;
+
+    long ILoadOwner.RunDeadline => RunDeadline;
 
     /// <summary>Stopwatch timestamp from which requests are measured (the warm-up's end).</summary>
     internal long MeasureFrom { get; set; } = long.MaxValue;
 
     /// <summary>Stopwatch timestamp at which the run began (after StartAt; the warm-up's start).</summary>
     internal long RunStart { get; set; }
-
-    /// <summary>Cancelled when the workers are stopped: ends their waits for a batch's time.</summary>
-    internal CancellationToken Stopping => _stopping.Token;
 
     /// <summary>Stopwatch timestamp at which a timed run stops sending.</summary>
     internal long RunDeadline { get; set; } = long.MaxValue;
@@ -79,13 +83,15 @@ public sealed class LoadGenerator
             .ToArray();
         var sampler = new LoadSampler(recorder, clock, Options);
         Exception? driverFailure = null;
-        using (var driver = ClientDriver.Create(Options.UseEventLoops, workers.Length, "KeyShell load", e => driverFailure ??= e, Options.CreateTlsSettings(), Options.EffectiveTargetHost))
+        using (var connector = Connector.Create(endPoint, Options.UseEventLoops, workers.Length, "KeyShell load", e => driverFailure ??= e, Options.CreateTlsSettings(), Options.EffectiveTargetHost))
         using (cancellationToken.Register(() => { _interrupted = true; Stop(workers); }))
         using (new Timer(_ => TimeOutLateWorkers(workers), null, 100, 100))
         {
             foreach (var worker in workers)
             {
-                driver.Start(worker, endPoint);
+                var link = connector.CreateLink(worker);
+                worker.Link = link;
+                link.Start();
             }
 
             var all = Task.WhenAll(workers.Select(w => w.Completion));
@@ -121,7 +127,7 @@ public sealed class LoadGenerator
     }
 
     /// <summary>Ends the run with <paramref name="failure"/> (the first one given): every worker stops.</summary>
-    internal void Fail(Exception failure)
+    void ILoadOwner.Fail(Exception failure)
     {
         if (Interlocked.CompareExchange(ref _failure, failure, null) is null)
         {
@@ -129,14 +135,12 @@ public sealed class LoadGenerator
         }
     }
 
-    private void Stop(LoadSession[] workers)
-    {
-        Array.ForEach(workers, w => w.Cancel());
-        _stopping.Cancel();
-    }
+    private static void Stop(LoadSession[] workers) => Array.ForEach(workers, w => w.Cancel());
+
+    void ILoadOwner.Counted(long ok, long errors, long started, long now) => _metrics.Done(ok, errors, started, now);
 
     /// <summary>A worker finished a batch, <paramref name="measured"/> of its requests in the measured window.</summary>
-    internal void Finished(int measured)
+    void ILoadOwner.Finished(int measured)
     {
         if (measured > 0)
         {

@@ -1,25 +1,11 @@
-using System.Security.Cryptography.X509Certificates;
-using KeyShell.Engine.Security;
+using System;
 
 namespace KeyShell.Engine.Client;
 
-/// <summary>TLS for Measure-KeyServer's workers (-UseTls, -SkipCertificateCheck, -Certificate).</summary>
-public sealed partial class LoadOptions
+/// <summary>TLS for Measure-KeyServer's workers: see <see cref="ClientTlsOptions"/>.</summary>
+public sealed partial class LoadOptions : ClientTlsOptions
 {
-    /// <summary>Every connection shakes hands in TLS (1.2 or 1.3) before its first request (PerMessage: a full handshake per request).</summary>
-    public bool UseTls { get; set; }
+    private protected override string ServerName => ComputerName;
 
-    /// <summary>Accept any server certificate: for test servers only.</summary>
-    public bool SkipCertificateCheck { get; set; }
-
-    /// <summary>Presented to a server that asks for one (mutual TLS); must hold its private key.</summary>
-    public X509Certificate2? ClientCertificate { get; set; }
-
-    /// <summary>The name the server's certificate must carry; null: <see cref="ComputerName"/>.</summary>
-    public string? TargetHost { get; set; }
-
-    /// <summary>The settings each connection's handshake takes, or null without TLS.</summary>
-    internal TlsClientSettings? CreateTlsSettings() => TlsClientSettings.Create(UseTls, SkipCertificateCheck, ClientCertificate, Timeout);
-
-    internal string EffectiveTargetHost => TargetHost ?? ComputerName;
+    private protected override TimeSpan HandshakeTimeout => Timeout;
 }

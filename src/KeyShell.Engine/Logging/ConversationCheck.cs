@@ -8,8 +8,9 @@ namespace KeyShell.Engine.Logging;
 
 /// <summary>
 /// Checks a conversation log: every line is of the log's form; each client's replies come in the order
-/// of its requests (FIFO) and answer the key asked; every request has its reply. Given the sequences
-/// that were sent, it also checks that each client's keys appear in exactly that order.
+/// of its requests (FIFO) and answer the key asked; every request has its reply, or a fault line in its
+/// place (a faulted request is accounted for, and listed in <see cref="FaultedRequests"/>). Given the
+/// sequences that were sent, it also checks that each client's keys appear in exactly that order.
 /// </summary>
 public sealed class ConversationCheck
 {
@@ -17,13 +18,15 @@ public sealed class ConversationCheck
 
     private const int MaxProblems = 1000; // a broken log of millions of lines reports the first thousand
 
-    private ConversationCheck(string? path, long requests, long replies, IReadOnlyDictionary<string, long> repliesByClient, IReadOnlyList<string> problems)
+    private ConversationCheck(string? path, long requests, long replies, long faults, IReadOnlyDictionary<string, long> repliesByClient, IReadOnlyList<FaultedRequest> faulted, IReadOnlyList<string> problems)
     {
         Path = path;
         Clients = repliesByClient.Count;
         Requests = requests;
         Replies = replies;
+        Faults = faults;
         RepliesByClient = repliesByClient;
+        FaultedRequests = faulted;
         Problems = problems;
     }
 
@@ -36,6 +39,12 @@ public sealed class ConversationCheck
     public long Requests { get; }
 
     public long Replies { get; }
+
+    /// <summary>Fault lines in the log: faults on requests, and Refuse faults at accept.</summary>
+    public long Faults { get; }
+
+    /// <summary>The requests a fault took, in the order of their fault lines: accounted for, not unanswered.</summary>
+    public IReadOnlyList<FaultedRequest> FaultedRequests { get; }
 
     /// <summary>Replies logged for each client (error replies included).</summary>
     public IReadOnlyDictionary<string, long> RepliesByClient { get; }
@@ -68,10 +77,11 @@ public sealed class ConversationCheck
         string? path = null)
     {
         var problems = new List<string>();
-        var pending = new Dictionary<string, Queue<ConversationEntry>>(StringComparer.Ordinal);
+        var pairing = new ExchangePairing(keepHistory: false);
+        var faulted = new List<FaultedRequest>();
         var sent = new Dictionary<string, List<string>>(StringComparer.Ordinal); // only when there is something to compare
         var repliesByClient = new Dictionary<string, long>(StringComparer.Ordinal);
-        long requests = 0, replies = 0;
+        long requests = 0, replies = 0, faults = 0;
         void Problem(string text)
         {
             if (problems.Count < MaxProblems)
@@ -94,45 +104,58 @@ public sealed class ConversationCheck
             if (entry.Source == ConversationLine.Client)
             {
                 requests++;
-                if (entry.ClientId is null)
+                if (pairing.Request(entry) is not null && expected is not null && expected.ContainsKey(entry.ClientId!))
                 {
-                    continue; // a malformed request: its error reply carries no client either
-                }
-
-                GetOrAdd(pending, entry.ClientId).Enqueue(entry);
-                if (expected is not null && expected.ContainsKey(entry.ClientId))
-                {
-                    GetOrAdd(sent, entry.ClientId).Add(entry.Key!);
+                    GetOrAdd(sent, entry.ClientId!).Add(entry.Key!);
                 }
             }
             else if (entry.Source == ConversationLine.Server)
             {
                 replies++;
-                if (entry.ClientId is null)
+                if (entry.ClientId is not null)
                 {
-                    continue;
+                    repliesByClient[entry.ClientId] = (repliesByClient.TryGetValue(entry.ClientId, out var count) ? count : 0) + 1;
                 }
 
-                repliesByClient[entry.ClientId] = (repliesByClient.TryGetValue(entry.ClientId, out var count) ? count : 0) + 1;
-                var queue = GetOrAdd(pending, entry.ClientId);
-                if (queue.Count == 0)
+                switch (pairing.Reply(entry, out var exchange))
                 {
-                    Problem($"Line {number}: a reply to client {entry.ClientId} with no request waiting for it.");
-                    continue;
+                    case Pairing.NoRequest:
+                        Problem($"Line {number}: a reply to client {entry.ClientId} with no request waiting for it.");
+                        break;
+                    case Pairing.Paired when entry.Reply!.StartsWith(ReplyPrefix, StringComparison.Ordinal) &&
+                                             !entry.Reply.StartsWith(ReplyPrefix + LoggedKey(exchange!.Request) + " :", StringComparison.Ordinal):
+                        Problem($"Line {number}: client {entry.ClientId} got '{entry.Reply}' for key {exchange.Key} (line {exchange.Request.LineNumber}): out of order or wrong.");
+                        break;
+                }
+            }
+            else if (entry is ConversationFault fault)
+            {
+                faults++;
+                if (fault.Connection is not null)
+                {
+                    continue; // a Refuse: a connection closed at accept, no request to account for
                 }
 
-                var request = queue.Dequeue();
-                if (entry.Reply!.StartsWith(ReplyPrefix, StringComparison.Ordinal) &&
-                    !entry.Reply.StartsWith(ReplyPrefix + request.Key + " :", StringComparison.Ordinal))
+                switch (pairing.Fault(fault, out var exchange))
                 {
-                    Problem($"Line {number}: client {entry.ClientId} got '{entry.Reply}' for key {request.Key} (line {request.LineNumber}): out of order or wrong.");
+                    case Pairing.NoRequest:
+                        Problem($"Line {number}: a fault ({fault.Fault}) on client {fault.ClientId}'s key {fault.Key} with no request waiting for it.");
+                        break;
+                    case Pairing.OtherKey:
+                        Problem($"Line {number}: a fault ({fault.Fault}) on client {fault.ClientId}'s key {fault.Key}, but its oldest request waiting is key {exchange!.Key} (line {exchange.Request.LineNumber}): out of order or wrong.");
+                        break;
+                    case Pairing.Paired:
+                        faulted.Add(new FaultedRequest(exchange!));
+                        break;
                 }
             }
         }
 
-        foreach (var waiting in pending.Values.SelectMany(q => q))
+        // A request a Delay or Slice took is accounted for by its fault line even when its reply never came
+        // (the client may have left during the hold); any other request still waiting has no reply.
+        foreach (var waiting in pairing.StillWaiting().Where(e => e.Fault is null).OrderBy(e => e.Request.LineNumber))
         {
-            Problem($"Line {waiting.LineNumber}: client {waiting.ClientId}'s key {waiting.Key} has no reply.");
+            Problem($"Line {waiting.Request.LineNumber}: client {waiting.ClientId}'s key {waiting.Key} has no reply.");
         }
 
         if (expected is not null)
@@ -147,8 +170,11 @@ public sealed class ConversationCheck
             }
         }
 
-        return new ConversationCheck(path, requests, replies, repliesByClient, problems);
+        return new ConversationCheck(path, requests, replies, faults, repliesByClient, faulted, problems);
     }
+
+    /// <summary>A request's key as its line has it: escaped as the reply that names it is (<c>a\\b</c>).</summary>
+    private static string LoggedKey(ConversationEntry request) => request.Text.Substring(request.Text.IndexOf(' ') + 1);
 
     private static T GetOrAdd<T>(Dictionary<string, T> map, string key)
         where T : new()

@@ -3,10 +3,11 @@ using System.Globalization;
 
 namespace KeyShell.Engine.Logging;
 
-/// <summary>One line of a conversation log, read back: <c>[&lt;timestamp&gt; ]&lt;Source&gt;: &lt;payload&gt;</c>.</summary>
-public sealed class ConversationEntry
+/// <summary>One line of a conversation log, read back: <c>[&lt;timestamp&gt; ]&lt;Source&gt;: &lt;payload&gt;</c>.
+/// A fault line (<c>SYSTEM: Fault reset (3 7)</c>) is read as a <see cref="ConversationFault"/>.</summary>
+public class ConversationEntry
 {
-    private ConversationEntry(int lineNumber, string line, DateTime? time, string source, string text, string? clientId, string? key, string? reply)
+    private protected ConversationEntry(int lineNumber, string line, DateTime? time, string source, string text, string? clientId, string? key, string? reply)
     {
         LineNumber = lineNumber;
         Line = line;
@@ -64,7 +65,8 @@ public sealed class ConversationEntry
         switch (source)
         {
             case ConversationLine.System:
-                return new ConversationEntry(lineNumber, line, time, source, text, null, null, null);
+                return ConversationFault.TryParse(lineNumber, line, time, text) ??
+                    new ConversationEntry(lineNumber, line, time, source, text, null, null, null);
             case ConversationLine.Client:
                 // A request the server could not parse is logged as received, and answered for client "?":
                 // judge it by the same grammar, on the bytes it stands for.
@@ -88,7 +90,7 @@ public sealed class ConversationEntry
 
     public override string ToString() => Line;
 
-    private static string Ascii(byte[] bytes) => Ascii(bytes, 0, bytes.Length);
+    private protected static string Ascii(byte[] bytes) => Ascii(bytes, 0, bytes.Length);
 
-    private static string Ascii(byte[] bytes, int offset, int count) => System.Text.Encoding.ASCII.GetString(bytes, offset, count);
+    private protected static string Ascii(byte[] bytes, int offset, int count) => System.Text.Encoding.ASCII.GetString(bytes, offset, count);
 }

@@ -2,6 +2,7 @@ using System;
 using System.Globalization;
 using System.Text;
 using KeyShell.Engine.Protocol;
+using KeyShell.Engine.Faults;
 using ClientRefusal = KeyShell.Engine.Server.ClientRefusal;
 
 namespace KeyShell.Engine.Logging;
@@ -9,9 +10,10 @@ namespace KeyShell.Engine.Logging;
 /// <summary>
 /// Writes conversation log lines: <c>[&lt;ISO-8601 UTC&gt; ]&lt;Source&gt;: &lt;payload&gt;</c>, where Source is
 /// SYSTEM, Client or Server. Bytes outside printable ASCII, and the backslash, are escaped as \xNN and \\,
-/// so a request can never end a line early or forge one.
+/// so a request can never end a line early or forge one. The scan for bytes that need no escape differs between
+/// the builds: ConversationLine.NetCore.cs and ConversationLine.NetStandard.cs.
 /// </summary>
-public static class ConversationLine
+public static partial class ConversationLine
 {
     public const string System = "SYSTEM";
     public const string Client = "Client";
@@ -42,6 +44,17 @@ public static class ConversationLine
         ClientRefusal.Certificate => "certificate",
         _ => "handshake",
     };
+
+    /// <summary>What a fault line's text starts with: <c>SYSTEM: Fault reset (3 7)</c>.</summary>
+    public const string FaultWord = "Fault";
+
+    /// <summary>A Refuse fault's text: <c>Fault refuse (connection 5)</c>, the accepted connection's number
+    /// (see <see cref="FaultSelector.SelectAtAccept()"/>); no client id or key is known at accept.</summary>
+    public static string RefuseFault(long connection) =>
+        FaultWord + " " + KeyFault.WordOf(FaultType.Refuse) + " (connection " + connection.ToString(CultureInfo.InvariantCulture) + ")";
+
+    // "SYSTEM: Fault reset (", one per fault type, so a fault line costs no string.
+    private static readonly byte[][] FaultPrefixes = BuildFaultPrefixes();
 
     private static readonly byte[] ClientPrefix = Encoding.ASCII.GetBytes(Client + ": ");
     private static readonly byte[] ServerPrefix = Encoding.ASCII.GetBytes(Server + ": ");
@@ -105,6 +118,26 @@ public static class ConversationLine
         log.WriteByte((byte)'\n');
     }
 
+    /// <summary>
+    /// <c>SYSTEM: Fault &lt;type&gt; (&lt;client&gt; &lt;key&gt;)</c>, type in lower case (<c>SYSTEM: Fault reset (3 7)</c>):
+    /// a fault applied to a request, written after its Client line, in the place of its Server line (a Delay or
+    /// a Slice still delivers the reply: its Server line follows). Client and key are escaped as a Client line's.
+    /// </summary>
+    public static void WriteFault(ByteBuffer log, string timestamp, FaultType type, ReadOnlySpan<byte> clientId, ReadOnlySpan<byte> key)
+    {
+        log.WriteAscii(timestamp);
+        log.Write(FaultPrefixes[(int)type]);
+        WriteEscaped(log, clientId);
+        log.WriteByte((byte)' ');
+        WriteEscaped(log, key);
+        log.WriteByte((byte)')');
+        log.WriteByte((byte)'\n');
+    }
+
+    /// <summary><c>SYSTEM: Fault refuse (connection &lt;n&gt;)</c>: a connection closed at accept by a Refuse fault.</summary>
+    public static void WriteRefuseFault(ByteBuffer log, string timestamp, long connection) =>
+        WriteSystem(log, timestamp, RefuseFault(connection));
+
     /// <summary>The bytes a logged payload stands for: the inverse of <see cref="WriteEscaped"/>.</summary>
     public static byte[] Unescape(string text)
     {
@@ -128,6 +161,18 @@ public static class ConversationLine
         }
 
         return bytes.ToArray();
+    }
+
+    private static byte[][] BuildFaultPrefixes()
+    {
+        var types = (FaultType[])Enum.GetValues(typeof(FaultType));
+        var prefixes = new byte[types.Length][];
+        foreach (var type in types)
+        {
+            prefixes[(int)type] = Encoding.ASCII.GetBytes(System + ": " + FaultWord + " " + KeyFault.WordOf(type) + " (");
+        }
+
+        return prefixes;
     }
 
     /// <summary>Copies printable ASCII as is; escapes the rest (and the backslash) so the line stays whole.</summary>
@@ -159,39 +204,4 @@ public static class ConversationLine
             bytes = bytes.Slice(plain + 1);
         }
     }
-
-#if NET
-    private static readonly global::System.Buffers.SearchValues<byte> Plain = global::System.Buffers.SearchValues.Create(PlainBytes());
-
-    private static byte[] PlainBytes()
-    {
-        var plain = new global::System.Collections.Generic.List<byte>();
-        for (var b = 0x20; b < 0x7F; b++)
-        {
-            if (b != '\\')
-            {
-                plain.Add((byte)b);
-            }
-        }
-
-        return plain.ToArray();
-    }
-
-    private static int PlainPrefixLength(ReadOnlySpan<byte> bytes)
-    {
-        var first = bytes.IndexOfAnyExcept(Plain);
-        return first < 0 ? bytes.Length : first;
-    }
-#else
-    private static int PlainPrefixLength(ReadOnlySpan<byte> bytes)
-    {
-        var length = 0;
-        while (length < bytes.Length && bytes[length] >= 0x20 && bytes[length] < 0x7F && bytes[length] != (byte)'\\')
-        {
-            length++;
-        }
-
-        return length;
-    }
-#endif
 }

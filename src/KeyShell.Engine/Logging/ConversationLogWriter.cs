@@ -1,257 +1,90 @@
 using System;
-using System.IO;
 using System.Threading;
-using KeyShell.Engine.Protocol;
 
 namespace KeyShell.Engine.Logging;
 
 /// <summary>
-/// The one writer of a conversation log file. Producers append whole lines (a batch per read) to a
-/// shared buffer under a short lock and go on; a dedicated thread swaps that buffer for an empty one and
-/// writes the full one, so lines keep the order they were appended in, are never torn or interleaved, and
-/// no producer waits on the disk. (A queue of pooled chunks cost a pool rent, a queue node and a pool
-/// return per read: the largest part of the log's cost on the profile.)
-/// While traffic flows the writer looks every 5 ms, so a producer never pays for a wake-up (a futex call
-/// per request measured ~10% of throughput); it waits with Thread.Sleep, because a timed wait on a
-/// semaphore spins first (perf: a third of the writer's time in sched_yield, taken from the serving
-/// threads on a 2-core machine), and each wake-up preempts a serving thread. After a second of silence
-/// it sleeps until the next producer signals it. The file is opened once, truncated.
-/// A write failure (disk full, file removed) never stops the server: the failure is counted,
-/// <see cref="WriteFailed"/> is raised, and the writer reopens the file for the next batch.
+/// One owner's hold on a conversation log file (a server's, a client's). Every owner in this process that
+/// names the same file writes through one shared open file (<see cref="SharedLogFile"/>): the first owner
+/// empties the file, later ones join without emptying it, and the file closes when the last one lets go.
+/// Another process that names a file in use gets <see cref="LogPathInUseException"/> and changes nothing in it.
+/// <see cref="Append"/> returns once the lines are in the file (in the kernel, not yet on the disk), each batch
+/// whole and in call order; no thread buffers them, so a process killed at any moment loses none it handed over.
+/// A write failure (disk full, file removed) never stops the owner: it is counted, <see cref="WriteFailed"/>
+/// is raised (the first time, then at most once a second), and the next batch is tried again.
 /// </summary>
 public sealed class ConversationLogWriter : IDisposable
 {
-    private const int PollMilliseconds = 5;
-    private const int PollsBeforeSleep = 1000 / PollMilliseconds;
-    private const int ExistenceCheckMilliseconds = 1000;
+    private const int ReportIntervalMilliseconds = 1000;
 
-    private readonly object _gate = new();
-    private readonly SemaphoreSlim _wake = new(0);
-    private readonly Thread _thread;
-    private ByteBuffer _filling = new(64 * 1024); // producers append here, under _gate
-    private ByteBuffer _writing = new(64 * 1024); // the writer's, between swaps
-    private long _appended; // bytes appended so far, under _gate
-    private long _handled;  // bytes written (or lost to a reported failure) so far
-    private FileStream? _stream;
-    private volatile int _sleeping;
-    private volatile bool _closing;
-    private bool _closed; // under _gate: the buffers are returned
+    private readonly SharedLogFile _file;
+    private readonly object _reportGate = new();
     private long _writeErrors;
-    private int _lastExistenceCheck = Environment.TickCount;
+    private bool _reported;
+    private int _lastReport;
 
-    /// <summary>Opens (and empties) <paramref name="path"/>; throws when it cannot be written.</summary>
+    /// <summary>Opens <paramref name="path"/>, or joins this process's writer of it. Throws
+    /// <see cref="LogPathInUseException"/> when another process writes it, and another
+    /// <see cref="System.IO.IOException"/> or <see cref="UnauthorizedAccessException"/> when it cannot be written.</summary>
     public ConversationLogWriter(string path)
     {
         Path = System.IO.Path.GetFullPath(path);
-        _stream = Open(FileMode.Create);
-        _thread = new Thread(WriteLoop) { IsBackground = true, Name = "KeyShell conversation log" };
-        _thread.Start();
+        _file = SharedLogFile.Join(Path, this);
     }
 
     public string Path { get; }
 
-    /// <summary>Write failures so far (each also raised through <see cref="WriteFailed"/>).</summary>
+    /// <summary>This owner's failed writes so far (each batch that did not reach the file counts).</summary>
     public long WriteErrors => Interlocked.Read(ref _writeErrors);
 
-    /// <summary>Raised on the writer thread when the file cannot be written.</summary>
+    /// <summary>Raised on the writing thread when a batch cannot be written: for the first failure, then at
+    /// most once a second while failures go on. Exceptions thrown by its handlers are ignored.</summary>
     public event Action<Exception>? WriteFailed;
 
-    /// <summary>Queues whole lines (each ending in LF) for writing, in call order. Copies the bytes. Lines
-    /// appended once the writer has closed are dropped (its buffers are back in the pool by then).</summary>
+    /// <summary>True while this owner holds its share (guarded by the shared file).</summary>
+    internal bool IsJoined { get; set; }
+
+    /// <summary>Writes whole lines (each ending in LF) into the file before it returns, never interleaved
+    /// with another owner's. Never throws. Lines appended once this owner has let go are dropped.</summary>
     public void Append(ReadOnlySpan<byte> lines)
     {
-        if (lines.IsEmpty)
+        if (!lines.IsEmpty)
         {
-            return;
-        }
-
-        lock (_gate)
-        {
-            if (_closed)
-            {
-                return;
-            }
-
-            _filling.Write(lines);
-            _appended += lines.Length;
-        }
-
-        if (_sleeping == 1 && Interlocked.Exchange(ref _sleeping, 0) == 1)
-        {
-            _wake.Release();
+            _file.Write(this, lines);
         }
     }
 
-    /// <summary>Returns once every line appended before the call is in the file (or the timeout passed).</summary>
-    public bool Flush(TimeSpan timeout)
-    {
-        long target;
-        lock (_gate)
-        {
-            target = _appended;
-        }
+    /// <summary>Lets go of the file (it closes with its last owner). Safe to call twice.</summary>
+    public void Dispose() => _file.Leave(this);
 
-        var deadline = Environment.TickCount + (int)Math.Min(int.MaxValue / 2, timeout.TotalMilliseconds);
-        while (Interlocked.Read(ref _handled) < target)
+    /// <summary>Raises (when due) and counts one failure. Report, then count: whoever sees the counter move
+    /// knows the first failure has been reported.</summary>
+    internal void Report(Exception error, bool always)
+    {
+        bool tell;
+        lock (_reportGate)
         {
-            if (unchecked(Environment.TickCount - deadline) >= 0 || !_thread.IsAlive)
+            var now = Environment.TickCount;
+            tell = always || !_reported || unchecked(now - _lastReport) >= ReportIntervalMilliseconds;
+            if (tell)
             {
-                return Interlocked.Read(ref _handled) >= target;
+                _reported = true;
+                _lastReport = now;
             }
-
-            Thread.Sleep(1);
         }
 
-        return true;
-    }
-
-    /// <summary>Writes everything appended, closes the file and ends the writer thread.</summary>
-    public void Dispose()
-    {
-        if (_closing)
+        if (tell)
         {
-            return;
-        }
-
-        _closing = true;
-        _wake.Release();
-        _thread.Join();
-        _wake.Dispose();
-    }
-
-    private void WriteLoop()
-    {
-        var idlePolls = 0;
-        while (true)
-        {
-            var wrote = WriteWhatWasAppended();
-            if (_closing && !wrote)
+            try
             {
-                break; // nothing came since the last look, and nothing will
+                WriteFailed?.Invoke(error);
             }
-
-            if (wrote)
+            catch (Exception)
             {
-                idlePolls = 0;
-                if (_closing)
-                {
-                    continue; // closing: write what came meanwhile at once, no wait
-                }
+                // A handler's failure must not reach the thread that serves requests.
             }
-
-            if (++idlePolls < PollsBeforeSleep)
-            {
-                Thread.Sleep(PollMilliseconds);
-                continue;
-            }
-
-            // Deep sleep: announce it, then look again, so a producer that appended before seeing the flag
-            // is not missed; from here on the next producer wakes us.
-            Interlocked.Exchange(ref _sleeping, 1);
-            if (!HasUnwritten() && !_closing)
-            {
-                _wake.Wait();
-            }
-
-            Interlocked.Exchange(ref _sleeping, 0);
-            idlePolls = 0;
         }
 
-        _stream?.Dispose();
-        _stream = null;
-        lock (_gate)
-        {
-            // Under the gate: an Append racing the close must not write into an array the pool gave away.
-            _closed = true;
-            _filling.Dispose();
-        }
-
-        _writing.Dispose();
-    }
-
-    private bool HasUnwritten()
-    {
-        lock (_gate)
-        {
-            return _filling.Length > 0;
-        }
-    }
-
-    /// <summary>Swaps the buffers and writes the full one. False when nothing was appended since the last time.</summary>
-    private bool WriteWhatWasAppended()
-    {
-        ByteBuffer batch;
-        long appended;
-        lock (_gate)
-        {
-            if (_filling.Length == 0)
-            {
-                return false;
-            }
-
-            batch = _filling;
-            _filling = _writing;
-            _writing = batch;
-            appended = _appended;
-        }
-
-        try
-        {
-            CheckFileStillThere();
-            _stream ??= Open(FileMode.Append);
-            _stream.Write(batch.Array, 0, batch.Length);
-            _stream.Flush();
-        }
-        catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
-        {
-            Fail(e);
-        }
-        finally
-        {
-            batch.Clear();
-            Interlocked.Exchange(ref _handled, appended);
-        }
-
-        return true;
-    }
-
-    /// <summary>
-    /// Deleting an open file does not fail its writes (they go to the unlinked file), so the writer looks,
-    /// once a second, whether its file is still there; if not, it reports the failure and starts a new one.
-    /// </summary>
-    private void CheckFileStillThere()
-    {
-        if (_stream is null || unchecked(Environment.TickCount - _lastExistenceCheck) < ExistenceCheckMilliseconds)
-        {
-            return;
-        }
-
-        _lastExistenceCheck = Environment.TickCount;
-        if (!File.Exists(Path))
-        {
-            Fail(new FileNotFoundException($"The conversation log '{Path}' was deleted while the server wrote it; a new file was started. Lines written in the last second may be lost.", Path));
-        }
-    }
-
-    private void Fail(Exception e)
-    {
-        try
-        {
-            _stream?.Dispose();
-        }
-        catch (IOException)
-        {
-            // The buffered bytes are lost with the failure already reported.
-        }
-
-        _stream = null;
-
-        // Report, then count: whoever sees the counter move knows the failure has been reported.
-        WriteFailed?.Invoke(e);
         Interlocked.Increment(ref _writeErrors);
     }
-
-    // Unbuffered (1): each batch is one write already, a buffer would only copy it once more.
-    private FileStream Open(FileMode mode) =>
-        new(Path, mode, FileAccess.Write, FileShare.Read | FileShare.Delete, bufferSize: 1);
 }

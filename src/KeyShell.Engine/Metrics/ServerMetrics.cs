@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
@@ -27,6 +28,9 @@ internal enum RejectionReason
 
     /// <summary>The TLS handshake failed or did not finish in time.</summary>
     Handshake,
+
+    /// <summary>As many TLS handshakes as allowed were in progress.</summary>
+    MaxHandshakes,
 }
 
 /// <summary>
@@ -35,6 +39,12 @@ internal enum RejectionReason
 /// instruments are static (one per process, as the Metrics guidance asks); each server holds its tags,
 /// built once, so a measurement allocates nothing. With no listener a call is a check of the
 /// instrument's (empty) subscriptions.
+/// <para>
+/// <c>keyshell.active_connections</c> is observed, not counted: at each collection it reports every live
+/// server's connection count. An up-down counter's deltas reach a listener only from the moment it
+/// attaches, so one attached to a busy server (the usual case) saw nothing while its connections were open,
+/// and a negative number once they closed.
+/// </para>
 /// </summary>
 internal sealed class ServerMetrics
 {
@@ -42,8 +52,11 @@ internal sealed class ServerMetrics
 
     private static readonly Meter Meter = new(MeterName, typeof(ServerMetrics).Assembly.GetName().Version?.ToString());
 
-    private static readonly UpDownCounter<long> ActiveConnections = Meter.CreateUpDownCounter<long>(
-        "keyshell.active_connections", "{connection}", "Connections open now.");
+    // The servers whose connections are observed; weak, so a server that was never stopped cannot be kept alive by its meter.
+    private static readonly List<WeakReference<ServerMetrics>> Observed = new();
+
+    private static readonly ObservableUpDownCounter<long> ActiveConnections = Meter.CreateObservableUpDownCounter(
+        "keyshell.active_connections", ObserveActiveConnections, "{connection}", "Connections open now.");
 
     private static readonly Counter<long> Connections = Meter.CreateCounter<long>(
         "keyshell.connections", "{connection}", "Connections accepted and served (rejected ones not included).");
@@ -61,9 +74,14 @@ internal sealed class ServerMetrics
     private readonly KeyValuePair<string, object?>[] _ok;
     private readonly KeyValuePair<string, object?>[] _error;
     private readonly KeyValuePair<string, object?>[][] _rejected;
+    private readonly Func<int?> _activeConnections;
 
-    public ServerMetrics(string address, int port)
+    /// <param name="address">The server's bound address (the server.address tag).</param>
+    /// <param name="port">The server's bound port (the server.port tag).</param>
+    /// <param name="activeConnections">The server's open connections now; null once it has stopped (it is then no longer observed).</param>
+    public ServerMetrics(string address, int port, Func<int?> activeConnections)
     {
+        _activeConnections = activeConnections ?? throw new ArgumentNullException(nameof(activeConnections));
         _server = Tags(address, port);
         _ok = Tags(address, port, Tag("keyshell.outcome", "ok"));
         _error = Tags(address, port, Tag("keyshell.outcome", "error"));
@@ -76,20 +94,21 @@ internal sealed class ServerMetrics
             Tags(address, port, Tag("error.type", "address_not_allowed")),
             Tags(address, port, Tag("error.type", "tls_client_certificate_refused")),
             Tags(address, port, Tag("error.type", "tls_handshake_failed")),
+            Tags(address, port, Tag("error.type", "max_handshakes")),
         };
+        lock (Observed)
+        {
+            Observed.RemoveAll(r => !r.TryGetTarget(out var metrics) || metrics._activeConnections() is null);
+            Observed.Add(new WeakReference<ServerMetrics>(this));
+        }
     }
 
     /// <summary>A connection was admitted.</summary>
-    public void ConnectionOpened()
-    {
-        Connections.Add(1, _server);
-        ActiveConnections.Add(1, _server);
-    }
+    public void ConnectionOpened() => Connections.Add(1, _server);
 
     /// <summary>A connection opened at <paramref name="openedAt"/> (a Stopwatch timestamp) has closed.</summary>
     public void ConnectionClosed(long openedAt)
     {
-        ActiveConnections.Add(-1, _server);
         if (ConnectionDuration.Enabled)
         {
             ConnectionDuration.Record((Stopwatch.GetTimestamp() - openedAt) / (double)Stopwatch.Frequency, _server);
@@ -111,6 +130,28 @@ internal sealed class ServerMetrics
     }
 
     public void ConnectionRejected(RejectionReason reason) => RejectedConnections.Add(1, _rejected[(int)reason]);
+
+    /// <summary>At each collection: every live server's connection count, with its tags; stopped servers drop out.</summary>
+    private static IEnumerable<Measurement<long>> ObserveActiveConnections()
+    {
+        lock (Observed)
+        {
+            var measurements = new List<Measurement<long>>(Observed.Count);
+            for (var i = Observed.Count - 1; i >= 0; i--)
+            {
+                if (Observed[i].TryGetTarget(out var metrics) && metrics._activeConnections() is { } count)
+                {
+                    measurements.Add(new Measurement<long>(count, metrics._server));
+                }
+                else
+                {
+                    Observed.RemoveAt(i);
+                }
+            }
+
+            return measurements;
+        }
+    }
 
     private static KeyValuePair<string, object?> Tag(string name, object value) => new(name, value);
 

@@ -13,9 +13,10 @@ namespace KeyShell.Engine.Security;
 /// its address. IPv4 peers, including those a dual-stack socket shows as <c>::ffff:a.b.c.d</c>, are
 /// matched against the IPv4 rules; other IPv6 peers against the IPv6 rules (so <c>::/0</c> does not admit
 /// IPv4 peers, and <c>0.0.0.0/0</c> does not admit IPv6 ones). A peer's IPv6 zone index is ignored.
-/// Checked once per accepted connection: <see cref="Allows(IPAddress)"/> allocates nothing.
+/// Checked once per accepted connection: <see cref="Allows(IPAddress)"/> allocates nothing on .NET 8
+/// (AddressRules.NetCore.cs; AddressRules.NetStandard.cs copies the address's bytes from an array).
 /// </summary>
-public sealed class AddressRules
+public sealed partial class AddressRules
 {
     private readonly AddressRule[] _ipv4;
     private readonly AddressRule[] _ipv6;
@@ -58,12 +59,8 @@ public sealed class AddressRules
             throw new ArgumentNullException(nameof(address));
         }
 
-#if NET
         Span<byte> bytes = stackalloc byte[16];
-        return address.TryWriteBytes(bytes, out var written) && Allows(bytes.Slice(0, written));
-#else
-        return Allows(address.GetAddressBytes()); // netstandard2.0 has no TryWriteBytes: 16 bytes per check there
-#endif
+        return TryWriteBytes(address, bytes, out var written) && Allows(bytes.Slice(0, written));
     }
 
     /// <summary>

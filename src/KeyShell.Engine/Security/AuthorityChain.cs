@@ -9,32 +9,13 @@ namespace KeyShell.Engine.Security;
 /// <summary>
 /// Whether a certificate chains to one of a set of authorities, for a given purpose (client or server
 /// authentication), offline: no revocation check, nothing downloaded. Returns null when it does, or the
-/// reason in words when it does not.
+/// reason in words when it does not. <c>Verify</c> and the switch that keeps downloads off differ between the
+/// builds: AuthorityChain.NetCore.cs and AuthorityChain.NetStandard.cs.
 /// </summary>
-internal static class AuthorityChain
+internal static partial class AuthorityChain
 {
     public const string ClientAuthentication = "1.3.6.1.5.5.7.3.2";
     public const string ServerAuthentication = "1.3.6.1.5.5.7.3.1";
-
-    public static string? Verify(X509Certificate2 certificate, X509Certificate2Collection authorities, string purpose, X509Certificate2Collection? intermediates)
-    {
-#if NET
-        return VerifyWithCustomRoots(certificate, authorities, purpose, intermediates);
-#else
-        return VerifyWithExtraStore(certificate, authorities, purpose, intermediates);
-#endif
-    }
-
-#if NET
-    /// <summary>.NET 5+: the authorities are the only roots the chain may end in (CustomRootTrust).</summary>
-    internal static string? VerifyWithCustomRoots(X509Certificate2 certificate, X509Certificate2Collection authorities, string purpose, X509Certificate2Collection? intermediates)
-    {
-        using var chain = NewChain(purpose, intermediates);
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
-        return chain.Build(certificate) ? null : Describe(certificate, chain, purpose);
-    }
-#endif
 
     /// <summary>
     /// netstandard2.0 has no CustomRootTrust: the authorities join the extra store, an unknown root is
@@ -61,12 +42,7 @@ internal static class AuthorityChain
     {
         var chain = new X509Chain();
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-#if NET
-        chain.ChainPolicy.DisableCertificateDownloads = true;
-#else
-        // No switch to turn downloads of missing issuers off here: a timeout this short does it in effect.
-        chain.ChainPolicy.UrlRetrievalTimeout = TimeSpan.FromMilliseconds(1);
-#endif
+        DisableDownloads(chain.ChainPolicy);
         chain.ChainPolicy.ApplicationPolicy.Add(new Oid(purpose));
         if (intermediates is not null)
         {

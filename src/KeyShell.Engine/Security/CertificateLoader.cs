@@ -1,5 +1,4 @@
 using System;
-using System.Collections.Generic;
 using System.IO;
 using System.Runtime.InteropServices;
 using System.Security;
@@ -15,12 +14,12 @@ namespace KeyShell.Engine.Security;
 /// from PEM (certificate and key in one file, or the key in its own; PKCS#8, PKCS#1 or SEC1 keys, encrypted
 /// PKCS#8 with a password) or PFX/PKCS#12; and bundles of authority certificates (PEM or DER).
 /// Every failure is a <see cref="KeyServerException"/> of kind CertificateInvalid whose message says what
-/// is wrong and whose Target is the file at fault.
+/// is wrong and whose Target is the file at fault. PEM differs between the builds: CertificateLoader.NetCore.cs
+/// reads it with .NET's own PEM readers, CertificateLoader.NetStandard.cs (Windows PowerShell 5.1, which has
+/// none) reads certificates by hand and no keys.
 /// </summary>
-public static class CertificateLoader
+public static partial class CertificateLoader
 {
-    private const string RsaOid = "1.2.840.113549.1.1.1";
-    private const string EcOid = "1.2.840.10045.2.1";
     private const string BeginCertificate = "-----BEGIN CERTIFICATE-----";
     private const string EndCertificate = "-----END CERTIFICATE-----";
 
@@ -33,9 +32,9 @@ public static class CertificateLoader
     {
         var bytes = ReadFile(path, "certificate");
         var key = keyPath is null ? null : ReadFile(keyPath, "key");
-        if (IsPem(bytes))
+        if (PemText(bytes) is { } text)
         {
-            return LoadPem(path, Encoding.ASCII.GetString(bytes), keyPath ?? path, key is null ? null : Encoding.ASCII.GetString(key), password, out chain);
+            return LoadPem(path, text, keyPath ?? path, key is null ? text : PemText(key) ?? string.Empty, password, out chain);
         }
 
         if (keyPath is not null)
@@ -57,12 +56,9 @@ public static class CertificateLoader
     {
         var bytes = ReadFile(path, "authority");
         var authorities = new X509Certificate2Collection();
-        if (IsPem(bytes))
+        if (PemText(bytes) is { } text)
         {
-            foreach (var der in PemCertificates(Encoding.ASCII.GetString(bytes), path))
-            {
-                authorities.Add(FromDer(der, path));
-            }
+            authorities = ReadPemCertificates(text, path);
         }
         else if (ContentType(bytes) == X509ContentType.Cert)
         {
@@ -121,20 +117,15 @@ public static class CertificateLoader
     internal static KeyServerException Invalid(string message, object? target, Exception? inner = null) =>
         new(KeyServerErrorKind.CertificateInvalid, message, target, inner);
 
-    private static X509Certificate2 LoadPem(string path, string text, string keyFile, string? keyText, SecureString? password, out X509Certificate2Collection chain)
+    private static X509Certificate2 LoadPem(string path, string text, string keyFile, string keyText, SecureString? password, out X509Certificate2Collection chain)
     {
-        var certificates = new List<X509Certificate2>();
-        foreach (var der in PemCertificates(text, path))
-        {
-            certificates.Add(FromDer(der, path));
-        }
-
+        var certificates = ReadPemCertificates(text, path);
         if (certificates.Count == 0)
         {
             throw Invalid($"'{path}' holds no certificate (no '{BeginCertificate}' block).", path);
         }
 
-        var leaf = AttachPemKey(certificates, path, keyText ?? text, keyFile, password);
+        var leaf = AttachPemKey(certificates, path, keyText, keyFile, password);
         chain = new X509Certificate2Collection();
         foreach (var certificate in certificates)
         {
@@ -146,141 +137,6 @@ public static class CertificateLoader
 
         return leaf;
     }
-
-#if NET
-    /// <summary>Reads the PEM key and joins it to the certificate it belongs to (the first, or another of a full chain).</summary>
-    private static X509Certificate2 AttachPemKey(List<X509Certificate2> certificates, string path, string keyText, string keyFile, SecureString? password)
-    {
-        var label = FindKeyLabel(keyText);
-        if (label is null)
-        {
-            throw Invalid(
-                keyFile == path
-                    ? $"'{path}' holds a certificate but no private key: give the key's file with -KeyPath, or one PEM file holding both."
-                    : $"'{keyFile}' holds no private key (no '-----BEGIN PRIVATE KEY-----', RSA, EC or ENCRYPTED PRIVATE KEY block).",
-                keyFile);
-        }
-
-        var encrypted = label == "ENCRYPTED PRIVATE KEY";
-        if (encrypted && password is null)
-        {
-            throw Invalid($"The private key in '{keyFile}' is encrypted: give its password (-CertificatePassword).", keyFile);
-        }
-
-        var algorithm = certificates[0].GetKeyAlgorithm();
-        if (algorithm != RsaOid && algorithm != EcOid)
-        {
-            throw Invalid($"The certificate in '{path}' has a key of type {algorithm}; from PEM, KeyShell reads RSA and ECDSA keys (a PFX file can hold any).", path);
-        }
-
-        using var key = ImportKey(keyText, algorithm, encrypted ? password : null, keyFile); // a password for a plain key is not needed
-        foreach (var certificate in certificates)
-        {
-            if (certificate.GetKeyAlgorithm() != algorithm)
-            {
-                continue;
-            }
-
-            try
-            {
-                var withKey = key is RSA rsa ? certificate.CopyWithPrivateKey(rsa) : certificate.CopyWithPrivateKey((ECDsa)key);
-                var usable = UsableBySchannel(withKey);
-                if (!ReferenceEquals(usable, withKey))
-                {
-                    withKey.Dispose();
-                }
-
-                return usable;
-            }
-            catch (Exception e) when (e is ArgumentException || e is CryptographicException)
-            {
-                // Not this certificate's key: try the next one of the file.
-            }
-        }
-
-        throw Invalid($"The private key in '{keyFile}' does not belong to the certificate in '{path}': their public keys differ.", keyFile);
-    }
-
-    private static AsymmetricAlgorithm ImportKey(string keyText, string algorithm, SecureString? password, string keyFile)
-    {
-        var key = Create(algorithm);
-        char[]? secret = password is null ? null : Reveal(password);
-        try
-        {
-            if (secret is null)
-            {
-                key.ImportFromPem(keyText);
-            }
-            else
-            {
-                key.ImportFromEncryptedPem(keyText, secret);
-            }
-
-            return key;
-        }
-        catch (Exception e) when (e is ArgumentException || e is CryptographicException)
-        {
-            key.Dispose();
-
-            // Either the key is of the other type, or (encrypted) the password is wrong: the other type tells.
-            var other = algorithm == RsaOid ? EcOid : RsaOid;
-            using var probe = Create(other);
-            try
-            {
-                if (secret is null)
-                {
-                    probe.ImportFromPem(keyText);
-                }
-                else
-                {
-                    probe.ImportFromEncryptedPem(keyText, secret);
-                }
-            }
-            catch (Exception failure) when (failure is ArgumentException || failure is CryptographicException)
-            {
-                throw secret is null
-                    ? Invalid($"The private key in '{keyFile}' cannot be read: {e.Message}", keyFile, e)
-                    : Invalid($"Cannot decrypt the private key in '{keyFile}': the password is wrong (or the key is damaged).", keyFile, e);
-            }
-
-            throw Invalid($"The private key in '{keyFile}' does not belong to the certificate: it is an {Name(other)} key, the certificate's is {Name(algorithm)}.", keyFile, e);
-        }
-        finally
-        {
-            if (secret is not null)
-            {
-                Array.Clear(secret, 0, secret.Length);
-            }
-        }
-    }
-
-    private static AsymmetricAlgorithm Create(string algorithm) => algorithm == RsaOid ? RSA.Create() : ECDsa.Create();
-
-    private static string Name(string algorithm) => algorithm == RsaOid ? "RSA" : "ECDSA";
-
-    private static string? FindKeyLabel(string text)
-    {
-        var rest = text.AsSpan();
-        while (PemEncoding.TryFind(rest, out var fields))
-        {
-            var label = rest[fields.Label].ToString();
-            if (label is "PRIVATE KEY" or "RSA PRIVATE KEY" or "EC PRIVATE KEY" or "ENCRYPTED PRIVATE KEY")
-            {
-                return label;
-            }
-
-            rest = rest.Slice(fields.Location.End.Value);
-        }
-
-        return null;
-    }
-#else
-    /// <summary>netstandard2.0 (Windows PowerShell 5.1) has no PEM key reader: PFX works there.</summary>
-    private static X509Certificate2 AttachPemKey(List<X509Certificate2> certificates, string path, string keyText, string keyFile, SecureString? password) =>
-        throw Invalid(
-            $"'{path}' is a PEM file: reading a PEM private key needs PowerShell 7 (.NET 5 or later). On Windows PowerShell 5.1 give a PFX file instead (openssl pkcs12 -export -in cert.pem -inkey key.pem -out cert.pfx).",
-            path);
-#endif
 
     private static X509Certificate2 LoadPfx(string path, byte[] bytes, SecureString? password, out X509Certificate2Collection chain)
     {
@@ -348,34 +204,25 @@ public static class CertificateLoader
         }
     }
 
-    private static bool IsPem(byte[] bytes) => Encoding.ASCII.GetString(bytes, 0, Math.Min(bytes.Length, 64 * 1024)).Contains("-----BEGIN ");
-
-    /// <summary>The DER bytes of each CERTIFICATE block (simple enough to read by hand on every target).</summary>
-    private static IEnumerable<byte[]> PemCertificates(string text, string path)
+    /// <summary>
+    /// The file's text when it is PEM, else null. A byte order mark is honoured (Windows PowerShell writes UTF-8
+    /// with one, and Out-File UTF-16), and blocks glued together by concatenating files that do not end in a
+    /// line break (<c>-----END CERTIFICATE----------BEGIN ...</c>) are parted, as a PEM reader needs them.
+    /// </summary>
+    private static string? PemText(byte[] bytes)
     {
-        var at = 0;
-        while ((at = text.IndexOf(BeginCertificate, at, StringComparison.Ordinal)) >= 0)
+        var encoding = bytes.Length >= 2 && bytes[0] == 0xFF && bytes[1] == 0xFE ? Encoding.Unicode
+            : bytes.Length >= 2 && bytes[0] == 0xFE && bytes[1] == 0xFF ? Encoding.BigEndianUnicode
+            : Encoding.UTF8;
+        var bom = encoding.GetPreamble();
+        var skip = bytes.AsSpan().StartsWith(bom) ? bom.Length : 0;
+        var head = encoding.GetString(bytes, skip, Math.Min(bytes.Length - skip, 64 * 1024));
+        if (!head.Contains("-----BEGIN "))
         {
-            var start = at + BeginCertificate.Length;
-            var end = text.IndexOf(EndCertificate, start, StringComparison.Ordinal);
-            if (end < 0)
-            {
-                throw Invalid($"'{path}' has a certificate block with no '{EndCertificate}' line.", path);
-            }
-
-            byte[] der;
-            try
-            {
-                der = Convert.FromBase64String(text.Substring(start, end - start));
-            }
-            catch (FormatException e)
-            {
-                throw Invalid($"'{path}' has a certificate block that is not base64.", path, e);
-            }
-
-            yield return der;
-            at = end + EndCertificate.Length;
+            return null;
         }
+
+        return encoding.GetString(bytes, skip, bytes.Length - skip).Replace("----------BEGIN ", "-----\n-----BEGIN ");
     }
 
     private static X509Certificate2 FromDer(byte[] der, string path)

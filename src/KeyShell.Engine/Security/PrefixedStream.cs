@@ -8,9 +8,10 @@ namespace KeyShell.Engine.Security;
 /// <summary>
 /// A stream that gives back one byte already read from the stream under it, then reads on from there:
 /// the server reads a connection's first byte to tell TLS from plain text, and SslStream must still see it.
-/// Owns the stream under it.
+/// Owns the stream under it. The Memory-based overloads, which netstandard2.0's Stream does not have, are in
+/// PrefixedStream.NetCore.cs.
 /// </summary>
-internal sealed class PrefixedStream : Stream
+internal sealed partial class PrefixedStream : Stream
 {
     private readonly Stream _inner;
     private int _prefix; // the byte still to give back, or -1
@@ -56,22 +57,6 @@ internal sealed class PrefixedStream : Stream
 
         return _inner.ReadAsync(buffer, offset, count, cancellationToken);
     }
-
-#if NET
-    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        if (buffer.Length > 0 && TakePrefix(out var first))
-        {
-            buffer.Span[0] = first;
-            return new ValueTask<int>(1);
-        }
-
-        return _inner.ReadAsync(buffer, cancellationToken);
-    }
-
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
-        _inner.WriteAsync(buffer, cancellationToken);
-#endif
 
     public override void Write(byte[] buffer, int offset, int count) => _inner.Write(buffer, offset, count);
 

@@ -1,9 +1,6 @@
 using System;
 using System.Security;
 using System.Security.Cryptography.X509Certificates;
-#if NET
-using System.Net.Security;
-#endif
 using KeyShell.Engine.Server;
 
 namespace KeyShell.Engine.Security;
@@ -27,11 +24,7 @@ public sealed class ServerCertificate
         }
 
         Chain = chain ?? new X509Certificate2Collection();
-#if NET
-        // Built once per certificate rather than once per handshake; offline: intermediates come from the
-        // file or the local stores, never fetched over the network.
-        Context = SslStreamCertificateContext.Create(certificate, Chain, offline: true);
-#endif
+        Context = new TlsPlatform.ServerContext(certificate, Chain);
     }
 
     public X509Certificate2 Certificate { get; }
@@ -42,9 +35,8 @@ public sealed class ServerCertificate
     /// </summary>
     public X509Certificate2Collection Chain { get; }
 
-#if NET
-    internal SslStreamCertificateContext Context { get; }
-#endif
+    /// <summary>What each handshake presents, prepared once for this certificate.</summary>
+    internal TlsPlatform.ServerContext Context { get; }
 
     /// <summary>Reads a certificate with its key from a file (see <see cref="CertificateLoader.Load(string, string?, SecureString?, out X509Certificate2Collection)"/>).</summary>
     public static ServerCertificate FromFile(string path, string? keyPath = null, SecureString? password = null)

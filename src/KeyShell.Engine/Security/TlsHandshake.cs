@@ -64,22 +64,7 @@ public static class TlsHandshake
             // Without mutual TLS a client certificate nobody asked for is not judged (AcceptAny); with it, the policy judges.
             var validate = policy?.CreateValidationCallback(reason => refusal = reason) ?? AcceptAny;
             ssl = new SslStream(new PrefixedStream(inner, TlsDetection.HandshakeRecord), leaveInnerStreamOpen: false, validate);
-#if NET
-            var options = new SslServerAuthenticationOptions
-            {
-                ServerCertificateContext = certificate.Context,
-                ClientCertificateRequired = policy is not null,
-                EnabledSslProtocols = settings.Protocols,
-                CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-            };
-            await ssl.AuthenticateAsServerAsync(options, deadline.Token).ConfigureAwait(false);
-#else
-            // This overload takes no token: closing the stream is what ends a pending handshake.
-            using (deadline.Token.Register(static state => ((SslStream)state!).Dispose(), ssl))
-            {
-                await ssl.AuthenticateAsServerAsync(certificate.Certificate, policy is not null, settings.Protocols, checkCertificateRevocation: false).ConfigureAwait(false);
-            }
-#endif
+            await TlsPlatform.AuthenticateAsServerAsync(ssl, certificate.Context, policy is not null, settings.Protocols, deadline.Token).ConfigureAwait(false);
             return ssl;
         }
         catch (TlsHandshakeException)
@@ -142,21 +127,7 @@ public static class TlsHandshake
         using var deadline = Deadline(settings.HandshakeTimeout, cancellationToken);
         try
         {
-#if NET
-            var options = new SslClientAuthenticationOptions
-            {
-                TargetHost = targetHost,
-                ClientCertificates = certificates,
-                EnabledSslProtocols = settings.Protocols,
-                CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-            };
-            await ssl.AuthenticateAsClientAsync(options, deadline.Token).ConfigureAwait(false);
-#else
-            using (deadline.Token.Register(static state => ((SslStream)state!).Dispose(), ssl))
-            {
-                await ssl.AuthenticateAsClientAsync(targetHost, certificates, settings.Protocols, checkCertificateRevocation: false).ConfigureAwait(false);
-            }
-#endif
+            await TlsPlatform.AuthenticateAsClientAsync(ssl, targetHost, certificates, settings.Protocols, deadline.Token).ConfigureAwait(false);
             return ssl;
         }
         catch (Exception e) when (IsHandshakeFailure(e))

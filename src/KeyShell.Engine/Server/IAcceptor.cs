@@ -1,7 +1,5 @@
 using System;
-using System.Text;
 using System.Threading.Tasks;
-using KeyShell.Engine.Protocol;
 
 namespace KeyShell.Engine.Server;
 
@@ -15,10 +13,4 @@ internal interface IAcceptor : IDisposable
 
     /// <summary>Stops accepting and closes the listener; the connections already served go on.</summary>
     Task StopAsync();
-}
-
-/// <summary>What a client turned away at the connection limit reads before the server closes.</summary>
-internal static class BusyReply
-{
-    public static readonly byte[] Bytes = Encoding.ASCII.GetBytes(Replies.Busy + "\n");
 }

@@ -2,10 +2,7 @@ using System;
 using System.Linq;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
-using KeyShell.Engine.Logging;
-using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Security;
-using Microsoft.Extensions.Logging;
 
 namespace KeyShell.Engine.Server;
 
@@ -27,7 +24,11 @@ public sealed partial class KeyServer
     private AddressRules? _allowedAddresses;
 
     /// <summary>Raised when a peer is refused (address rules, TLS), with the reason (on a worker thread).</summary>
-    public event EventHandler<KeyServerEventArgs>? ClientRefused;
+    public event EventHandler<KeyServerEventArgs>? ClientRefused
+    {
+        add => Events.ClientRefused += value;
+        remove => Events.ClientRefused -= value;
+    }
 
     /// <summary>True when the port speaks TLS only.</summary>
     public bool UsesTls => _tls is not null;
@@ -65,53 +66,6 @@ public sealed partial class KeyServer
             this);
         tls.ReplaceCertificate(certificate);
     }
-
-    /// <summary>
-    /// Records a refused peer: counted in <see cref="Rejected"/>, one <c>SYSTEM: Client refused (&lt;reason&gt;)</c>
-    /// log line, the meter's keyshell.rejected_connections (error.type address_not_allowed,
-    /// tls_client_certificate_refused or tls_handshake_failed), a diagnostic, and <see cref="ClientRefused"/> with
-    /// the details. The transport calls it and then closes the connection; a refused peer is never logged as
-    /// connected, nor counted in Connections unless, as a TLS client on a plain-text port, only its first bytes
-    /// could tell.
-    /// </summary>
-    internal void RefuseClient(ClientRefusal reason, string? remoteEndPoint, string? detail)
-    {
-        Table.CountRejected();
-        Logger?.Log(LogLevel.Information, SystemEvent, ConversationLine.Refused(reason), null, static (text, _) => text);
-        try
-        {
-            Metrics.ConnectionRejected(reason switch
-            {
-                ClientRefusal.Address => RejectionReason.Address,
-                ClientRefusal.Certificate => RejectionReason.Certificate,
-                _ => RejectionReason.Handshake,
-            });
-            Diagnostics.LogInformation(DiagnosticEvents.Rejected, "Refused {Peer} ({Reason}): {Detail}", remoteEndPoint, ConversationLine.RefusalWord(reason), detail ?? "no rule allows its address");
-            var word = ConversationLine.RefusalWord(reason);
-            ClientRefused?.Invoke(this, new KeyServerEventArgs(0, remoteEndPoint, reason: detail is null ? word : $"{word}: {detail}"));
-        }
-        catch (Exception e)
-        {
-            ReportInternalError(0, remoteEndPoint, e); // a subscriber's (or a meter listener's) failure
-        }
-    }
-
-    /// <summary>True, with the refusal recorded, when the address rules do not let <paramref name="peer"/> in;
-    /// called at accept, before any byte is read.</summary>
-    internal bool Refuses(IPEndPoint? peer)
-    {
-        if (_allowedAddresses is not { } rules || (peer is not null && rules.Allows(peer.Address)))
-        {
-            return false;
-        }
-
-        RefuseClient(ClientRefusal.Address, peer?.ToString(), null);
-        return true;
-    }
-
-    /// <summary>Records a failed TLS handshake (see <see cref="RefuseClient(ClientRefusal, string?, string?)"/>).</summary>
-    internal void RefuseClient(TlsHandshakeException failure, string? remoteEndPoint) =>
-        RefuseClient(failure.Failure == TlsFailure.Certificate ? ClientRefusal.Certificate : ClientRefusal.Handshake, remoteEndPoint, failure.Message);
 
     private void InitializeSecurity(KeyServerOptions options)
     {

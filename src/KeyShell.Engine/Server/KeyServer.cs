@@ -9,6 +9,7 @@ using KeyShell.Engine.Logging;
 using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Protocol;
 using KeyShell.Engine.Sessions;
+using KeyShell.Engine.Transport;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -30,22 +31,17 @@ public enum KeyServerState
 /// </summary>
 public sealed partial class KeyServer : IDisposable
 {
-    internal static readonly EventId ConversationEvent = new(1, "Conversation");
-    private static readonly EventId SystemEvent = new(2, "System");
-    private static long _nextConnectionId;
-
     private readonly Socket _listener;
     private readonly ConversationLoggerProvider? _logProvider;
     private readonly ILoggerFactory? _loggerFactory;
+    private readonly ILogger? _logger;
     private readonly TaskCompletionSource<bool> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly object _stopLock = new();
     private readonly CancellationTokenSource _stoppingSource = new();
+    private readonly CancellationTokenSource _abandonSource = new();
     private readonly KeyServerOptions _options;
     private IAcceptor? _acceptor;
     private Task? _stop;
-    private volatile KeyMap _keyMap;
-    private volatile bool _stopping;
-    private long _internalErrors;
     private int _state;
 
     private KeyServer(KeyServerOptions options, Socket listener, ConversationLoggerProvider? logProvider)
@@ -53,38 +49,58 @@ public sealed partial class KeyServer : IDisposable
         _options = options;
         _listener = listener;
         _logProvider = logProvider;
-        _keyMap = options.KeyMap;
         var bound = (IPEndPoint)listener.LocalEndPoint!;
         Address = bound.Address.ToString();
         Port = bound.Port;
-        Metrics = new ServerMetrics(Address, Port);
         LogPath = logProvider?.Writer.Path;
-        Diagnostics = options.Diagnostics is null && options.DiagnosticQueue is null
+        var diagnostics = options.Diagnostics is null && options.DiagnosticQueue is null
             ? NullLogger.Instance
-            : new DiagnosticsLogger(options.Diagnostics, options.DiagnosticQueue);
-        Table = new ConnectionTable(options.MaxConnections, options.IdleTimeout);
+            : (ILogger)new DiagnosticsLogger(options.Diagnostics, options.DiagnosticQueue);
         InitializeSecurity(options);
+        // The meter asks for the count at each collection (a listener may come before the table is made).
+        Events = new ServerEvents(this, new ServerMetrics(Address, Port, () => State == KeyServerState.Stopped || Table is null ? null : Table.Count), diagnostics);
+        Table = new ConnectionTable(options.MaxConnections, options.EffectiveMaxHandshakes, options.IdleTimeout, Events);
         StartTime = DateTime.Now;
         if (logProvider is not null)
         {
             _loggerFactory = new LoggerFactory(new[] { logProvider });
-            Logger = _loggerFactory.CreateLogger("KeyShell.Conversation");
+            _logger = _loggerFactory.CreateLogger("KeyShell.Conversation");
             logProvider.Writer.WriteFailed += OnLogWriteFailed;
-            Logger.Log(LogLevel.Information, SystemEvent, ConversationLine.Launched, null, static (text, _) => text);
+            Events.Conversation = _logger;
+            _logger.Log(LogLevel.Information, ConversationEvents.System, ConversationLine.Launched, null, static (text, _) => text);
         }
+
+        Context = new ServerContext(options, plainText: Tls is null, _logger, Events, Table.Retire);
+        Admission = new Admission(Context, Table, AllowedAddresses, Tls, _stoppingSource.Token);
     }
 
     /// <summary>Raised when a client connects (on a worker thread).</summary>
-    public event EventHandler<KeyServerEventArgs>? ClientConnected;
+    public event EventHandler<KeyServerEventArgs>? ClientConnected
+    {
+        add => Events.ClientConnected += value;
+        remove => Events.ClientConnected -= value;
+    }
 
     /// <summary>Raised when a connection closes (on a worker thread).</summary>
-    public event EventHandler<KeyServerEventArgs>? ClientDisconnected;
+    public event EventHandler<KeyServerEventArgs>? ClientDisconnected
+    {
+        add => Events.ClientDisconnected += value;
+        remove => Events.ClientDisconnected -= value;
+    }
 
     /// <summary>Raised for every request answered, errors included (on a worker thread).</summary>
-    public event EventHandler<KeyServerEventArgs>? RequestServed;
+    public event EventHandler<KeyServerEventArgs>? RequestServed
+    {
+        add => Events.RequestServed += value;
+        remove => Events.RequestServed -= value;
+    }
 
     /// <summary>Raised when the log cannot be written or a connection fails unexpectedly.</summary>
-    public event EventHandler<KeyServerEventArgs>? ErrorOccurred;
+    public event EventHandler<KeyServerEventArgs>? ErrorOccurred
+    {
+        add => Events.ErrorOccurred += value;
+        remove => Events.ErrorOccurred -= value;
+    }
 
     public string Address { get; }
 
@@ -99,6 +115,7 @@ public sealed partial class KeyServer : IDisposable
 
     public int MaxLineLength => _options.MaxLineLength;
 
+    /// <summary>The most sockets served at once: connections and TLS handshakes in progress alike.</summary>
     public int MaxConnections => _options.MaxConnections;
 
     public TimeSpan IdleTimeout => _options.IdleTimeout;
@@ -115,14 +132,18 @@ public sealed partial class KeyServer : IDisposable
     /// <summary>The map requests are answered from. Setting it swaps the whole map at once.</summary>
     public KeyMap KeyMap
     {
-        get => _keyMap;
-        set => _keyMap = value ?? throw new ArgumentNullException(nameof(value));
+        get => Context.KeyMap;
+        set => Context.KeyMap = value ?? throw new ArgumentNullException(nameof(value));
     }
 
-    /// <summary>Connections accepted since the start (rejected ones not included).</summary>
+    /// <summary>Connections accepted and served since the start (rejected ones not included).</summary>
     public long Connections => Table.Accepted;
 
+    /// <summary>Connections served now (TLS handshakes in progress not included).</summary>
     public int ActiveConnections => Table.Count;
+
+    /// <summary>TLS handshakes in progress (each holds one of <see cref="MaxConnections"/>).</summary>
+    public int Handshakes => Table.Handshakes;
 
     /// <summary>Requests answered, errors included.</summary>
     public long Requests => Table.Requests;
@@ -130,11 +151,11 @@ public sealed partial class KeyServer : IDisposable
     /// <summary>Requests answered with an error reply.</summary>
     public long Errors => Table.Errors;
 
-    /// <summary>Connections turned away: at the connection limit, or refused (address rules, TLS; see <see cref="RefuseClient(ClientRefusal, string?, string?)"/>).</summary>
-    public long Rejected => Table.Rejected;
+    /// <summary>Connections turned away (at the limits, while stopping) or refused (address rules, TLS).</summary>
+    public long Rejected => Events.Rejected;
 
     /// <summary>Connections closed by the idle timeout: silent ones, and those that did not read their replies.</summary>
-    public long IdleClosed => Table.IdleClosed;
+    public long IdleClosed => Events.IdleClosed;
 
     /// <summary>Failed writes to the conversation log (requests are served on, unlogged).</summary>
     public long LogErrors => _logProvider?.Writer.WriteErrors ?? 0;
@@ -143,7 +164,7 @@ public sealed partial class KeyServer : IDisposable
     public string? LastLogError { get; private set; }
 
     /// <summary>Unexpected failures inside the server (each raised through <see cref="ErrorOccurred"/>).</summary>
-    public long InternalErrors => Interlocked.Read(ref _internalErrors);
+    public long InternalErrors => Events.InternalErrors;
 
     /// <summary>The diagnostics kept for the host, when it asked for them (<see cref="KeyServerOptions.DiagnosticQueue"/>).</summary>
     public DiagnosticQueue? DiagnosticQueue => _options.DiagnosticQueue;
@@ -151,28 +172,20 @@ public sealed partial class KeyServer : IDisposable
     /// <summary>Completes when the server has stopped and its log is closed.</summary>
     public Task Completion => _stopped.Task;
 
-    internal ILogger? Logger { get; }
+    internal ServerContext Context { get; }
 
-    /// <summary>The engine's own diagnostics (not the conversation): the host's logger, or none.</summary>
-    internal ILogger Diagnostics { get; }
+    internal ServerEvents Events { get; }
 
     internal ConnectionTable Table { get; }
 
-    internal ServerMetrics Metrics { get; }
-
-    internal bool IsStopping => _stopping;
-
-    /// <summary>Cancelled when a stop begins: ends what is not yet a connection (a TLS handshake).</summary>
-    internal CancellationToken Stopping => _stoppingSource.Token;
+    internal Admission Admission { get; }
 
     /// <summary>True when Linux event loops serve the connections (see <see cref="KeyServerOptions.UseEventLoops"/>).</summary>
     internal bool UsesEventLoops => _acceptor?.UsesEventLoops ?? false;
 
     internal IAcceptor? Acceptor => _acceptor;
 
-    internal bool HasRequestListeners => RequestServed is not null;
-
-    /// <summary>Binds, opens the log (emptied), starts listening. Throws <see cref="KeyServerException"/>
+    /// <summary>Binds, opens the log (emptied, unless this process writes it already), starts listening. Throws <see cref="KeyServerException"/>
     /// with nothing left open when any step fails.</summary>
     public static KeyServer Start(KeyServerOptions options)
     {
@@ -210,7 +223,9 @@ public sealed partial class KeyServer : IDisposable
     public void Stop() => StopAsync().GetAwaiter().GetResult();
 
     /// <summary>Stops the server; the task completes once it has stopped and its log is flushed. Cancelling
-    /// <paramref name="cancellationToken"/> ends the wait, not the stop.</summary>
+    /// <paramref name="cancellationToken"/> cuts the stop short, not off: connections still busy are aborted
+    /// at once instead of at the end of the shutdown timeout, and the task still completes once the server
+    /// has stopped (see <see cref="StopAbandoned"/>).</summary>
     public Task StopAsync(CancellationToken cancellationToken = default)
     {
         Task stop;
@@ -219,121 +234,26 @@ public sealed partial class KeyServer : IDisposable
             stop = _stop ??= RunStopAsync();
         }
 
-        return cancellationToken.CanBeCanceled ? WaitAsync(stop, cancellationToken) : stop;
+        if (cancellationToken.CanBeCanceled && !stop.IsCompleted)
+        {
+            var registration = cancellationToken.Register(static state => ((KeyServer)state!).AbandonStop(), this);
+            _ = stop.ContinueWith(static (_, r) => ((CancellationTokenRegistration)r!).Dispose(), registration, TaskScheduler.Default);
+        }
+
+        return stop;
     }
+
+    /// <summary>True when a stop was cut short (<see cref="StopAsync"/> cancelled) before every connection had finished.</summary>
+    public bool StopAbandoned { get; private set; }
 
     public void Dispose() => Stop();
 
     public override string ToString() => $"KeyServer {Address}:{Port} ({State})";
 
-    /// <summary>Takes an accepted connection on: counted, listed, announced; or null when there is no room.</summary>
-    internal ServerSession? Admit(IPEndPoint? peer)
-    {
-        if (!Table.HasRoom)
-        {
-            TurnAway(peer);
-            return null;
-        }
-
-        var session = new ServerSession(this, Interlocked.Increment(ref _nextConnectionId), peer);
-        if (!Table.TryAdd(session))
-        {
-            TurnAway(peer); // the stop began since the check above
-            return null;
-        }
-
-        try
-        {
-            Metrics.ConnectionOpened();
-            ClientConnected?.Invoke(this, new KeyServerEventArgs(session.Id, session.RemoteEndPoint));
-        }
-        catch (Exception e)
-        {
-            ReportError(session, e); // a subscriber's (or a meter listener's) failure: the client is served all the same
-        }
-
-        return session;
-    }
-
-    private void TurnAway(IPEndPoint? peer)
-    {
-        Table.CountRejected();
-        try
-        {
-            if (_stopping)
-            {
-                Metrics.ConnectionRejected(RejectionReason.Stopping);
-                Diagnostics.LogInformation(DiagnosticEvents.Rejected, "Turned away {Peer}: the server is stopping.", peer);
-            }
-            else
-            {
-                Metrics.ConnectionRejected(RejectionReason.MaxConnections);
-                Diagnostics.LogInformation(DiagnosticEvents.Rejected, "Turned away {Peer}: {Active} connections open, the limit is {Limit}.", peer, Table.Count, MaxConnections);
-            }
-        }
-        catch (Exception e)
-        {
-            ReportInternalError(0, peer?.ToString(), e);
-        }
-    }
-
-    /// <summary>A closed connection leaves the table; its meters and subscribers hear of it. Never throws.</summary>
-    internal void Retire(ServerSession session)
-    {
-        // The meters first: whoever sees the connection gone from ActiveConnections finds it in them too.
-        try
-        {
-            Metrics.ConnectionClosed(session.OpenedAt);
-            if (session.CloseReason is CloseReason.Idle or CloseReason.Stalled)
-            {
-                Diagnostics.LogInformation(
-                    DiagnosticEvents.IdleClosed,
-                    session.CloseReason == CloseReason.Stalled ? "Closed {Peer}: it did not read its replies for {Seconds} s." : "Closed {Peer}: idle for {Seconds} s.",
-                    session.RemoteEndPoint,
-                    IdleTimeout.TotalSeconds);
-            }
-        }
-        catch (Exception e)
-        {
-            ReportError(session, e); // a meter listener's or the host logger's failure
-        }
-
-        Table.Remove(session);
-        try
-        {
-            ClientDisconnected?.Invoke(this, new KeyServerEventArgs(session.Id, session.RemoteEndPoint));
-        }
-        catch (Exception e)
-        {
-            ReportError(session, e); // a subscriber's failure
-        }
-    }
-
-    internal void ReportError(ServerSession session, Exception error) => ReportInternalError(session.Id, session.RemoteEndPoint, error);
-
-    /// <summary>Counts an unexpected failure inside the server and raises it through ErrorOccurred. Never throws.</summary>
-    internal void ReportInternalError(long connectionId, string? remote, Exception error)
-    {
-        Interlocked.Increment(ref _internalErrors);
-        try
-        {
-            Diagnostics.LogError(DiagnosticEvents.InternalError, error, "Internal error on connection {ConnectionId} ({Peer}): {Message}", connectionId, remote, error.Message);
-        }
-        catch (Exception)
-        {
-            // The host's logger failed: ErrorOccurred below still tells.
-        }
-
-        RaiseError(connectionId, remote, error);
-    }
-
     private void StartAccepting()
     {
-#if NET
-        _acceptor = _options.UseEventLoops && Transport.Epoll.Libc.IsSupported ? new EventLoopAcceptor(this, _listener) : new SocketAcceptor(this, _listener);
-#else
-        _acceptor = new SocketAcceptor(this, _listener);
-#endif
+        _acceptor = (_options.UseEventLoops ? TransportPlatform.CreateEventLoopAcceptor(Admission, Events, _listener, Port) : null)
+            ?? new SocketAcceptor(Admission, Events, _listener, () => Context.IsStopping);
         _acceptor.Start();
         Table.StartSweeping();
         _options.StartedForTests?.Invoke(this);
@@ -342,7 +262,7 @@ public sealed partial class KeyServer : IDisposable
     /// <summary>A start that failed after the acceptor was made: its threads and timer end with it.</summary>
     private void Abandon()
     {
-        _stopping = true;
+        Context.BeginStopping();
         _stoppingSource.Cancel();
         Table.Dispose();
         _acceptor?.Dispose();
@@ -351,24 +271,46 @@ public sealed partial class KeyServer : IDisposable
         _stopped.TrySetResult(false);
     }
 
+    /// <summary>A handler may be stuck in a call nothing can interrupt: its disposal has the shutdown timeout
+    /// (none once the stop was cut short), then goes on in the background, as the server stops.</summary>
+    private async Task DisposeHandlerAsync()
+    {
+        if (Handler is IDisposable handler)
+        {
+            var disposed = Task.Run(handler.Dispose);
+            _ = disposed.ContinueWith(static t => t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+            await Bounded.WaitAsync(disposed, ShutdownTimeout, _abandonSource.Token).ConfigureAwait(false);
+        }
+    }
+
+    private void AbandonStop()
+    {
+        if (State != KeyServerState.Stopped && Table.Count > 0)
+        {
+            StopAbandoned = true;
+        }
+
+        _abandonSource.Cancel();
+    }
+
     private async Task RunStopAsync()
     {
         Volatile.Write(ref _state, (int)KeyServerState.Stopping);
-        _stopping = true;
+        Context.BeginStopping();
         _stoppingSource.Cancel(); // handshakes under way end now
         try
         {
             await _acceptor!.StopAsync().ConfigureAwait(false);
-            await Table.CloseAllAsync(ShutdownTimeout).ConfigureAwait(false);
+            await Table.CloseAllAsync(ShutdownTimeout, _abandonSource.Token).ConfigureAwait(false);
             _acceptor.Dispose(); // the loops end; a connection that still has not closed closes on its loop now
             Table.Dispose();
-            (Handler as IDisposable)?.Dispose();
+            await DisposeHandlerAsync().ConfigureAwait(false);
         }
         finally
         {
-            if (Logger is not null)
+            if (_logger is not null)
             {
-                Logger.Log(LogLevel.Information, SystemEvent, ConversationLine.Stopped, null, static (text, _) => text);
+                _logger.Log(LogLevel.Information, ConversationEvents.System, ConversationLine.Stopped, null, static (text, _) => text);
                 _logProvider!.Dispose();
                 _loggerFactory!.Dispose();
             }
@@ -378,20 +320,10 @@ public sealed partial class KeyServer : IDisposable
         }
     }
 
-    private static async Task WaitAsync(Task task, CancellationToken cancellationToken)
-    {
-        var cancelled = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        using (cancellationToken.Register(() => cancelled.TrySetCanceled(cancellationToken)))
-        {
-            await (await Task.WhenAny(task, cancelled.Task).ConfigureAwait(false)).ConfigureAwait(false);
-        }
-    }
-
     private void OnLogWriteFailed(Exception e)
     {
         LastLogError = e.Message;
-        Diagnostics.LogWarning(DiagnosticEvents.LogFailed, e, "The conversation log could not be written: {Message}", e.Message);
-        RaiseError(0, null, e);
+        Events.LogFailed(e);
     }
 
     private static void Bind(Socket listener, IPEndPoint endPoint)
@@ -426,6 +358,10 @@ public sealed partial class KeyServer : IDisposable
         try
         {
             return new ConversationLoggerProvider(path, timestamps);
+        }
+        catch (LogPathInUseException e)
+        {
+            throw new KeyServerException(KeyServerErrorKind.LogPathInUse, e.Message, path, e);
         }
         catch (Exception e) when (e is IOException || e is UnauthorizedAccessException || e is ArgumentException || e is NotSupportedException)
         {

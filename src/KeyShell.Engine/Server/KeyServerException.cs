@@ -10,6 +10,8 @@ public enum KeyServerErrorKind
     InvalidAddress,
     AccessDenied,
     LogPathUnwritable,
+    /// <summary>Another process writes the log file: it was left untouched.</summary>
+    LogPathInUse,
     SocketError,
     /// <summary>An -AllowedAddress rule that is not an address or a CIDR block.</summary>
     InvalidAddressRule,

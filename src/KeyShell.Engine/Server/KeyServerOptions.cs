@@ -37,8 +37,16 @@ public sealed partial class KeyServerOptions
     /// <summary>A connection that completes no request for this long is closed. Zero or less: never.</summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>Past this many open connections a new one gets "Error: server busy" and is closed.</summary>
+    /// <summary>Past this many accepted sockets (connections, and TLS handshakes in progress) a new one is
+    /// turned away: "Error: server busy" and closed (on a TLS port, closed before any handshake).</summary>
     public int MaxConnections { get; set; } = 10_000;
+
+    /// <summary>Past this many TLS handshakes in progress, a new TLS connection is closed at once, before its
+    /// handshake (each handshake also holds one of <see cref="MaxConnections"/>). Null: the smaller of
+    /// MaxConnections and 1,024.</summary>
+    public int? MaxHandshakes { get; set; }
+
+    internal int EffectiveMaxHandshakes => MaxHandshakes ?? Math.Min(MaxConnections, 1024);
 
     /// <summary>How long a stop waits for in-flight requests before closing what is left.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(5);
@@ -107,6 +115,11 @@ public sealed partial class KeyServerOptions
         if (MaxConnections < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxConnections), MaxConnections, "At least one connection must be allowed.");
+        }
+
+        if (MaxHandshakes < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxHandshakes), MaxHandshakes, "At least one TLS handshake at a time must be allowed.");
         }
 
         if (ShutdownTimeout < TimeSpan.Zero)

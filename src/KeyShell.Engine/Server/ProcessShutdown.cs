@@ -5,10 +5,10 @@ namespace KeyShell.Engine.Server;
 /// <summary>
 /// Runs an action when the process is asked to stop, before it ends: so a server killed politely
 /// (SIGTERM, a service stop) still closes its connections and flushes its log. Hosts such as pwsh end
-/// on SIGTERM without raising ProcessExit, so on .NET 8 the signal itself is handled; the default
-/// action (ending the process) follows once the action has run.
+/// on SIGTERM without raising ProcessExit, so on .NET 8 the signal itself is handled
+/// (ProcessShutdown.NetCore.cs); the default action (ending the process) follows once the action has run.
 /// </summary>
-public static class ProcessShutdown
+public static partial class ProcessShutdown
 {
     public static IDisposable Register(Action action)
     {
@@ -28,16 +28,12 @@ public static class ProcessShutdown
 
         EventHandler onExit = (_, _) => RunOnce();
         AppDomain.CurrentDomain.ProcessExit += onExit;
-#if NET
-        var signal = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, _ => RunOnce());
+        var signal = RegisterTermination(RunOnce);
         return new Registration(() =>
         {
-            signal.Dispose();
+            signal?.Dispose();
             AppDomain.CurrentDomain.ProcessExit -= onExit;
         });
-#else
-        return new Registration(() => AppDomain.CurrentDomain.ProcessExit -= onExit);
-#endif
     }
 
     private sealed class Registration : IDisposable

@@ -1,30 +1,36 @@
 using System;
+using System.IO;
 using System.Linq;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
+using KeyShell.Engine.Sessions;
 using KeyShell.Engine.Transport;
-using KeyShell.Engine.Transport.Stream;
+using KeyShell.Engine.Transport.Streams;
 
 namespace KeyShell.Engine.Server;
 
 /// <summary>
-/// Accepts with async sockets and serves each connection on the stream driver: the path for every
-/// platform, and for TLS. Two accept loops keep a burst of connects moving while one hands a
+/// Accepts with async sockets and hands each socket to admission, which serves it on the stream driver:
+/// the path for every platform. Two accept loops keep a burst of connects moving while one hands a
 /// connection off. Like Kestrel's listener, a loop ends when the listener is closed and goes on after
 /// other socket errors, pausing a moment so that a lasting one (out of descriptors) does not spin.
 /// </summary>
 internal sealed class SocketAcceptor : IAcceptor
 {
-    private readonly KeyServer _server;
+    private readonly Admission _admission;
+    private readonly ServerEvents _events;
     private readonly Socket _listener;
+    private readonly Func<bool> _stopping;
     private Task[] _loops = Array.Empty<Task>();
 
-    public SocketAcceptor(KeyServer server, Socket listener)
+    public SocketAcceptor(Admission admission, ServerEvents events, Socket listener, Func<bool> stopping)
     {
-        _server = server;
+        _admission = admission;
+        _events = events;
         _listener = listener;
+        _stopping = stopping;
     }
 
     public bool UsesEventLoops => false;
@@ -42,14 +48,14 @@ internal sealed class SocketAcceptor : IAcceptor
     public async Task StopAsync()
     {
         _listener.Dispose();
-        await Task.WhenAny(Task.WhenAll(_loops), Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
+        await Bounded.WaitAsync(Task.WhenAll(_loops), Bounded.StopWait).ConfigureAwait(false);
     }
 
     public void Dispose() => _listener.Dispose();
 
     private async Task AcceptLoopAsync()
     {
-        while (!_server.IsStopping)
+        while (!_stopping())
         {
             Socket socket;
             try
@@ -60,69 +66,70 @@ internal sealed class SocketAcceptor : IAcceptor
             {
                 return;
             }
-            catch (SocketException) when (_server.IsStopping)
+            catch (SocketException) when (_stopping())
             {
                 return;
             }
             catch (SocketException e)
             {
-                _server.ReportAcceptFailure(e);
+                _events.AcceptFailed(e);
                 await Task.Delay(10).ConfigureAwait(false);
                 continue;
             }
 
-            Serve(socket);
+            IPEndPoint? peer;
+            try
+            {
+                peer = socket.RemoteEndPoint as IPEndPoint;
+            }
+            catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
+            {
+                socket.Dispose(); // reset before it could be served
+                continue;
+            }
+
+            _admission.Accept(new Accepted(socket, peer));
         }
     }
 
-    private void Serve(Socket socket)
+    /// <summary>A .NET socket through admission.</summary>
+    private sealed class Accepted : AcceptedSocket
     {
-        try
+        private readonly Socket _socket;
+
+        public Accepted(Socket socket, IPEndPoint? peer)
+            : base(peer) => _socket = socket;
+
+        public override void Close() => _socket.Dispose();
+
+        public override void TurnAway()
         {
-            var peer = socket.RemoteEndPoint as IPEndPoint;
-            if (_server.Refuses(peer))
+            try
             {
-                socket.Dispose(); // before any byte is read
-                return;
+                _socket.Blocking = false; // a fresh socket's send buffer is empty: this never waits
+                _socket.Send(BusyReply);
+                _socket.Shutdown(SocketShutdown.Both);
             }
-
-            socket.NoDelay = true;
-            if (_server.Tls is { } tls)
+            catch (SocketException)
             {
-                _ = TlsAcceptance.ServeAsync(_server, new DotNetSocket(socket), new NetworkStream(socket, ownsSocket: true), peer, tls);
-                return;
+                // The client is already gone.
             }
-
-            var session = _server.Admit(peer);
-            if (session is null)
+            finally
             {
-                Reject(socket);
-                return;
+                _socket.Dispose();
             }
+        }
 
-            _ = StreamConnection.Serve(session, new DotNetSocket(socket), new NetworkStream(socket, ownsSocket: true));
-        }
-        catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
+        public override (IStreamSocket Socket, Stream Stream) OpenStream()
         {
-            socket.Dispose(); // reset before it could be served
+            _socket.NoDelay = true;
+            return (new DotNetSocket(_socket), new NetworkStream(_socket, ownsSocket: true));
         }
-    }
 
-    private static void Reject(Socket socket)
-    {
-        try
+        public override void Serve(ServerSession session)
         {
-            socket.Blocking = false; // a fresh socket's send buffer is empty: this never waits
-            socket.Send(BusyReply.Bytes);
-            socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (SocketException)
-        {
-            // The client is already gone.
-        }
-        finally
-        {
-            socket.Dispose();
+            var (socket, stream) = OpenStream();
+            _ = StreamConnection.Run(session, socket, stream, session, waitWithoutBuffer: true);
         }
     }
 }

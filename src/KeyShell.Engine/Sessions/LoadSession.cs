@@ -21,7 +21,7 @@ namespace KeyShell.Engine.Sessions;
 /// </summary>
 internal sealed class LoadSession : ISession
 {
-    private readonly LoadGenerator _generator;
+    private readonly ILoadOwner _owner;
     private readonly LoadRecorder.Stripe _recorder;
     private readonly long _quota;
     private readonly long _timeout;
@@ -32,7 +32,6 @@ internal sealed class LoadSession : ISession
     private readonly ReplyReader _replies;
     private readonly LoadSchedule _schedule;
     private readonly TaskCompletionSource<bool> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private IConnection? _connection;
     private long _done;     // measured requests finished (the quota counts these)
     private long _cursor;   // index of the batch's first key
     private int _count;
@@ -46,29 +45,35 @@ internal sealed class LoadSession : ISession
     private int _timedOut;
     private volatile bool _cancelled;
 
-    public LoadSession(LoadGenerator generator, int id, long quota, LoadRecorder.Stripe recorder)
+    public LoadSession(ILoadOwner owner, int id, long quota, LoadRecorder.Stripe recorder)
     {
-        _generator = generator;
+        _owner = owner;
         _quota = quota;
         _recorder = recorder;
-        var options = generator.Options;
+        var options = owner.Options;
         _client = System.Text.Encoding.ASCII.GetBytes(options.ClientIdPrefix + id.ToString(System.Globalization.CultureInfo.InvariantCulture) + " ");
-        _keys = generator.KeyBytes;
+        _keys = owner.KeyBytes;
         _cursor = id % _keys.Length;
         _terminator = options.Framing == Framing.Line ? new[] { (byte)'\n' } : Array.Empty<byte>();
         _checkForm = !options.SkipReplyCheck;
         _timeout = (long)(options.Timeout.TotalSeconds * Stopwatch.Frequency);
         _replies = new ReplyReader(options.Framing == Framing.Line);
-        _schedule = new LoadSchedule(options, id, generator.RunStart);
+        _schedule = new LoadSchedule(options, id, owner.RunStart);
         BeginBatch(Stopwatch.GetTimestamp());
     }
 
     public Task Completion => _finished.Task;
 
-    private LoadOptions Options => _generator.Options;
+    /// <summary>What carries this session's connections, set by its owner before the first one opens.</summary>
+    public ILink? Link { get; set; }
+
+    /// <summary>Open loop: when the batch in hand is due (after <see cref="Step.Sleep"/>).</summary>
+    public long WakeAt => _due;
+
+    private LoadOptions Options => _owner.Options;
 
     /// <summary>The worker is done: its share sent, stopped, or its time up (open loop: the next batch would be due after the end).</summary>
-    private bool Over => _done >= _quota || _cancelled || (_schedule.IsOpen ? _due : Stopwatch.GetTimestamp()) >= _generator.RunDeadline;
+    private bool Over => _done >= _quota || _cancelled || (_schedule.IsOpen ? _due : Stopwatch.GetTimestamp()) >= _owner.RunDeadline;
 
     /// <summary>The watchdog: a batch past its timeout counts as errors and the worker reconnects. Any thread.</summary>
     public void TimeOutIfLate(long now)
@@ -76,7 +81,7 @@ internal sealed class LoadSession : ISession
         var deadline = Interlocked.Read(ref _deadline);
         if (deadline != 0 && now - deadline > 0 && Interlocked.Exchange(ref _timedOut, 1) == 0)
         {
-            Volatile.Read(ref _connection)?.Abort();
+            Link?.Abort();
         }
     }
 
@@ -84,12 +89,11 @@ internal sealed class LoadSession : ISession
     public void Cancel()
     {
         _cancelled = true;
-        Volatile.Read(ref _connection)?.Abort();
+        Link?.Abort(); // a sleep too: the driver ends it, and the session hears Failed
     }
 
     public Step Opened(IConnection connection, Scratch scratch)
     {
-        Volatile.Write(ref _connection, connection);
         if (_cancelled)
         {
             return Failed(new OperationCanceledException());
@@ -186,7 +190,7 @@ internal sealed class LoadSession : ISession
         _replies.Reset();
         if (error is ConnectFailedException { InnerException: TlsCertificateUntrustedException untrusted })
         {
-            _generator.Fail(untrusted); // a configuration error, the same for every worker: the run ends with it
+            _owner.Fail(untrusted); // a configuration error, the same for every worker: the run ends with it
         }
 
         var timedOut = Interlocked.Exchange(ref _timedOut, 0) == 1;
@@ -214,18 +218,10 @@ internal sealed class LoadSession : ISession
         return timedOut ? Step.Reconnect : Step.ReconnectSoon; // a late server is tried again at once
     }
 
-    /// <summary>Open loop: waits until the batch is due (the stop ends the wait), then starts it.</summary>
-    public async Task<Step> HandleAsync(Scratch scratch)
-    {
-        var wait = _due - Stopwatch.GetTimestamp();
-        if (wait > 0)
-        {
-            // Whole milliseconds, rounded up: a batch goes at its time or just after (the timer's slack), never before.
-            await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(wait * 1000.0 / Stopwatch.Frequency)), _generator.Stopping).ConfigureAwait(false);
-        }
+    public Task<Step> HandleAsync(Scratch scratch) => throw new NotSupportedException("A load worker has no asynchronous work.");
 
-        return Start(scratch);
-    }
+    /// <summary>Open loop: the batch's time has come (the driver's timer, at it or just after; never before).</summary>
+    public Step Woken(Scratch scratch) => _cancelled ? Failed(new OperationCanceledException()) : Start(scratch);
 
     public void Closed()
     {
@@ -250,9 +246,9 @@ internal sealed class LoadSession : ISession
         }
     }
 
-    /// <summary>Sends the batch now, or, in an open loop, when it is due (waiting off the driver's thread).</summary>
+    /// <summary>Sends the batch now, or, in an open loop, when it is due: the driver reads nothing meanwhile.</summary>
     private Step Go(Scratch scratch) =>
-        _sent == 0 && Stopwatch.GetTimestamp() < _due ? Step.Handle : Start(scratch);
+        _sent == 0 && Stopwatch.GetTimestamp() < _due ? Step.Sleep : Start(scratch);
 
     /// <summary>
     /// The batch goes: its clock starts (once), then its requests are written; per message, on a connection
@@ -265,7 +261,7 @@ internal sealed class LoadSession : ISession
         {
             var now = Stopwatch.GetTimestamp();
             MarkSent(now);
-            if (now - _due > _schedule.LateAfter && now >= _generator.MeasureFrom)
+            if (now - _due > _schedule.LateAfter && now >= _owner.MeasureFrom)
             {
                 _recorder.Late(_count); // the last reply came after this batch was due: the rate was not held
             }
@@ -291,7 +287,7 @@ internal sealed class LoadSession : ISession
     private void EndBatch()
     {
         Interlocked.Exchange(ref _deadline, 0);
-        _generator.Finished(_measured);
+        _owner.Finished(_measured);
         _done += _measured;
         _cursor += _count;
     }
@@ -309,8 +305,8 @@ internal sealed class LoadSession : ISession
     /// <summary>One read's replies: successes share its latency; nothing counts before the measured window.</summary>
     private void Record(long now, long ok, long errors, long unexpected)
     {
-        _generator.Metrics.Done(ok, errors + unexpected, _sent, now);
-        if (now < _generator.MeasureFrom)
+        _owner.Counted(ok, errors + unexpected, _sent, now);
+        if (now < _owner.MeasureFrom)
         {
             return;
         }
@@ -323,8 +319,8 @@ internal sealed class LoadSession : ISession
 
     private void RecordFailures(long now, LoadErrorKind kind, int count)
     {
-        _generator.Metrics.Done(0, count, _sent, now);
-        if (now < _generator.MeasureFrom || count <= 0)
+        _owner.Counted(0, count, _sent, now);
+        if (now < _owner.MeasureFrom || count <= 0)
         {
             return;
         }

@@ -19,10 +19,9 @@ namespace KeyShell.Engine.Sessions;
 /// </summary>
 internal sealed class SequenceSession : ISession
 {
-    private readonly KeyClient _client;
+    private readonly ISequenceOwner _owner;
     private readonly ReplyReader _replies;
     private readonly TaskCompletionSource<bool> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private IConnection? _connection;
     private int _index;
     private byte[] _request = Array.Empty<byte>();
     private long _started;
@@ -30,15 +29,18 @@ internal sealed class SequenceSession : ISession
     private int _abortReason = -1;
     private Exception? _observerFailure;
 
-    public SequenceSession(KeyClient client, ClientSequence sequence)
+    public SequenceSession(ISequenceOwner owner, ClientSequence sequence)
     {
-        _client = client;
+        _owner = owner;
         Sequence = sequence;
-        _replies = new ReplyReader(client.Options.Framing == Framing.Line);
+        _replies = new ReplyReader(owner.Framing == Framing.Line);
         BeginRequest();
     }
 
     public ClientSequence Sequence { get; }
+
+    /// <summary>What carries this session's connections, set by its owner before the first one opens.</summary>
+    public ILink? Link { get; set; }
 
     /// <summary>Completes when the sequence has ended (answered, failed or stopped); faults only when the
     /// observer threw.</summary>
@@ -57,18 +59,17 @@ internal sealed class SequenceSession : ISession
     public void Abort(FailureKind reason)
     {
         Interlocked.CompareExchange(ref _abortReason, (int)reason, -1);
-        Volatile.Read(ref _connection)?.Abort();
+        Link?.Abort();
     }
 
     public Step Opened(IConnection connection, Scratch scratch)
     {
-        Volatile.Write(ref _connection, connection);
         if (Volatile.Read(ref _abortReason) >= 0)
         {
             return Failed(new OperationCanceledException()); // stopped while connecting
         }
 
-        Observe(() => _client.NotifySending(Sequence.ClientId, Sequence.Keys[_index]));
+        Observe(() => _owner.Sending(Sequence.ClientId, Sequence.Keys[_index]));
         scratch.Output.Write(_request);
         return Step.Receive;
     }
@@ -112,7 +113,7 @@ internal sealed class SequenceSession : ISession
             var failure = Classify(error);
             try
             {
-                Observe(() => _client.Fail(failure));
+                Observe(() => _owner.Fail(failure));
             }
             catch (ObserverFailedException)
             {
@@ -124,6 +125,10 @@ internal sealed class SequenceSession : ISession
     }
 
     public Task<Step> HandleAsync(Scratch scratch) => throw new NotSupportedException("A client sequence has no asynchronous work.");
+
+    public long WakeAt => 0;
+
+    public Step Woken(Scratch scratch) => throw new NotSupportedException("A client sequence never asks to sleep.");
 
     public void Closed()
     {
@@ -143,7 +148,7 @@ internal sealed class SequenceSession : ISession
     /// that is not the protocol's ends the sequence: what follows it on the connection cannot be trusted.</summary>
     private Step Answered(string reply, Scratch scratch)
     {
-        var kind = ReplyCheck.Classify(reply, Sequence.Keys[_index], !_client.Options.SkipReplyCheck);
+        var kind = ReplyCheck.Classify(reply, Sequence.Keys[_index], !_owner.SkipReplyCheck);
         if (kind == ReplyKind.UnexpectedReply)
         {
             return Unexpected(reply, null);
@@ -153,14 +158,14 @@ internal sealed class SequenceSession : ISession
         Volatile.Write(ref _deadline, 0);
         var index = _index;
         var request = _request;
-        Observe(() => _client.Deliver(new KeyReply(Sequence.ClientId, index, Sequence.Keys[index], reply, latency, kind), request));
+        Observe(() => _owner.Deliver(new KeyReply(Sequence.ClientId, index, Sequence.Keys[index], reply, latency, kind), request));
         if (++_index == Sequence.Keys.Count)
         {
             return Step.Close;
         }
 
         BeginRequest();
-        if (_client.Options.Connection == ConnectionMode.PerMessage)
+        if (_owner.Connection == ConnectionMode.PerMessage)
         {
             return Step.Reconnect; // the next request's time includes its connect, as the seed's client pays it
         }
@@ -170,7 +175,7 @@ internal sealed class SequenceSession : ISession
             return Failed(new OperationCanceledException());
         }
 
-        Observe(() => _client.NotifySending(Sequence.ClientId, Sequence.Keys[_index]));
+        Observe(() => _owner.Sending(Sequence.ClientId, Sequence.Keys[_index]));
         scratch.Output.Write(_request);
         return Step.Receive;
     }
@@ -188,11 +193,11 @@ internal sealed class SequenceSession : ISession
         var key = Sequence.Keys[index];
         try
         {
-            Observe(() => _client.Deliver(new KeyReply(Sequence.ClientId, index, key, reply, latency, ReplyKind.UnexpectedReply), _request));
+            Observe(() => _owner.Deliver(new KeyReply(Sequence.ClientId, index, key, reply, latency, ReplyKind.UnexpectedReply), _request));
             var shown = reply.Length > 80 ? reply.Substring(0, 80) + "..." : reply;
-            var message = $"The reply to key {key} from {_client.DisplayEndPoint} is not the protocol's ('{shown}'{(why is null ? string.Empty : "; " + why)}; {ReplyCheck.Expected(key)}): " +
+            var message = $"The reply to key {key} from {_owner.DisplayEndPoint} is not the protocol's ('{shown}'{(why is null ? string.Empty : "; " + why)}; {ReplyCheck.Expected(key)}): " +
                 $"sequence '{Sequence.ClientId}' stopped at key {key} (index {index}), {index} of {Sequence.Keys.Count} keys answered.";
-            Observe(() => _client.Fail(new KeyClientFailure(Sequence, index, FailureKind.UnexpectedReply, message, null)));
+            Observe(() => _owner.Fail(new KeyClientFailure(Sequence, index, FailureKind.UnexpectedReply, message, null)));
         }
         catch (ObserverFailedException)
         {
@@ -207,9 +212,9 @@ internal sealed class SequenceSession : ISession
     private void BeginRequest()
     {
         var key = Sequence.Keys[_index];
-        _request = Encoding.ASCII.GetBytes(_client.Options.Framing == Framing.Line ? Sequence.ClientId + " " + key + "\n" : Sequence.ClientId + " " + key);
+        _request = Encoding.ASCII.GetBytes(_owner.Framing == Framing.Line ? Sequence.ClientId + " " + key + "\n" : Sequence.ClientId + " " + key);
         _started = Stopwatch.GetTimestamp();
-        Volatile.Write(ref _deadline, (Environment.TickCount + (int)_client.Options.Timeout.TotalMilliseconds) | 1);
+        Volatile.Write(ref _deadline, (Environment.TickCount + (int)_owner.Timeout.TotalMilliseconds) | 1);
     }
 
     /// <summary>Calls the run's observer; if it throws, the sequence ends and the run fails with that exception.</summary>
@@ -233,7 +238,7 @@ internal sealed class SequenceSession : ISession
 
     private KeyClientFailure Classify(Exception e)
     {
-        var endPoint = _client.DisplayEndPoint;
+        var endPoint = _owner.DisplayEndPoint;
         var key = Sequence.Keys[_index];
         var progress = $"sequence '{Sequence.ClientId}' stopped at key {key} (index {_index}), {_index} of {Sequence.Keys.Count} keys answered";
         var aborted = Volatile.Read(ref _abortReason);
@@ -242,7 +247,7 @@ internal sealed class SequenceSession : ISession
             var kind = (FailureKind)aborted;
             var why = kind switch
             {
-                FailureKind.Timeout => $"No reply from {endPoint} within {_client.Options.Timeout.TotalSeconds:0.###} s",
+                FailureKind.Timeout => $"No reply from {endPoint} within {_owner.Timeout.TotalSeconds:0.###} s",
                 FailureKind.ServerGone => $"The server at {endPoint} went away",
                 _ => "The run was stopped",
             };

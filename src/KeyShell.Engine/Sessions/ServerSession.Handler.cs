@@ -67,9 +67,9 @@ internal sealed partial class ServerSession
                     var (text, failed) = await HandleOneAsync(keyRequest).ConfigureAwait(false);
                     errors += failed ? 1 : 0;
                     reply = Encoding.UTF8.GetBytes(text);
-                    if (_server.HasRequestListeners)
+                    if (_context.Events.HasRequestListeners)
                     {
-                        _server.RaiseRequestServed(this, keyRequest, text);
+                        _context.Events.Served(this, keyRequest, text);
                     }
                 }
                 else
@@ -88,7 +88,7 @@ internal sealed partial class ServerSession
                 AnswerTooLong(_tooLong, scratch, timestamp);
             }
 
-            EndBatch(scratch.Log, requests, errors);
+            EndBatch(scratch.Log, requests, errors, late: true);
             return NextStep(_endAfterHandling, _tooLong is not null);
         }
         finally
@@ -108,14 +108,14 @@ internal sealed partial class ServerSession
         Task<string> work;
         try
         {
-            work = _server.Handler!.HandleAsync(request, stopHandler.Token);
+            work = _context.Handler!.HandleAsync(request, stopHandler.Token);
         }
         catch (Exception e)
         {
             return (Replies.HandlerFailed(e.Message), true);
         }
 
-        var timeout = Task.Delay(_server.HandlerTimeout, stopTimer.Token);
+        var timeout = Task.Delay(_context.HandlerTimeout, stopTimer.Token);
         if (await Task.WhenAny(work, timeout).ConfigureAwait(false) != work)
         {
             stopHandler.Cancel();

@@ -5,7 +5,6 @@ using System.Net.Sockets;
 using System.Text;
 using System.Threading;
 using KeyShell.Engine.Logging;
-using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Protocol;
 using KeyShell.Engine.Security;
 using KeyShell.Engine.Server;
@@ -30,7 +29,7 @@ internal enum CloseReason
 /// and replies keep request order. The read's log lines are handed to the log before the replies are
 /// sent: a reply the client has seen is always in the log.
 /// </summary>
-internal sealed partial class ServerSession : ISession
+internal sealed partial class ServerSession : ISession, IConnectionOwner
 {
     private const int LoggedRequestLimit = 256; // a too-long request is logged by its head only
 
@@ -38,22 +37,24 @@ internal sealed partial class ServerSession : ISession
     private static readonly byte[] BadClientReply = Encoding.ASCII.GetBytes(Replies.BadClient);
     private static readonly byte[] TooLongReply = Encoding.ASCII.GetBytes(Replies.TooLong + "\n");
 
-    private readonly KeyServer _server;
+    private readonly ServerContext _context;
     private readonly RequestFramer _framer;
     private IConnection? _connection;
-    private bool _connectLogged;
+    private readonly object _logGate = new(); // a handler's late batch against the close: see EndBatch
+    private bool _connectLogged; // the connect line has reached the log
+    private bool _closed;
     private long _requests;
     private long _errors;
     private int _lastActivity;
     private int _closeReason;
     private bool _refused;
 
-    public ServerSession(KeyServer server, long id, IPEndPoint? peer)
+    public ServerSession(ServerContext context, long id, IPEndPoint? peer)
     {
-        _server = server;
+        _context = context;
         Id = id;
         Peer = peer;
-        _framer = new RequestFramer(server.MaxLineLength);
+        _framer = new RequestFramer(context.MaxLineLength);
         _lastActivity = Environment.TickCount;
         OpenedAt = System.Diagnostics.Stopwatch.GetTimestamp();
     }
@@ -83,38 +84,48 @@ internal sealed partial class ServerSession : ISession
     /// <summary>True while a handler computes replies: the handler's own timeout bounds it, not the idle one.</summary>
     public bool IsHandling => Volatile.Read(ref _handling) == 1;
 
-    /// <summary>Closes the connection if it has completed no request for <paramref name="idleTimeoutMs"/>,
-    /// checked again where the driver decides (a request answered meanwhile keeps it open). Any thread.</summary>
-    public void CloseIfIdle(int idleTimeoutMs) => Connection?.CloseIfIdle(
-        () => !IsHandling && unchecked(Environment.TickCount - LastActivity) > idleTimeoutMs,
-        () => CloseFor(CloseReason.Idle));
-
-    /// <summary>Closes a connection whose replies have not drained for the idle timeout. Any thread.</summary>
-    public void CloseStalled()
+    /// <summary>
+    /// The idle timeout's look at this connection (the table's sweep, any thread): one whose replies have not
+    /// drained for <paramref name="idleTimeoutMs"/> is aborted (a client may stop reading; it may not keep its
+    /// slot, as memcached closes slow readers); one that has completed no request for that long is closed if
+    /// it is still waiting for one at that moment (a request under way, or a handler, keeps it open).
+    /// </summary>
+    public void Sweep(int now, int idleTimeoutMs)
     {
-        CloseFor(CloseReason.Stalled);
-        Connection?.Abort();
+        if (Connection is not { } connection)
+        {
+            return;
+        }
+
+        var blockedSince = connection.BlockedSince;
+        if (blockedSince != 0)
+        {
+            if (unchecked(now - blockedSince) > idleTimeoutMs && CloseFor(CloseReason.Stalled))
+            {
+                connection.Abort();
+            }
+        }
+        else if (!IsHandling && unchecked(now - LastActivity) > idleTimeoutMs && connection.TryClaimIdle())
+        {
+            CloseFor(CloseReason.Idle);
+            connection.CloseClaimed();
+        }
     }
 
     /// <summary>Ends the connection at once (a stop past its grace); any thread.</summary>
     public void Abort() => Connection?.Abort();
 
     /// <summary>Records why the server closes the connection (logged when it has closed), counted once and
-    /// before the socket closes: a client that sees the end sees the count.</summary>
-    private void CloseFor(CloseReason reason)
+    /// before the socket closes: a client that sees the end sees the count. False when a reason was set already.</summary>
+    private bool CloseFor(CloseReason reason)
     {
-        if (Interlocked.CompareExchange(ref _closeReason, (int)reason, (int)CloseReason.None) == (int)CloseReason.None)
+        if (Interlocked.CompareExchange(ref _closeReason, (int)reason, (int)CloseReason.None) != (int)CloseReason.None)
         {
-            _server.Table.CountIdleClosed();
-            try
-            {
-                _server.Metrics.ConnectionRejected(reason == CloseReason.Stalled ? RejectionReason.Stalled : RejectionReason.Idle);
-            }
-            catch (Exception e)
-            {
-                _server.ReportError(this, e); // a meter listener's failure
-            }
+            return false;
         }
+
+        _context.Events.ClosedByServer(this, reason);
+        return true;
     }
 
     public Step Opened(IConnection connection, Scratch scratch)
@@ -125,15 +136,15 @@ internal sealed partial class ServerSession : ISession
 
     public Step Received(ReadOnlySpan<byte> data, Scratch scratch)
     {
-        if (!_connectLogged && _server.Tls is null && Interlocked.Read(ref _requests) == 0 && _framer.PendingCount == 0 && TlsDetection.StartsWithTlsHandshake(data))
+        if (!_connectLogged && _context.PlainText && Interlocked.Read(ref _requests) == 0 && _framer.PendingCount == 0 && TlsDetection.StartsWithTlsHandshake(data))
         {
             // A TLS client dialled a plain-text port: refused at its first bytes, its ClientHello never a request.
             _refused = true;
-            _server.RefuseClient(ClientRefusal.Handshake, RemoteEndPoint, "a TLS client on a plain-text port");
+            _context.Events.Refused(ClientRefusal.Handshake, RemoteEndPoint, "a TLS client on a plain-text port");
             return Step.Close;
         }
 
-        return _server.Handler is null ? Answer(_framer.Read(data), scratch, ended: false) : TakeForHandler(_framer.Read(data), ended: false);
+        return _context.Handler is null ? Answer(_framer.Read(data), scratch, ended: false) : TakeForHandler(_framer.Read(data), ended: false);
     }
 
     public Step Ended(Scratch scratch)
@@ -144,28 +155,40 @@ internal sealed partial class ServerSession : ISession
         }
 
         // Half-closed after a request without terminator: answer it, then close.
-        return _server.Handler is null ? Answer(_framer.EndOfStream(), scratch, ended: true) : TakeForHandler(_framer.EndOfStream(), ended: true);
+        return _context.Handler is null ? Answer(_framer.EndOfStream(), scratch, ended: true) : TakeForHandler(_framer.EndOfStream(), ended: true);
     }
 
     public Step Failed(Exception error)
     {
         if (!IsConnectionError(error))
         {
-            _server.ReportError(this, error);
+            _context.Events.Report(this, error);
         }
 
         return Step.Close;
     }
+
+    public long WakeAt => 0;
+
+    public Step Woken(Scratch scratch) => throw new InvalidOperationException("A server session never asks to sleep.");
+
+    /// <summary>A server connection is its session: when it is over, so is the session.</summary>
+    public void ConnectionEnded(Step last) => Closed();
 
     /// <summary>Logs the disconnect (and why the server closed it), then leaves the server's table. Once.</summary>
     public void Closed()
     {
         try
         {
-            if (_server.Logger is { } logger && !_refused)
+            lock (_logGate)
+            {
+                _closed = true;
+            }
+
+            if (_context.Log is { } logger && !_refused)
             {
                 using var lines = new ByteBuffer(128);
-                var timestamp = ConversationLine.Timestamp(_server.Timestamps);
+                var timestamp = ConversationLine.Timestamp(_context.Timestamps);
                 if (!_connectLogged)
                 {
                     ConversationLine.WriteSystem(lines, timestamp, ConversationLine.Connected);
@@ -187,12 +210,12 @@ internal sealed partial class ServerSession : ISession
         }
         catch (Exception e)
         {
-            _server.ReportError(this, e);
+            _context.Events.Report(this, e);
         }
         finally
         {
             _framer.Dispose();
-            _server.Retire(this);
+            _context.Retire(this);
         }
     }
 
@@ -204,7 +227,7 @@ internal sealed partial class ServerSession : ISession
     private Step Answer(RequestFramer.Frames frames, Scratch scratch, bool ended)
     {
         var timestamp = BeginBatch(scratch.Log);
-        var map = _server.KeyMap; // read once: a map swapped meanwhile applies from the next read
+        var map = _context.KeyMap; // read once: a map swapped meanwhile applies from the next read
         int requests = 0, errors = 0;
         var tooLong = false;
         FrameKind kind;
@@ -228,9 +251,9 @@ internal sealed partial class ServerSession : ISession
                 _ => MalformedReply,
             };
             WriteAnswer(request, status, clientLength, reply, kind == FrameKind.Legacy, scratch, timestamp);
-            if (_server.HasRequestListeners)
+            if (_context.Events.HasRequestListeners)
             {
-                _server.RaiseRequestServed(this, request, clientLength, status, reply);
+                _context.Events.Served(this, request, clientLength, status, reply);
             }
 
             errors += found ? 0 : 1;
@@ -243,29 +266,47 @@ internal sealed partial class ServerSession : ISession
     private Step NextStep(bool ended, bool tooLong) =>
         ended ? Step.Close
         : tooLong ? Step.DrainThenClose
-        : _server.IsStopping ? Step.DrainThenClose // a stop waits for busy connections: this one is done, and
+        : _context.IsStopping ? Step.DrainThenClose // a stop waits for busy connections: this one is done, and
                                                     // requests it has not read must not reset the replies in flight
         : Step.Receive;
 
     private string BeginBatch(ByteBuffer log)
     {
-        if (_server.Logger is null)
+        if (_context.Log is null)
         {
             return string.Empty;
         }
 
-        var timestamp = ConversationLine.Timestamp(_server.Timestamps);
+        var timestamp = ConversationLine.Timestamp(_context.Timestamps);
         if (!_connectLogged)
         {
             ConversationLine.WriteSystem(log, timestamp, ConversationLine.Connected);
-            _connectLogged = true;
         }
 
         return timestamp;
     }
 
-    private void EndBatch(ByteBuffer log, int requests, int errors)
+    /// <summary>
+    /// Counts a batch's requests and hands its lines to the log, before the driver sends its replies.
+    /// <paramref name="late"/>: a handler's batch, which may end after its connection was aborted (a stop
+    /// past its grace): then its replies are never sent, and its lines are dropped, not logged after the
+    /// disconnect.
+    /// </summary>
+    private void EndBatch(ByteBuffer log, int requests, int errors, bool late = false)
     {
+        if (late)
+        {
+            lock (_logGate)
+            {
+                if (!_closed)
+                {
+                    EndBatch(log, requests, errors);
+                }
+            }
+
+            return;
+        }
+
         if (requests > 0)
         {
             Volatile.Write(ref _lastActivity, Environment.TickCount);
@@ -275,30 +316,24 @@ internal sealed partial class ServerSession : ISession
                 Interlocked.Add(ref _errors, errors);
             }
 
-            try
-            {
-                _server.Metrics.RequestsAnswered(requests, errors);
-            }
-            catch (Exception e)
-            {
-                _server.ReportError(this, e); // a meter listener's failure: the replies go out all the same
-            }
+            _context.Events.Answered(this, requests, errors);
         }
 
-        if (_server.Logger is { } logger && log.Length > 0)
+        if (_context.Log is { } logger && log.Length > 0)
         {
             HandToLog(logger, log);
+            _connectLogged = true;
             log.Clear();
         }
     }
 
     private static void HandToLog(ILogger logger, ByteBuffer lines) =>
-        logger.Log(LogLevel.Information, KeyServer.ConversationEvent, new ConversationBatch(lines.Segment), null, ConversationBatch.Format);
+        logger.Log(LogLevel.Information, ConversationEvents.Conversation, new ConversationBatch(lines.Segment), null, ConversationBatch.Format);
 
     private void AnswerTooLong(ReadOnlySpan<byte> request, Scratch scratch, string timestamp)
     {
         scratch.Output.Write(TooLongReply);
-        if (_server.Logger is not null)
+        if (_context.Log is not null)
         {
             // Only the head is logged; the note keeps the line from reading as a valid request.
             var head = request.Slice(0, Math.Min(request.Length, LoggedRequestLimit));
@@ -316,7 +351,7 @@ internal sealed partial class ServerSession : ISession
             scratch.Output.WriteByte((byte)'\n');
         }
 
-        if (_server.Logger is not null)
+        if (_context.Log is not null)
         {
             ConversationLine.WriteRequest(scratch.Log, timestamp, request);
             ConversationLine.WriteReply(scratch.Log, timestamp, status == ParseStatus.Ok ? request.Slice(0, clientLength) : default, reply);

@@ -11,6 +11,9 @@ internal interface IStreamSocket : IDisposable
 
     /// <summary>Stops sending (the peer reads the end), while reading goes on.</summary>
     void ShutdownSend();
+
+    /// <summary>Closes with a reset (RST): what is unsent is discarded.</summary>
+    void Reset();
 }
 
 /// <summary>A .NET <see cref="Socket"/> as a stream driver's socket: aborted by closing it under its calls.</summary>
@@ -23,6 +26,20 @@ internal sealed class DotNetSocket : IStreamSocket
     public void Abort() => Socket.Dispose();
 
     public void ShutdownSend() => Socket.Shutdown(SocketShutdown.Send);
+
+    public void Reset()
+    {
+        try
+        {
+            Socket.LingerState = new LingerOption(true, 0);
+        }
+        catch (Exception e) when (e is SocketException || e is ObjectDisposedException)
+        {
+            // Closed already: there is nothing left to reset.
+        }
+
+        Socket.Dispose();
+    }
 
     public void Dispose() => Socket.Dispose();
 }

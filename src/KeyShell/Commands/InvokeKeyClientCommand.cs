@@ -7,6 +7,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Client;
+using KeyShell.Engine.Logging;
 using KeyShell.Engine.Security;
 using KeyShell.Engine.Server;
 
@@ -31,10 +32,12 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
 
     [Parameter]
     [Alias("Cn")]
+    [ArgumentCompleter(typeof(ComputerNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string ComputerName { get; set; } = "127.0.0.1";
 
     [Parameter]
+    [ArgumentCompleter(typeof(ClientPortCompleter))]
     [ValidateRange(1, 65535)]
     public int Port { get; set; } = 8080;
 
@@ -92,6 +95,15 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
         if (_sequences.Count == 0)
         {
             return;
+        }
+
+        try
+        {
+            DuplicateClientIdException.ThrowIfAny(_sequences); // the engine refuses them too, once the run has begun
+        }
+        catch (DuplicateClientIdException e)
+        {
+            ThrowTerminatingError(ErrorIds.DuplicateClient(e));
         }
 
         var options = new KeyClientOptions
@@ -157,9 +169,17 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
         {
             ThrowTerminatingError(TlsParameters.Record(e, $"{ComputerName}:{Port}"));
         }
+        catch (DuplicateClientIdException e)
+        {
+            ThrowTerminatingError(ErrorIds.DuplicateClient(e));
+        }
         catch (Exception e) when (e is System.Net.Sockets.SocketException || e is ArgumentException)
         {
             ThrowTerminatingError(new ErrorRecord(e, ErrorIds.HostNotFound, ErrorCategory.ObjectNotFound, ComputerName));
+        }
+        catch (LogPathInUseException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.LogPathInUse, ErrorCategory.ResourceBusy, LogPath));
         }
         catch (Exception e) when (e is System.IO.IOException || e is UnauthorizedAccessException)
         {

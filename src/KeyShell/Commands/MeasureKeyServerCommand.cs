@@ -26,6 +26,7 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
     public string ComputerName { get; set; } = "127.0.0.1";
 
     [Parameter(Position = 1, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ClientPortCompleter))]
     [ValidateRange(1, 65535)]
     public int Port { get; set; } = 8080;
 

@@ -52,7 +52,7 @@ public sealed class SetKeyServerCommand : KeyServerTargetCmdlet
             {
                 _map = KeyMapReader.Read(this, KeyMap);
             }
-            catch (System.Exception e) when (e is System.ArgumentException || e is System.IO.IOException || e is RuntimeException)
+            catch (System.Exception e) when (e is System.ArgumentException || e is System.IO.IOException || e is System.UnauthorizedAccessException || e is RuntimeException)
             {
                 ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidKeyMap, ErrorCategory.InvalidArgument, KeyMap));
             }

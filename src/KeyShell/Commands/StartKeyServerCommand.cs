@@ -20,10 +20,12 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
     private const string ByHandler = "Handler";
 
     [Parameter(Position = 0)]
+    [ArgumentCompleter(typeof(StartPortCompleter))]
     [ValidateRange(0, 65535)]
     public int Port { get; set; } = KeyServerOptions.DefaultPort;
 
     [Parameter]
+    [ArgumentCompleter(typeof(AddressCompleter))]
     [ValidateNotNullOrEmpty]
     public string Address { get; set; } = "127.0.0.1";
 
@@ -79,6 +81,11 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
     [ValidateRange(1, 1_000_000)]
     public int MaxConnections { get; set; } = 10_000;
 
+    /// <summary>TLS handshakes in progress at once (default: the smaller of MaxConnections and 1,024).</summary>
+    [Parameter]
+    [ValidateRange(1, 1_000_000)]
+    public int MaxHandshakes { get; set; }
+
     [Parameter]
     [ValidateRange(0, 3600)]
     public int ShutdownTimeoutSec { get; set; } = 5;
@@ -128,12 +135,6 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
     {
         var options = BuildOptions();
         ReadSecurity(options);
-        if (!IsLoopback(options.Address) && options.Certificate is null && options.AllowedAddresses is null)
-        {
-            var where = IPAddress.Any.Equals(options.Address) || IPAddress.IPv6Any.Equals(options.Address) ? "every interface" : "an address beyond loopback";
-            WriteWarning($"The server listens on {where} ({Address}) in plain text and serves anyone who can reach it: they can query every key and fill its log. Give it a certificate (-CertificatePath, -Certificate) for TLS, and -AllowedAddress to limit who may connect; see about_KeyShell.");
-        }
-
         KeyServer server;
         try
         {
@@ -144,6 +145,13 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
             (options.Handler as IDisposable)?.Dispose();
             ThrowTerminatingError(ErrorIds.Record(e, ErrorIds.For(e.Kind), e.Target));
             return;
+        }
+
+        // Only once the address is known to be this machine's: a failed bind says why, with no warning before it.
+        if (!IsLoopback(options.Address) && options.Certificate is null && options.AllowedAddresses is null)
+        {
+            var where = IPAddress.Any.Equals(options.Address) || IPAddress.IPv6Any.Equals(options.Address) ? "every interface" : "an address beyond loopback";
+            WriteWarning($"The server listens on {where} ({Address}) in plain text and serves anyone who can reach it: they can query every key and fill its log. Give it a certificate (-CertificatePath, -Certificate) for TLS, and -AllowedAddress to limit who may connect; see about_KeyShell.");
         }
 
         ServerRegistry.Add(server);
@@ -159,18 +167,21 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
 
     private KeyServerOptions BuildOptions()
     {
+        var keyMap = ReadKeyMap();
+        var logPath = NoLog ? null : ResolveLogPath();
         try
         {
             return new KeyServerOptions
             {
                 Address = KeyServerOptions.ParseAddress(Address),
                 Port = Port,
-                LogPath = NoLog ? null : ResolvePath(LogPath),
+                LogPath = logPath,
                 Timestamps = Timestamp,
-                KeyMap = KeyMap is null ? Engine.Protocol.KeyMap.Seed : KeyMapReader.Read(this, KeyMap),
+                KeyMap = keyMap,
                 MaxLineLength = MaxLineLength,
                 IdleTimeout = TimeSpan.FromSeconds(IdleTimeoutSec),
                 MaxConnections = MaxConnections,
+                MaxHandshakes = MyInvocation.BoundParameters.ContainsKey(nameof(MaxHandshakes)) ? MaxHandshakes : null,
                 ShutdownTimeout = TimeSpan.FromSeconds(ShutdownTimeoutSec),
                 Handler = Handler is null ? null : CreateHandler(Handler),
                 HandlerTimeout = TimeSpan.FromSeconds(HandlerTimeoutSec),
@@ -182,9 +193,30 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
             ThrowTerminatingError(ErrorIds.Record(e, ErrorIds.For(e.Kind), e.Target));
             throw; // not reached
         }
-        catch (Exception e) when (e is ArgumentException || e is System.IO.IOException || e is FormatException || e is RuntimeException)
+    }
+
+    private Engine.Protocol.KeyMap ReadKeyMap()
+    {
+        try
+        {
+            return KeyMap is null ? Engine.Protocol.KeyMap.Seed : KeyMapReader.Read(this, KeyMap);
+        }
+        catch (Exception e) when (e is ArgumentException || e is System.IO.IOException || e is UnauthorizedAccessException || e is RuntimeException)
         {
             ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidKeyMap, ErrorCategory.InvalidArgument, KeyMap));
+            throw; // not reached
+        }
+    }
+
+    private string ResolveLogPath()
+    {
+        try
+        {
+            return ResolvePath(LogPath);
+        }
+        catch (Exception e) when (e is ArgumentException || e is System.IO.IOException || e is RuntimeException || e is NotSupportedException)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "LogPathUnwritable", ErrorCategory.WriteError, LogPath));
             throw; // not reached
         }
     }
@@ -231,9 +263,32 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
 
     private ScriptBlockHandler CreateHandler(ScriptBlock handler)
     {
+        var variables = new UsingVariables(this);
+        string handlerText;
+        string? initializationText;
         try
         {
-            return new ScriptBlockHandler(handler, ArgumentList, InitializationScript, ThrottleLimit);
+            handlerText = variables.Rewrite(handler, "-Handler");
+        }
+        catch (UsingVariableException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidHandler, ErrorCategory.InvalidArgument, handler));
+            throw; // not reached
+        }
+
+        try
+        {
+            initializationText = InitializationScript is null ? null : variables.Rewrite(InitializationScript, "-InitializationScript");
+        }
+        catch (UsingVariableException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidHandler, ErrorCategory.InvalidArgument, InitializationScript));
+            throw; // not reached
+        }
+
+        try
+        {
+            return new ScriptBlockHandler(handlerText, ArgumentList, initializationText, variables.Values, ThrottleLimit);
         }
         catch (Exception e) when (e is InvalidOperationException || e is RuntimeException)
         {
@@ -270,7 +325,9 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
                     lastSummary = Environment.TickCount;
                     if (echo.TakeUnshown() is > 0 and var unshown)
                     {
-                        WriteHostLine($"[Server] {unshown} requests and connections not shown (the log has every request).");
+                        WriteHostLine(server.LogPath is null
+                            ? $"[Server] {unshown} requests and connections not shown (the server keeps no log: -NoLog)."
+                            : $"[Server] {unshown} requests and connections not shown (the log has every request).");
                     }
                 }
 

@@ -27,8 +27,20 @@ public sealed class StopKeyServerCommand : KeyServerTargetCmdlet
                 continue;
             }
 
-            server.Stop();
+            // Ctrl+C cuts the stop short (what is left is aborted, the log flushed): the prompt comes back at once.
+            server.StopAsync(Cancellation).GetAwaiter().GetResult();
             ServerRegistry.Remove(server);
+            if (server.StopAbandoned)
+            {
+                WriteWarningEvenWhenStopping(
+                    $"KeyServer {server.Address}:{server.Port}: the stop was interrupted: the connections still busy were aborted, and their requests in flight were not answered. The log is flushed and the server is stopped.");
+            }
+
+            if (Cancellation.IsCancellationRequested)
+            {
+                return;
+            }
+
             WriteDiagnostics(server);
             if (PassThru)
             {

@@ -47,10 +47,12 @@ public sealed class TestKeyServerCommand : KeyShellCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [Alias("Address", "Cn")]
+    [ArgumentCompleter(typeof(ComputerNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string ComputerName { get; set; } = "127.0.0.1";
 
     [Parameter(Position = 1, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ClientPortCompleter))]
     [ValidateRange(1, 65535)]
     public int Port { get; set; } = 8080;
 

@@ -21,8 +21,9 @@ internal interface IPollable
 /// thread reads, answers and sends for each of them inline, with no hop to the thread pool (on a busy
 /// 2-core machine that hop cost more than the answer itself). Level-triggered, one read per ready event,
 /// so one busy connection cannot starve the others.
-/// A registration's token is an index into this loop's table and a generation, as Tmds.LinuxAsync keys
-/// its sockets: an event for a socket closed meanwhile finds another generation and is ignored. The
+/// A registration's token is an index into this loop's table and a generation (Tmds.LinuxAsync keys its
+/// sockets by descriptor; the generation also tells a socket closed meanwhile from a new one that got its
+/// number): an event for a socket closed meanwhile finds another generation and is ignored. The
 /// table, the timers and every registration belong to this thread; other threads hand it work with
 /// <see cref="Post"/>.
 /// </summary>
@@ -87,6 +88,17 @@ internal sealed class EventLoop : IDisposable
         }
 
         return token;
+    }
+
+    /// <summary>Hands a registration to another handler (a connected socket passing from its dial to its
+    /// connection) without a system call. On the loop's thread.</summary>
+    public void Rebind(ulong token, IPollable handler)
+    {
+        var index = (int)(uint)token;
+        if (_entries[index].Generation == (uint)(token >> 32))
+        {
+            _entries[index].Handler = handler;
+        }
     }
 
     /// <summary>Changes what a registered socket waits for. On the loop's thread.</summary>

@@ -31,6 +31,7 @@ internal static unsafe class Libc
     private const int MSG_NOSIGNAL = 0x4000;
     private const int SOL_SOCKET = 1;
     private const int SO_ERROR = 4;
+    private const int SO_LINGER = 13;
     private const int IPPROTO_TCP = 6;
     private const int TCP_NODELAY = 1;
     private const int F_GETFL = 3;
@@ -186,6 +187,13 @@ internal static unsafe class Libc
     }
 
     public static void Shutdown(int fd, SocketShutdown how) => _ = shutdown(fd, (int)how);
+
+    /// <summary>Makes the next close(2) of <paramref name="fd"/> a reset (RST): SO_LINGER on, with no time to linger.</summary>
+    public static void SetResetOnClose(int fd)
+    {
+        var linger = stackalloc int[2] { 1, 0 }; // struct linger { l_onoff, l_linger }
+        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, linger, 2 * sizeof(int));
+    }
 
     public static void Close(int fd) => _ = close(fd);
 

@@ -1,5 +1,4 @@
 using System;
-using System.Net;
 using System.Net.Sockets;
 using System.Threading;
 using KeyShell.Engine.Protocol;
@@ -7,20 +6,23 @@ using KeyShell.Engine.Protocol;
 namespace KeyShell.Engine.Transport.Epoll;
 
 /// <summary>
-/// The event-loop driver: runs one session over a raw, non-blocking socket on a loop's thread, for
-/// every role. It reads into the loop's buffer, lets the session answer into the loop's scratch buffers,
-/// and sends at once; only what the socket cannot take yet is copied and kept, and no more is read until
-/// it has gone, so a peer that does not read cannot make it buffer without end. Other threads end a
-/// connection with shutdown(2) (<see cref="Abort"/>), which the loop sees as an event, or by posting to
-/// the loop; only the loop's thread closes the descriptor.
+/// The event-loop driver: runs a session over one raw, non-blocking socket on a loop's thread, whatever
+/// the session's role. It reads into the loop's buffer, lets the session answer into the loop's scratch
+/// buffers, and sends at once; only what the socket cannot take yet is copied and kept, and no more is
+/// read until it has gone, so a peer that does not read cannot make it buffer without end. Other threads
+/// end a connection with shutdown(2) (<see cref="Abort"/>), which the loop sees as an event, or by posting
+/// to the loop; only the loop's thread closes the descriptor. When the connection is over, the owner that
+/// started it hears the last step.
 /// </summary>
 internal sealed partial class PolledConnection : IPollable, IConnection
 {
-    private static readonly TimeSpan ReconnectPause = TimeSpan.FromMilliseconds(10);
+    private const int Busy = 0;
+    private const int Waiting = 1; // for the peer's next bytes: an idle close may claim it
+    private const int Claimed = 2;
 
     private readonly EventLoop _loop;
     private readonly ISession _session;
-    private readonly IPEndPoint? _remote; // where client roles (re)connect; null for an accepted connection
+    private readonly IConnectionOwner _owner;
     private SocketDescriptor? _socket;
     private ulong _token;
     private bool _registered;
@@ -31,24 +33,27 @@ internal sealed partial class PolledConnection : IPollable, IConnection
     private bool _peerEnded;
     private bool _ended;
     private int _drained;
+    private int _phase;
     private int _abortRequested;
     private int _closeWhenIdle;
     private int _blockedSince;
+    private Action? _wake;
+    private Action? _abortWait;
 
-    private PolledConnection(EventLoop loop, ISession session, IPEndPoint? remote)
+    private PolledConnection(EventLoop loop, ISession session, IConnectionOwner owner)
     {
         _loop = loop;
         _session = session;
-        _remote = remote;
+        _owner = owner;
     }
 
     private enum State
     {
         Closed,
-        Connecting,
         Open,
         Sending,
         Handling,
+        Sleeping,
         Draining,
     }
 
@@ -56,14 +61,12 @@ internal sealed partial class PolledConnection : IPollable, IConnection
 
     /// <summary>Serves an accepted descriptor; on the loop's thread. A request that came with the connect
     /// is answered at once, without waiting for another event.</summary>
-    public static void Accept(EventLoop loop, ISession session, int descriptor)
+    public static void Accept(EventLoop loop, int descriptor, ISession session, IConnectionOwner owner)
     {
-        var connection = new PolledConnection(loop, session, null);
+        var connection = new PolledConnection(loop, session, owner);
         try
         {
-            connection.Open(descriptor, Interest.Read);
-            connection._state = State.Open;
-            connection.Apply(session.Opened(connection, loop.Scratch));
+            connection.Register(new SocketDescriptor(descriptor), Interest.Read);
         }
         catch (Exception e)
         {
@@ -71,39 +74,51 @@ internal sealed partial class PolledConnection : IPollable, IConnection
             return;
         }
 
+        connection.Start();
         if (connection._state == State.Open)
         {
             connection.OnReady();
         }
     }
 
-    /// <summary>Runs a client session: connects to <paramref name="remote"/> on the loop's thread.</summary>
-    public static void Connect(EventLoop loop, ISession session, IPEndPoint remote) =>
-        loop.Post(new PolledConnection(loop, session, remote).StartConnecting);
+    /// <summary>Takes over a connected socket and its registration (watched for writing) from its dial; on
+    /// the loop's thread.</summary>
+    public static PolledConnection Adopt(EventLoop loop, SocketDescriptor socket, ulong token, ISession session, IConnectionOwner owner)
+    {
+        var connection = new PolledConnection(loop, session, owner)
+        {
+            _socket = socket,
+            _token = token,
+            _registered = true,
+            _interest = Interest.Write,
+        };
+        loop.Rebind(token, connection);
+        connection.Start();
+        return connection;
+    }
 
     public void Abort()
     {
         Interlocked.Exchange(ref _abortRequested, 1);
-        Volatile.Read(ref _socket)?.Shutdown(); // the loop sees the hang-up; with no socket, the next one sees the flag
+        Volatile.Read(ref _socket)?.Shutdown(); // the loop sees the hang-up
+        _loop.Post(_abortWait ??= AbortWait);
     }
 
     public void CloseWhenIdle()
     {
         Interlocked.Exchange(ref _closeWhenIdle, 1); // sticky: a busy connection closes when it is idle again
-        _loop.Post(() =>
+        if (TryClaimIdle())
         {
-            if (_state == State.Open)
-            {
-                Do(Step.Close);
-            }
-        });
+            CloseClaimed();
+        }
     }
 
-    public void CloseIfIdle(Func<bool> stillIdle, Action closing) => _loop.Post(() =>
+    public bool TryClaimIdle() => Interlocked.CompareExchange(ref _phase, Claimed, Waiting) == Waiting;
+
+    public void CloseClaimed() => _loop.Post(() =>
     {
-        if (_state == State.Open && stillIdle())
+        if (_state == State.Open)
         {
-            closing();
             Do(Step.Close);
         }
     });
@@ -112,7 +127,7 @@ internal sealed partial class PolledConnection : IPollable, IConnection
     {
         try
         {
-            if (Volatile.Read(ref _abortRequested) == 1 && _state is not (State.Closed or State.Handling))
+            if (Volatile.Read(ref _abortRequested) == 1 && _state != State.Closed)
             {
                 Fail(new SocketException((int)SocketError.OperationAborted));
                 return;
@@ -120,18 +135,13 @@ internal sealed partial class PolledConnection : IPollable, IConnection
 
             switch (_state)
             {
-                case State.Connecting:
-                    var error = Libc.PendingError(_socket!.Value);
-                    if (error < 0)
+                case State.Open:
+                    if (Interlocked.CompareExchange(ref _phase, Busy, Waiting) != Waiting)
                     {
-                        Fail(new ConnectFailedException(Libc.ToException(-error)));
+                        Do(Step.Close); // claimed by an idle close: its bytes are not read
                         return;
                     }
 
-                    _state = State.Open;
-                    Apply(_session.Opened(this, _loop.Scratch));
-                    break;
-                case State.Open:
                     Receive();
                     break;
                 case State.Sending:
@@ -141,8 +151,9 @@ internal sealed partial class PolledConnection : IPollable, IConnection
                     Drain();
                     break;
                 case State.Handling:
-                    // Registered for nothing while the handler runs, so only a hang-up wakes us. Level-triggered,
-                    // it would wake us again at once: stop watching, and let the handler's return close it.
+                case State.Sleeping:
+                    // Registered for nothing meanwhile, so only a hang-up wakes us. Level-triggered, it would
+                    // wake us again at once: stop watching, and let the end of the wait close it.
                     _peerEnded = true;
                     Unwatch();
                     break;
@@ -157,42 +168,29 @@ internal sealed partial class PolledConnection : IPollable, IConnection
     public void OnLoopEnded(Exception? error)
     {
         _registered = false; // the loop has let go of every registration
-        End(error ?? new ObjectDisposedException("The event loop has stopped."));
-    }
-
-    private void StartConnecting()
-    {
-        Interlocked.Exchange(ref _abortRequested, 0);
-        if (_loop.HasEnded)
+        if (_ended)
         {
-            End(new ObjectDisposedException("The event loop has stopped."));
             return;
         }
 
-        var result = Libc.Connect(_remote!, out var descriptor);
-        if (descriptor < 0)
-        {
-            Apply(_session.Failed(new ConnectFailedException(Libc.ToException(-result))));
-            return;
-        }
-
+        CloseSocket();
         try
         {
-            Open(descriptor, Interest.Write); // writable once connected, or failed
-            _state = State.Connecting;
+            _ = _session.Failed(error ?? new ObjectDisposedException("The event loop has stopped."));
         }
         catch (Exception e)
         {
-            Fail(new ConnectFailedException(e));
+            _loop.Report(e);
         }
+
+        End(Step.Close); // no new connection on a loop that has ended
     }
 
-    private void Open(int descriptor, Interest interest)
+    private void Register(SocketDescriptor socket, Interest interest)
     {
-        var socket = new SocketDescriptor(descriptor);
         try
         {
-            _token = _loop.Register(descriptor, interest, this);
+            _token = _loop.Register(socket.Value, interest, this);
         }
         catch
         {
@@ -202,11 +200,19 @@ internal sealed partial class PolledConnection : IPollable, IConnection
 
         _registered = true;
         _interest = interest;
-        _peerEnded = false;
         Interlocked.Exchange(ref _socket, socket);
-        if (Volatile.Read(ref _abortRequested) == 1)
+    }
+
+    private void Start()
+    {
+        try
         {
-            socket.Shutdown(); // aborted while there was no socket to shut down: the loop sees it now
+            _state = State.Open;
+            Apply(_session.Opened(this, _loop.Scratch));
+        }
+        catch (Exception e)
+        {
+            Fail(e);
         }
     }
 
@@ -215,7 +221,8 @@ internal sealed partial class PolledConnection : IPollable, IConnection
         var received = Libc.Receive(_socket!.Value, _loop.ReceiveBuffer);
         if (received == -Libc.EAGAIN)
         {
-            return; // woken for nothing (another reader took it, or a stale event)
+            Volatile.Write(ref _phase, Waiting); // woken for nothing (a stale event): still waiting
+            return;
         }
 
         if (received < 0)
@@ -240,7 +247,7 @@ internal sealed partial class PolledConnection : IPollable, IConnection
     private void Apply(Step step, ByteBuffer? output = null)
     {
         output ??= _loop.Scratch.Output;
-        if (output.Length > 0 && _socket is { } socket)
+        if (output.Length > 0 && step != Step.Reset && _socket is { } socket)
         {
             var sent = Libc.SendUntilFull(socket.Value, output.Span);
             if (sent < 0)
@@ -290,15 +297,14 @@ internal sealed partial class PolledConnection : IPollable, IConnection
     {
         switch (step)
         {
-            case Step.Receive when Volatile.Read(ref _closeWhenIdle) == 1:
-                Do(Step.Close); // a stop asked for this connection's close while it was busy
-                break;
             case Step.Receive:
-                _state = State.Open;
-                Watch(Interest.Read);
+                WaitForPeer();
                 break;
             case Step.Handle:
                 Handle();
+                break;
+            case Step.Sleep:
+                Sleep();
                 break;
             case Step.DrainThenClose:
                 _socket!.Shutdown(SocketShutdown.Send);
@@ -313,18 +319,28 @@ internal sealed partial class PolledConnection : IPollable, IConnection
                     }
                 });
                 break;
-            case Step.Reconnect when _remote is not null:
-                CloseSocket();
-                StartConnecting();
-                break;
-            case Step.ReconnectSoon when _remote is not null:
-                CloseSocket();
-                _loop.Schedule(ReconnectPause, StartConnecting);
+            case Step.Reset:
+                CloseSocket(reset: true);
+                End(Step.Close);
                 break;
             default:
-                End(null);
+                End(step); // Close, or a client's Reconnect: its connector opens the next connection
                 break;
         }
+    }
+
+    /// <summary>Back to waiting for the peer, unless a stop asked for this connection's close meanwhile.</summary>
+    private void WaitForPeer()
+    {
+        _state = State.Open;
+        Interlocked.Exchange(ref _phase, Waiting); // a full fence: CloseWhenIdle sees Waiting, or this sees its flag
+        if (Volatile.Read(ref _closeWhenIdle) == 1 && Interlocked.CompareExchange(ref _phase, Busy, Waiting) == Waiting)
+        {
+            Do(Step.Close);
+            return;
+        }
+
+        Watch(Interest.Read);
     }
 
     private void Drain()
@@ -364,11 +380,11 @@ internal sealed partial class PolledConnection : IPollable, IConnection
             next = Step.Close;
         }
 
-        Do(next);
+        End(next is Step.Reconnect or Step.ReconnectSoon ? next : Step.Close);
     }
 
-    /// <summary>Ends the session for good, once: its socket closes and it hears <see cref="ISession.Closed"/>.</summary>
-    private void End(Exception? error)
+    /// <summary>The connection is over, once: its socket closes and its owner hears the last step.</summary>
+    private void End(Step last)
     {
         CloseSocket();
         if (_ended)
@@ -379,12 +395,7 @@ internal sealed partial class PolledConnection : IPollable, IConnection
         _ended = true;
         try
         {
-            if (error is not null)
-            {
-                _ = _session.Failed(error);
-            }
-
-            _session.Closed();
+            _owner.ConnectionEnded(last);
         }
         catch (Exception e)
         {
@@ -410,7 +421,7 @@ internal sealed partial class PolledConnection : IPollable, IConnection
         }
     }
 
-    private void CloseSocket()
+    private void CloseSocket(bool reset = false)
     {
         var socket = Interlocked.Exchange(ref _socket, null);
         if (socket is not null)
@@ -421,7 +432,7 @@ internal sealed partial class PolledConnection : IPollable, IConnection
                 _registered = false;
             }
 
-            socket.Close(shutdownFirst: !_peerEnded);
+            socket.Close(shutdownFirst: !_peerEnded, reset);
         }
 
         _state = State.Closed;

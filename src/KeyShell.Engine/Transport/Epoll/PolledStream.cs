@@ -76,6 +76,8 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket
 
     public void ShutdownSend() => Volatile.Read(ref _socket)?.Shutdown(SocketShutdown.Send);
 
+    public void Reset() => OnLoop(() => Close(new ObjectDisposedException(nameof(PolledStream)), reset: true));
+
     public void OnReady()
     {
         if (_read.Active)
@@ -280,7 +282,7 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket
         _interest = interest;
     }
 
-    private void Close(Exception reason)
+    private void Close(Exception reason, bool reset = false)
     {
         var socket = Interlocked.Exchange(ref _socket, null);
         if (socket is not null)
@@ -291,7 +293,7 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket
                 _registered = false;
             }
 
-            socket.Close(shutdownFirst: false);
+            socket.Close(shutdownFirst: false, reset);
         }
 
         _read.Fail(reason);

@@ -28,8 +28,9 @@ internal sealed class SocketDescriptor
         }
     }
 
-    /// <summary>Closes the descriptor once; later calls do nothing.</summary>
-    public void Close(bool shutdownFirst)
+    /// <summary>Closes the descriptor once; later calls do nothing. <paramref name="reset"/> ends the
+    /// connection with RST instead of an orderly end (what is unsent is discarded).</summary>
+    public void Close(bool shutdownFirst, bool reset = false)
     {
         lock (this)
         {
@@ -38,7 +39,11 @@ internal sealed class SocketDescriptor
                 return;
             }
 
-            if (shutdownFirst)
+            if (reset)
+            {
+                Libc.SetResetOnClose(_value);
+            }
+            else if (shutdownFirst)
             {
                 Libc.Shutdown(_value, SocketShutdown.Both);
             }

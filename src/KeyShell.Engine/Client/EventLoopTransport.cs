@@ -5,13 +5,12 @@ using KeyShell.Engine.Transport.Epoll;
 
 namespace KeyShell.Engine.Client;
 
-/// <summary>Client sessions on Linux event loops: spread over one loop per processor, round robin.</summary>
-internal sealed class EventLoopClientDriver : ClientDriver
+/// <summary>Connections on Linux event loops: spread over one loop per processor, round robin; plain text only.</summary>
+internal sealed class EventLoopTransport : ClientTransport
 {
     private readonly EventLoop[] _loops;
-    private int _next;
 
-    public EventLoopClientDriver(int loops, string name, Action<Exception> onError)
+    public EventLoopTransport(int loops, string name, Action<Exception> onError)
     {
         _loops = new EventLoop[loops];
         try
@@ -30,7 +29,8 @@ internal sealed class EventLoopClientDriver : ClientDriver
 
     public override bool UsesEventLoops => true;
 
-    public override void Start(ISession session, IPEndPoint remote) => PolledConnection.Connect(_loops[_next++ % _loops.Length], session, remote);
+    public override IConnection Dial(int slot, IPEndPoint remote, ISession session, IDialOwner owner) =>
+        PolledDial.Start(_loops[(uint)slot % _loops.Length], remote, session, owner);
 
     public override void Dispose()
     {

@@ -1,0 +1,111 @@
+using System;
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace KeyShell.Engine.Transport.Epoll;
+
+/// <summary>
+/// The two waits a session can ask for, during which nothing is read: its asynchronous work (a request
+/// handler, off the loop) and a sleep (a loop timer). The socket stays registered for nothing meanwhile,
+/// so a hang-up still reaches the loop.
+/// </summary>
+internal sealed partial class PolledConnection
+{
+    private void Handle()
+    {
+        _state = State.Handling;
+        Watch(Interest.None);
+        var scratch = new Scratch(); // the loop's own buffers serve its other connections meanwhile
+        _session.HandleAsync(scratch).ContinueWith(
+            done => _loop.Post(() => Resume(done, scratch)),
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    private void Resume(Task<Step> done, Scratch scratch)
+    {
+        try
+        {
+            if (_state != State.Handling)
+            {
+                return; // the loop ended meanwhile and closed the connection
+            }
+
+            if (_loop.HasEnded || _peerEnded || Volatile.Read(ref _abortRequested) == 1 || done.IsFaulted || done.IsCanceled)
+            {
+                Fail(done.Exception?.InnerException ?? new SocketException((int)SocketError.OperationAborted));
+                return;
+            }
+
+            _state = State.Open;
+            Apply(done.Result, scratch.Output);
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
+        finally
+        {
+            scratch.Release();
+        }
+    }
+
+    /// <summary>An abort ends a wait at once, also one whose socket the loop no longer watches (its peer
+    /// left meanwhile): the handler's reply, when it comes, finds the connection closed.</summary>
+    private void AbortWait()
+    {
+        if (_state is State.Handling or State.Sleeping)
+        {
+            Fail(new SocketException((int)SocketError.OperationAborted));
+        }
+    }
+
+    private void Sleep()
+    {
+        _state = State.Sleeping;
+        Watch(Interest.None);
+        _wake ??= Wake;
+        WakeOrWait();
+    }
+
+    /// <summary>Wakes the session once its time has come; a loop timer, in whole milliseconds, may come a
+    /// little early or be left from an earlier sleep, so each one looks at the clock.</summary>
+    private void Wake()
+    {
+        if (_state != State.Sleeping)
+        {
+            return; // closed meanwhile, or a timer left from an earlier sleep
+        }
+
+        try
+        {
+            WakeOrWait();
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
+    }
+
+    private void WakeOrWait()
+    {
+        var remaining = _session.WakeAt - Stopwatch.GetTimestamp();
+        if (remaining > 0)
+        {
+            _loop.Schedule(TimeSpan.FromMilliseconds(Math.Ceiling(remaining * 1000.0 / Stopwatch.Frequency)), _wake!);
+            return;
+        }
+
+        if (_peerEnded)
+        {
+            Fail(new SocketException((int)SocketError.ConnectionReset)); // the peer left while the session slept
+            return;
+        }
+
+        _state = State.Open;
+        Apply(_session.Woken(_loop.Scratch));
+    }
+}
