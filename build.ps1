@@ -155,6 +155,9 @@ function Invoke-Build {
     $staging = Join-Path $Out 'staging'
     Invoke-Dotnet publish $engine -c $Configuration -f net8.0 -o (Join-Path $staging 'Core') --nologo -v quiet
     Invoke-Dotnet publish $engine -c $Configuration -f netstandard2.0 -o (Join-Path $staging 'Desktop') --nologo -v quiet
+    # Export-KeyMeasurement's pictures: PowerShell 7 only, with SkiaSharp's native library for the platforms
+    # PowerShell 7 mostly runs on (all of SkiaSharp's would add 150 MB to the module).
+    Invoke-Dotnet publish (Join-Path $Root 'src/KeyShell.Plot') -c $Configuration -f net8.0 -o (Join-Path $staging 'Plot') --nologo -v quiet
 
     if (Test-Path $ModuleOut) { Remove-Item $ModuleOut -Recurse -Force }
     $null = New-Item -ItemType Directory -Force -Path $ModuleOut
@@ -165,6 +168,13 @@ function Invoke-Build {
         $target = Join-Path $ModuleOut "Dependencies/$edition"
         $null = New-Item -ItemType Directory -Force -Path $target
         Copy-Item (Join-Path $staging "$edition/*.dll") $target
+    }
+    $core = Join-Path $ModuleOut 'Dependencies/Core'
+    Copy-Item (Join-Path $staging 'Plot/*.dll') $core
+    foreach ($runtime in 'linux-x64', 'linux-arm64', 'osx', 'win-x64') {
+        $native = Join-Path $core "runtimes/$runtime/native"
+        $null = New-Item -ItemType Directory -Force -Path $native
+        Copy-Item (Join-Path $staging "Plot/runtimes/$runtime/native/*") $native
     }
 
     $manifest = Join-Path $ModuleOut 'KeyShell.psd1'

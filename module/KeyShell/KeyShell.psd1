@@ -10,6 +10,7 @@
     PowerShellVersion    = '5.1'
     CompatiblePSEditions = @('Desktop', 'Core')
     FormatsToProcess     = @('KeyShell.Format.ps1xml')
+    TypesToProcess       = @('KeyShell.Types.ps1xml')
     CmdletsToExport      = @(
         'Start-KeyServer'
         'Stop-KeyServer'
@@ -18,6 +19,7 @@
         'Invoke-KeyClient'
         'Measure-KeyServer'
         'Merge-KeyMeasurement'
+        'Export-KeyMeasurement'
         'Set-KeyServer'
         'Get-KeyConversation'
         'Test-KeyConversation'

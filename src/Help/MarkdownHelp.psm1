@@ -222,7 +222,8 @@ function ConvertTo-Maml {
         $writer.WriteEndElement()
 
         $writer.WriteStartElement('command', 'parameters', $script:Command)
-        foreach ($name in $info.Parameters.Keys | Where-Object { $_ -notin $script:CommonParameters }) {
+        # PSBase: a cmdlet with a parameter named Keys (Measure-KeyServer -Keys) would give that parameter, not the names.
+        foreach ($name in $info.Parameters.PSBase.Keys | Where-Object { $_ -notin $script:CommonParameters }) {
             $metadata = $info.Parameters[$name]
             $firstSet = @($metadata.ParameterSets.Values)[0]
             $setInfo = [pscustomobject]@{ IsMandatory = $firstSet.IsMandatory; Position = $firstSet.Position }

@@ -11,11 +11,14 @@ namespace KeyShell;
 /// modules'. On PowerShell 7 they load into a private AssemblyLoadContext from Dependencies/Core; only
 /// KeyShell.Engine is reached from the default context, and everything it needs resolves inside ours.
 /// On Windows PowerShell 5.1 there are no load contexts: Dependencies/Desktop is searched when the
-/// runtime cannot find an assembly, so a different version loaded first by another module wins there.
+/// runtime cannot find an assembly, so a different version loaded first by another module wins there; the
+/// drawing library is not shipped for it (Export-KeyMeasurement says so for a .png or .svg).
 /// </summary>
 internal static class DependencyResolver
 {
     internal const string EngineAssembly = "KeyShell.Engine";
+
+    internal const string PlotAssembly = "KeyShell.Plot";
 
     internal static void Install()
     {
@@ -36,7 +39,7 @@ internal static class DependencyResolver
     {
         var context = new DependencyLoadContext(directory);
         AssemblyLoadContext.Default.Resolving += (_, name) =>
-            name.Name == EngineAssembly ? context.LoadFromAssemblyName(name) : null;
+            name.Name == EngineAssembly || name.Name == PlotAssembly ? context.LoadFromAssemblyName(name) : null;
     }
 
     private static Assembly? LoadDesktop(string directory, AssemblyName name)
@@ -56,6 +59,27 @@ internal static class DependencyResolver
             // Ours first; anything not shipped in Dependencies (the framework) comes from the default context.
             var path = Path.Combine(_directory, assemblyName.Name + ".dll");
             return File.Exists(path) ? LoadFromAssemblyPath(path) : null;
+        }
+
+        /// <summary>A native library of ours (libSkiaSharp): from runtimes/&lt;platform&gt;/native, as .NET lays them out.</summary>
+        protected override IntPtr LoadUnmanagedDll(string unmanagedDllName)
+        {
+            var platform = RuntimeInformation.IsOSPlatform(OSPlatform.Windows) ? "win"
+                : RuntimeInformation.IsOSPlatform(OSPlatform.OSX) ? "osx"
+                : "linux";
+            var architecture = RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant();
+            var folder = Path.Combine(_directory, "runtimes", platform == "osx" ? "osx" : platform + "-" + architecture, "native"); // osx: one universal library
+            var extension = platform == "win" ? ".dll" : platform == "osx" ? ".dylib" : ".so";
+            foreach (var file in new[] { unmanagedDllName, unmanagedDllName + extension, "lib" + unmanagedDllName + extension })
+            {
+                var path = Path.Combine(folder, file);
+                if (File.Exists(path))
+                {
+                    return LoadUnmanagedDllFromPath(path);
+                }
+            }
+
+            return IntPtr.Zero; // not ours: the default probing goes on
         }
     }
 }

@@ -23,6 +23,12 @@ internal static class ErrorIds
     public const string NoConversationLog = "NoConversationLog";
     public const string InvalidFault = "InvalidFault";
     public const string LogNotFound = "LogNotFound";
+    public const string UnexpectedReply = "UnexpectedReply";
+    public const string UnsupportedExportFormat = "UnsupportedExportFormat";
+    public const string PictureNotSupported = "PictureNotSupported";
+    public const string OneHistogramPerFile = "OneHistogramPerFile";
+    public const string ExportFileExists = "ExportFileExists";
+    public const string ExportPathUnwritable = "ExportPathUnwritable";
 
     public static (string Id, ErrorCategory Category) For(KeyServerErrorKind kind) => kind switch
     {
@@ -47,6 +53,7 @@ internal static class ErrorIds
         FailureKind.ProtocolError => ("ProtocolError", ErrorCategory.ProtocolError),
         FailureKind.TlsCertificateUntrusted => (TlsCertificateUntrusted, ErrorCategory.SecurityError),
         FailureKind.TlsHandshakeFailed => ("TlsHandshakeFailed", ErrorCategory.ConnectionError),
+        FailureKind.UnexpectedReply => (UnexpectedReply, ErrorCategory.InvalidResult),
         _ => ("Cancelled", ErrorCategory.OperationStopped),
     };
 

@@ -262,4 +262,55 @@ function Get-RoundRatios([double[]] $Numerators, [double[]] $Denominators) {
     }
 }
 
+# Measure-KeyServer against keyload on the same server, the same load (8 persistent connections, closed loop),
+# alternating within each round: the load generator must measure the server, not itself. Then -Rate at about
+# half of what the closed loop reached (within the server's reach), for a few seconds: the achieved rate
+# against the asked one (within 1 %, the issue says).
+function Compare-MeasureKeyServer {
+    param([Parameter(Mandatory)] [string] $Keyload, [Parameter(Mandatory)] [int] $Port, [int] $Rounds = 3, [int] $RateSeconds = 5)
+    # Warm-up, not measured: the JIT tiers up the generator's code over its first runs (keyload is compiled C).
+    foreach ($warmup in 1..2) { $null = Measure-KeyServer -Port $Port -Concurrency 8 -Count 50000 -ProgressAction SilentlyContinue -WarningAction SilentlyContinue }
+    $runs = foreach ($round in 1..$Rounds) {
+        $measured = $keyloadRun = $null
+        foreach ($which in $(if ($round % 2) { 'measure', 'keyload' } else { 'keyload', 'measure' })) {
+            Write-Host ("round {0}: Measure-KeyServer vs keyload ({1})" -f $round, $which)
+            if ($which -eq 'measure') { $measured = Measure-KeyServer -Port $Port -Concurrency 8 -Count 120000 -ProgressAction SilentlyContinue -WarningAction SilentlyContinue }
+            else { $keyloadRun = Invoke-Keyload -Keyload $Keyload -Port $Port -Wire line -Mode persist -Workers 8 -PerWorker 15000 }
+        }
+        [pscustomobject]@{
+            MeasureKeyServer = $measured.RequestsPerSecond; MeasureErrors = $measured.Errors
+            MeasureP50Microseconds = $measured.P50.TotalMilliseconds * 1000; MeasureP99Microseconds = $measured.P99.TotalMilliseconds * 1000
+            Keyload = $keyloadRun.RequestsPerSecond; KeyloadErrors = $keyloadRun.Bad; KeyloadP50Microseconds = $keyloadRun.P50; KeyloadP99Microseconds = $keyloadRun.P99
+        }
+    }
+    $closed = Get-Median $runs.MeasureKeyServer
+    $asked = [math]::Max(1000, [math]::Floor($closed / 2 / 1000) * 1000)
+    Write-Host "Measure-KeyServer -Rate $asked for $RateSeconds s"
+    $rated = Measure-KeyServer -Port $Port -Concurrency 8 -Rate $asked -Duration $RateSeconds -WarmupSec 1 -ProgressAction SilentlyContinue -WarningAction SilentlyContinue
+    [pscustomobject]@{
+        MeasureKeyServerPerSecond = $closed
+        KeyloadPerSecond          = Get-Median $runs.Keyload
+        Ratio                     = $closed / [math]::Max(1, (Get-Median $runs.Keyload))
+        MeasureP99Microseconds    = Get-Median $runs.MeasureP99Microseconds
+        KeyloadP99Microseconds    = Get-Median $runs.KeyloadP99Microseconds
+        Errors                    = ($runs | Measure-Object MeasureErrors -Sum).Sum + ($runs | Measure-Object KeyloadErrors -Sum).Sum
+        Rounds                    = @($runs)
+        RateAsked                 = $asked
+        RateAchieved              = $rated.AchievedRate
+        RateRatio                 = $rated.AchievedRate / $asked
+        RateLateRequests          = $rated.LateRequests
+        RateErrors                = $rated.Errors
+        RateP99Microseconds       = $rated.P99.TotalMilliseconds * 1000
+        RateUncorrectedP99Microseconds = $rated.Uncorrected.P99.TotalMilliseconds * 1000
+    }
+}
+
+# Prints what Compare-MeasureKeyServer returned.
+function Write-MeasureKeyServer([Parameter(Mandatory)] $Row) {
+    Write-Host ('Measure-KeyServer {0:N0}/s (p99 {1:N0} us), keyload {2:N0}/s (p99 {3:N0} us) on the same server, 8 persistent, closed loop: ratio {4:0.00}{5}.' -f
+        $Row.MeasureKeyServerPerSecond, $Row.MeasureP99Microseconds, $Row.KeyloadPerSecond, $Row.KeyloadP99Microseconds, $Row.Ratio, $(if ($Row.Errors) { " ERR $($Row.Errors)" }))
+    Write-Host ('Measure-KeyServer -Rate {0:N0}: achieved {1:N1}/s ({2:P2} of the rate asked), {3} late, {4} errors; p99 {5:N0} us (uncorrected {6:N0} us).' -f
+        $Row.RateAsked, $Row.RateAchieved, $Row.RateRatio, $Row.RateLateRequests, $Row.RateErrors, $Row.RateP99Microseconds, $Row.RateUncorrectedP99Microseconds)
+}
+
 Export-ModuleMember -Function *

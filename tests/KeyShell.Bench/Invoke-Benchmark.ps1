@@ -5,7 +5,8 @@
     KeyShell (log on, log off), memcached and limitd (the least a server can do per request), driven by the
     same neutral load generator (keyload) in the same run, alternating, three rounds; medians. Then the costs
     of the meters and of -Wait's console, each as a pair of servers alternating. Then memory (1,000 idle connections; before and after
-    1,000,000 requests), the client (Invoke-KeyClient against keyload on the same load), and TLS: KeyShell
+    1,000,000 requests), the client (Invoke-KeyClient against keyload on the same load), the load generator
+    (Measure-KeyServer against keyload on the same server, closed loop; -Rate's achieved rate against the asked), and TLS: KeyShell
     with a certificate against memcached -Z with the same one, driven by keyload -t (8 persistent
     connections, and a connection per request, a full handshake each). Prints tables and writes JSON to
     out/bench/.
@@ -157,6 +158,9 @@ try {
         $keyloadRun = Invoke-Keyload -Keyload $keyload -Port $plain.Port -Wire line -Mode persist -Workers 64 -PerWorker 1000
         [pscustomobject]@{ InvokeKeyClient = @($replies).Count / $elapsed.TotalSeconds; Keyload = $keyloadRun.RequestsPerSecond }
     }
+
+    # The load generator: Measure-KeyServer against keyload on the same server, then -Rate held or not.
+    $generator = Compare-MeasureKeyServer -Keyload $keyload -Port $plain.Port -Rounds $Rounds
 }
 finally {
     foreach ($target in $targets) {
@@ -250,6 +254,7 @@ Write-Host ('Programmable, 8 persistent connections (log off): ' + (($programmed
 Write-BenchPair -Title "Meters: a MeterListener on KeyShell.Server attached vs none (log off; medians of $Rounds alternating rounds; the listener counted $metered requests):" -First without -Second with -Rows $meters
 Write-BenchPair -Title "The seed's console: Start-KeyServer -Wait (echoing every connection and request it can show) vs the same server in the background (log on; medians of $Rounds alternating rounds):" -First background -Second wait -Rows $console
 Write-Host ('Client: Invoke-KeyClient {0:N0}/s, keyload {1:N0}/s on the same load (64 x 1,000 persistent): ratio {2:0.00}.' -f $client.InvokeKeyClientPerSecond, $client.KeyloadPerSecond, $client.Ratio)
+Write-MeasureKeyServer $generator
 
 # TLS: KeyShell with a certificate (log on, log off) against memcached -Z with the same certificate, driven by
 # keyload -t, alternating within each round. A KeyShell server that does not answer over TLS (its transport
@@ -347,7 +352,7 @@ if ($tlsCertificate) {
 
 $report = [pscustomobject]@{
     Date = [DateTime]::UtcNow.ToString('o'); Cores = [Environment]::ProcessorCount; Rounds = $Rounds
-    Keyload = $keyload; Memcached = [bool]$memcached; Limitd = [bool]$limitd; Scenarios = $rows; Programmable = $programmed; Meters = $meters; Console = $console; Memory = $memory; Client = $client
+    Keyload = $keyload; Memcached = [bool]$memcached; Limitd = [bool]$limitd; Scenarios = $rows; Programmable = $programmed; Meters = $meters; Console = $console; Memory = $memory; Client = $client; Generator = $generator
     Tls = [pscustomobject]@{ Keyload = $keyloadTls; Scenarios = @($tlsRows); Notes = @($tlsNotes) }
 }
 $json = Join-Path $OutDirectory ("bench-{0:yyyyMMdd-HHmmss}.json" -f [DateTime]::UtcNow)

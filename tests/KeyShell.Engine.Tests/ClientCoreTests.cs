@@ -67,8 +67,10 @@ public class ClientCoreTests
         });
         var probe = await KeyProbe.ProbeAsync("127.0.0.1", ((IPEndPoint)listener.LocalEndpoint).Port, Bound, sendRequest: true, CancellationToken.None).WaitAsync(Bound);
         await serve.WaitAsync(Bound);
-        Assert.True(probe.Reachable);
+        Assert.True(probe.Connected);
+        Assert.False(probe.Reachable); // a reply cut off by a close is not the protocol's
         Assert.Equal("Response without an end", probe.Reply);
+        Assert.Contains("before the reply's line end", probe.Error);
     }
 
     private sealed class ThrowingObserver : IKeyClientObserver

@@ -68,7 +68,7 @@ Describe 'A -Handler request that times out while queued' {
         (Invoke-KeyClient -Sequences 'b mark' -Port $server.Port -TimeoutSec 60).Reply | Should -Be 'Error: handler timed out'
         [System.IO.File]::WriteAllText($fifo, 'released') # the holding handler returns; the worker takes the queue
         ($holder | Wait-Job -Timeout 30 | Receive-Job).Reply | Should -Be 'Error: handler timed out'
-        (Invoke-KeyClient -Sequences 'c after' -Port $server.Port -TimeoutSec 60).Reply | Should -Be 'ok'
+        (Invoke-KeyClient -Sequences 'c after' -Port $server.Port -TimeoutSec 60 -SkipReplyCheck).Reply | Should -Be 'ok' # the handler's own form
         Test-Path $marker | Should -BeFalse -Because 'a request given up in the queue must not run later'
     }
 }

@@ -206,7 +206,9 @@ Describe 'Test-KeyServer' {
         $silent.Start()
         try {
             $result = Test-KeyServer -Port $silent.LocalEndpoint.Port -Detailed -TimeoutSec 1
-            $result.Reachable | Should -BeTrue
+            $result.Connected | Should -BeTrue
+            $result.Reachable | Should -BeFalse -Because 'a port that takes connections and never answers is no key server'
+            Test-KeyServer -Port $silent.LocalEndpoint.Port -TimeoutSec 1 | Should -BeFalse
             $result.Reply | Should -BeNullOrEmpty
             $result.Error | Should -Match 'no answer'
         }
@@ -218,8 +220,10 @@ Describe 'Test-KeyServer' {
         $result = Test-KeyServer -Port $server.Port -Detailed
         $result.ComputerName | Should -Be '127.0.0.1'
         $result.Port | Should -Be $server.Port
+        $result.Connected | Should -BeTrue
         $result.Reachable | Should -BeTrue
         $result.Reply | Should -Be 'Response for the key 0 : 12'
+        $result.Error | Should -BeNullOrEmpty
         $result.Latency | Should -BeOfType [timespan]
     }
 

@@ -17,7 +17,8 @@ Describe 'Measure-KeyServer -StartAt' {
             $result.StartTime | Should -BeGreaterOrEqual $at
             $result.StartTime.Kind | Should -Be 'Utc'
             $result.EndTime | Should -Be ($result.StartTime + $result.Elapsed)
-            ($result.LatencyCounts | Measure-Object -Sum).Sum | Should -Be 2000
+            $result.Histogram.TotalCount | Should -Be 2000
+            ($result.Timeline | Measure-Object Requests -Sum).Sum | Should -Be 2000
             @($shell.Streams.Progress | Where-Object StatusDescription -Like 'Waiting to start at *').Count | Should -BeGreaterThan 0
             $shell.Streams.Progress[-1].RecordType | Should -Be 'Completed'
             $shell.Streams.Warning.Count | Should -Be 0
@@ -58,7 +59,8 @@ Describe 'Merge-KeyMeasurement' {
         $merged.EndTime | Should -Be ($runs.EndTime | Sort-Object | Select-Object -Last 1)
         $merged.RequestsPerSecond | Should -Be (6000 / $merged.Elapsed.TotalSeconds)
         $merged.Max | Should -Be ($runs.Max | Sort-Object | Select-Object -Last 1)
-        ($merged.LatencyCounts | Measure-Object -Sum).Sum | Should -Be 6000
+        $merged.Histogram.TotalCount | Should -Be 6000
+        ($merged.Timeline | Measure-Object Requests -Sum).Sum | Should -Be 6000
         $merged.P50 | Should -BeLessOrEqual $merged.P99
     }
 
@@ -71,12 +73,16 @@ Describe 'Merge-KeyMeasurement' {
         try {
             $remote = $job | Wait-Job -Timeout 120 | Receive-Job
             $remote.PSObject.TypeNames[0] | Should -Be 'Deserialized.KeyShell.Engine.Client.LoadResult'
-            ($remote.LatencyCounts | Measure-Object -Sum).Sum | Should -Be 1500
+            $remote.Histogram.TotalCount | Should -Be 1500 -Because 'the histogram''s figures travel too'
+            ($remote.Timeline | Measure-Object Requests -Sum).Sum | Should -Be 1500 -Because 'the timeline travels with its seconds'
+            $remote.EncodedHistogram | Should -Match '^HISTF'
+            $remote.'P99.9' | Should -Be $remote.P999
             $live = Measure-KeyServer -Port $Server.Port -Count 500 -Concurrency 2
             $merged = $remote, $live | Merge-KeyMeasurement
             $merged.Requests | Should -Be 2000
             $merged.Runs | Should -Be 2
-            ($merged.LatencyCounts | Measure-Object -Sum).Sum | Should -Be 2000
+            $merged.Histogram.TotalCount | Should -Be 2000
+            ($merged.Timeline | Measure-Object Requests -Sum).Sum | Should -Be 2000
             ($merged | Format-Table | Out-String) | Should -Match 'Requests/s'
             ($remote | Format-Table | Out-String) | Should -Match 'Requests/s' -Because 'deserialized results have the same view'
         }
@@ -142,7 +148,8 @@ Describe 'Load from several machines over PowerShell remoting' {
             $merged.Requests | Should -Be 9000
             $merged.Errors | Should -Be 0
             $server.Requests | Should -Be $merged.Requests
-            ($merged.LatencyCounts | Measure-Object -Sum).Sum | Should -Be 9000
+            $merged.Histogram.TotalCount | Should -Be 9000
+            ($merged.Timeline | Measure-Object Requests -Sum).Sum | Should -Be 9000
             foreach ($result in $results) { $result.StartTime | Should -BeGreaterOrEqual $at }
             Write-Host ("Remoting: 3 generators (2 SSH sessions, 1 job) started at {0:HH:mm:ss.fff} UTC (spread {1:N0} ms); merged {2} requests, {3:N0}/s over {4:N2} s, p50 {5:N3} ms, p99 {6:N3} ms; server counted {7}." -f
                 $at, (($results.StartTime | Measure-Object -Maximum).Maximum - ($results.StartTime | Measure-Object -Minimum).Minimum).TotalMilliseconds,

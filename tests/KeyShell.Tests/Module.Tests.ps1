@@ -2,7 +2,7 @@ BeforeAll {
     Import-Module $env:KEYSHELL_MODULE -Force
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     $script:Directory = New-TestDirectory
-    $script:Expected = 'Compare-KeyConversation', 'ConvertTo-KeySequence', 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'New-KeyFault', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer'
+    $script:Expected = 'Compare-KeyConversation', 'ConvertTo-KeySequence', 'Export-KeyMeasurement', 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'New-KeyFault', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer'
     $script:ExpectedFunctions = @('Use-KeyServer')
 }
 
@@ -33,7 +33,7 @@ Describe 'The module manifest' {
 }
 
 Describe 'Every cmdlet' -ForEach @(
-    'Compare-KeyConversation', 'ConvertTo-KeySequence', 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'New-KeyFault', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer', 'Use-KeyServer'
+    'Compare-KeyConversation', 'ConvertTo-KeySequence', 'Export-KeyMeasurement', 'Get-KeyConversation', 'Get-KeyServer', 'Invoke-KeyClient', 'Measure-KeyServer', 'Merge-KeyMeasurement', 'New-KeyFault', 'Set-KeyServer', 'Start-KeyServer', 'Stop-KeyServer', 'Test-KeyConversation', 'Test-KeyServer', 'Use-KeyServer'
 ) {
     It '<_> declares its output type, and each output type has a default view' {
         $types = (Get-Command $_).OutputType.Name

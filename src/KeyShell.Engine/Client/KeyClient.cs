@@ -56,6 +56,8 @@ public sealed class KeyClient : ISequenceOwner
 
     string ISequenceOwner.DisplayEndPoint => DisplayEndPoint;
 
+    bool ISequenceOwner.SkipReplyCheck => Options.SkipReplyCheck;
+
     /// <summary>For tests: how the resolver finds addresses (a test can hold it back, to time it out).</summary>
     internal static Func<string, CancellationToken, Task<IPAddress[]>> LookUp { get; set; } = HostLookUp.GetAddressesAsync;
 

@@ -21,6 +21,9 @@ public enum FailureKind
     TlsCertificateUntrusted,
     /// <summary>The TLS handshake failed: the port is not TLS, the server refused the client's certificate, or it timed out.</summary>
     TlsHandshakeFailed,
+    /// <summary>The reply is not the protocol's reply to the key sent (another protocol, another key's
+    /// answer, a reply cut off, a line nobody asked for): the sequence stops there.</summary>
+    UnexpectedReply,
 }
 
 /// <summary>A sequence that could not finish: which key it stopped at, and why.</summary>

@@ -41,6 +41,10 @@ public sealed partial class KeyClientOptions
 
     public bool Timestamps { get; set; }
 
+    /// <summary>Counts any one-line reply that does not start with <c>Error:</c> as an answer, for servers whose
+    /// handlers compute replies of their own form (Invoke-KeyClient -SkipReplyCheck).</summary>
+    public bool SkipReplyCheck { get; set; }
+
     /// <summary>For tests: false runs the sequences on the portable async path even where event loops run.</summary>
     internal bool UseEventLoops { get; set; } = true;
 }

@@ -7,14 +7,21 @@ namespace KeyShell.Engine.Client;
 /// <summary>One reply to one key of a sequence.</summary>
 public sealed class KeyReply
 {
+    /// <summary>A reply judged by the protocol's check (<see cref="ReplyCheck"/>).</summary>
     public KeyReply(string clientId, int index, string key, string reply, TimeSpan latency)
+        : this(clientId, index, key, reply, latency, ReplyCheck.Classify(reply, key))
+    {
+    }
+
+    public KeyReply(string clientId, int index, string key, string reply, TimeSpan latency, ReplyKind kind)
     {
         ClientId = clientId;
         Index = index;
         Key = key;
         Reply = reply;
         Latency = latency;
-        IsError = reply.StartsWith(Replies.ErrorPrefix, StringComparison.Ordinal);
+        Kind = kind;
+        IsError = kind != ReplyKind.Response;
         Value = IsError ? null : ParseValue(reply);
     }
 
@@ -31,6 +38,11 @@ public sealed class KeyReply
     /// <summary>The number at the end of <c>"Response for the key 7 : 67"</c>, when the reply has one.</summary>
     public long? Value { get; }
 
+    /// <summary>Response (the protocol's answer to the key), ErrorReply (<c>Error: ...</c>), or UnexpectedReply
+    /// (not the protocol's reply to this key: another protocol, another key's answer, a reply cut off).</summary>
+    public ReplyKind Kind { get; }
+
+    /// <summary>True for an error reply and for a reply that is not the protocol's.</summary>
     public bool IsError { get; }
 
     /// <summary>From sending the request to the whole reply, connecting included in PerMessage mode.</summary>

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
 using System.Text;
@@ -11,56 +12,79 @@ namespace KeyShell.Engine.Client;
 
 /// <summary>
 /// Loads any server that speaks KeyShell's protocol, as redis-benchmark does for Redis: workers send
-/// <c>w&lt;n&gt; &lt;key&gt;</c> requests over persistent or per-request connections, optionally pipelined.
-/// Each worker is a <see cref="LoadSession"/> on the client driver (Linux event loops where they run: a
-/// load generator that spends less of the machine leaves more of it to the server it measures). One
-/// timer enforces the request timeout (no timer or token per request).
+/// <c>&lt;prefix&gt;&lt;n&gt; &lt;key&gt;</c> requests over persistent or per-request connections, optionally
+/// pipelined. Each worker is a <see cref="LoadSession"/> on the client driver (Linux event loops where they
+/// run: a load generator that spends less of the machine leaves more of it to the server it measures). One
+/// timer enforces the request timeout (no timer or token per request); the run's own loop samples what the
+/// workers recorded at each whole second of the UTC clock, into the timeline and the progress.
 /// </summary>
 public sealed class LoadGenerator : ILoadOwner
 {
     private readonly ClientMetrics _metrics;
+    private readonly byte[][] _keyBytes;
     private LoadSession[] _workers = Array.Empty<LoadSession>();
     private Exception? _failure;
     private long _completed;
-    private long _errors;
+    private volatile LoadProgress? _progress;
+    private volatile bool _interrupted;
 
+    /// <summary>Throws <see cref="LoadOptionsException"/> when the options cannot work.</summary>
     public LoadGenerator(LoadOptions options)
     {
         Options = options ?? throw new ArgumentNullException(nameof(options));
+        options.Validate();
         _metrics = new ClientMetrics(options.ComputerName, options.Port);
-        if (options.Concurrency < 1 || options.Pipeline < 1 || options.Count < 0 || options.Timeout <= TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(nameof(options), "Concurrency and Pipeline must be at least 1, Count at least 0, Timeout above 0.");
-        }
-
-        if (options.Pipeline > 1 && (options.Connection != ConnectionMode.Persistent || options.Framing != Framing.Line))
-        {
-            throw new ArgumentException("Pipelining needs persistent connections and line framing.", nameof(options));
-        }
+        _keyBytes = options.Keys.Select(k => Encoding.ASCII.GetBytes(k)).ToArray();
     }
 
-    /// <summary>Requests finished so far (for progress).</summary>
+    /// <summary>Measured requests finished so far (for progress).</summary>
     public long Completed => Interlocked.Read(ref _completed);
 
-    internal LoadOptions Options { get; }
+    /// <summary>What the run has measured so far, refreshed each second; null until the first second is sampled.</summary>
+    public LoadProgress? Progress => _progress;
+
+    /// <summary>What the run does (validated).</summary>
+    public LoadOptions Options { get; }
 
     LoadOptions ILoadOwner.Options => Options;
 
+    byte[][] ILoadOwner.KeyBytes => _keyBytes;
+
+    long ILoadOwner.RunStart => RunStart;
+
+    long ILoadOwner.MeasureFrom => MeasureFrom;
+
+    long ILoadOwner.RunDeadline => RunDeadline;
+
+    /// <summary>Stopwatch timestamp from which requests are measured (the warm-up's end).</summary>
+    internal long MeasureFrom { get; set; } = long.MaxValue;
+
+    /// <summary>Stopwatch timestamp at which the run began (after StartAt; the warm-up's start).</summary>
+    internal long RunStart { get; set; }
+
+    /// <summary>Stopwatch timestamp at which a timed run stops sending.</summary>
+    internal long RunDeadline { get; set; } = long.MaxValue;
+
+    /// <summary>
+    /// Runs the load. A cancel before the first request (while waiting for StartAt) throws
+    /// OperationCanceledException; a cancel after it ends the run and returns what ran, marked Interrupted.
+    /// </summary>
     public async Task<LoadResult> RunAsync(CancellationToken cancellationToken = default)
     {
         var endPoint = await KeyClient.ResolveAsync(Options.ComputerName, Options.Port, cancellationToken).ConfigureAwait(false);
-        var histograms = Enumerable.Range(0, Options.Concurrency).Select(_ => new LatencyHistogram()).ToArray();
         await StartClock.WaitUntilAsync(Options.StartAt, cancellationToken).ConfigureAwait(false);
-        var startTime = DateTime.UtcNow;
-        var stopwatch = Stopwatch.StartNew();
-        var runDeadline = Options.Count == 0 ? Stopwatch.GetTimestamp() + (long)(Options.Duration.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
+        var clock = new RunClock(DateTime.UtcNow, RunStart = Stopwatch.GetTimestamp(), Options.Warmup);
+        MeasureFrom = clock.MeasureFrom;
+        RunDeadline = Options.Count == 0 ? clock.MeasureFrom + RunClock.Ticks(Options.Duration) : long.MaxValue;
+        var recorder = new LoadRecorder(Math.Min(Options.Concurrency, Math.Min(16, Environment.ProcessorCount)));
         var workers = _workers = Enumerable.Range(0, Options.Concurrency)
             .Where(id => QuotaOf(id) > 0)
-            .Select(id => new LoadSession(this, id, QuotaOf(id), runDeadline, histograms[id]))
+            .Select(id => new LoadSession(this, id, QuotaOf(id), recorder.StripeOf(id)))
             .ToArray();
+        var sampler = new LoadSampler(recorder, clock, Options);
         Exception? driverFailure = null;
         using (var connector = Connector.Create(endPoint, Options.UseEventLoops, workers.Length, "KeyShell load", e => driverFailure ??= e, Options.CreateTlsSettings(), Options.EffectiveTargetHost))
-        using (cancellationToken.Register(() => Array.ForEach(workers, w => w.Cancel())))
+        using (cancellationToken.Register(() => { _interrupted = true; Stop(workers); }))
         using (new Timer(_ => TimeOutLateWorkers(workers), null, 100, 100))
         {
             foreach (var worker in workers)
@@ -70,7 +94,21 @@ public sealed class LoadGenerator : ILoadOwner
                 link.Start();
             }
 
-            await Task.WhenAll(workers.Select(w => w.Completion)).ConfigureAwait(false);
+            var all = Task.WhenAll(workers.Select(w => w.Completion));
+            while (!all.IsCompleted)
+            {
+                // At most a sample interval: the warm-up's progress is shown each second too.
+                var wait = sampler.UntilNextSample(Stopwatch.GetTimestamp());
+                wait = wait < Options.SampleInterval ? wait : Options.SampleInterval;
+                if (wait > TimeSpan.Zero)
+                {
+                    await Task.WhenAny(all, Task.Delay(wait)).ConfigureAwait(false);
+                }
+
+                _progress = sampler.Sample(Stopwatch.GetTimestamp(), Completed) ?? _progress;
+            }
+
+            await all.ConfigureAwait(false);
         }
 
         if (Volatile.Read(ref _failure) is { } failure)
@@ -83,14 +121,9 @@ public sealed class LoadGenerator : ILoadOwner
             throw new InvalidOperationException("The load generator's event loop failed: " + driverFailure.Message, driverFailure);
         }
 
-        var elapsed = stopwatch.Elapsed;
-        var all = new LatencyHistogram();
-        foreach (var histogram in histograms)
-        {
-            all.Add(histogram);
-        }
-
-        return new LoadResult(Options, Completed, Interlocked.Read(ref _errors), startTime, elapsed, all);
+        var end = Stopwatch.GetTimestamp();
+        _progress = sampler.Sample(end, Completed, last: true) ?? _progress;
+        return sampler.Result(end, _interrupted);
     }
 
     /// <summary>Ends the run with <paramref name="failure"/> (the first one given): every worker stops.</summary>
@@ -98,31 +131,20 @@ public sealed class LoadGenerator : ILoadOwner
     {
         if (Interlocked.CompareExchange(ref _failure, failure, null) is null)
         {
-            Array.ForEach(_workers, w => w.Cancel());
+            Stop(_workers);
         }
     }
 
-    /// <summary>Worker <paramref name="id"/>'s ten requests, one per key, in the options' framing.</summary>
-    byte[][] ILoadOwner.RequestsOf(int id)
-    {
-        var terminator = Options.Framing == Framing.Line ? "\n" : string.Empty;
-        return Enumerable.Range(0, 10).Select(k => Encoding.ASCII.GetBytes($"w{id} {(id + k) % 10}{terminator}")).ToArray();
-    }
+    private static void Stop(LoadSession[] workers) => Array.ForEach(workers, w => w.Cancel());
 
-    /// <summary>Counts one batch's successes and failures into the result (and the latency, per request).</summary>
-    void ILoadOwner.Record(LatencyHistogram latency, long started, int count, int errors)
-    {
-        var micros = (Stopwatch.GetTimestamp() - started) * 1_000_000 / Stopwatch.Frequency;
-        for (var i = 0; i < count; i++)
-        {
-            latency.Record(micros);
-        }
+    void ILoadOwner.Counted(long ok, long errors, long started, long now) => _metrics.Done(ok, errors, started, now);
 
-        _metrics.BatchDone(count, errors, started);
-        Interlocked.Add(ref _completed, count);
-        if (errors > 0)
+    /// <summary>A worker finished a batch, <paramref name="measured"/> of its requests in the measured window.</summary>
+    void ILoadOwner.Finished(int measured)
+    {
+        if (measured > 0)
         {
-            Interlocked.Add(ref _errors, errors);
+            Interlocked.Add(ref _completed, measured);
         }
     }
 
@@ -138,4 +160,24 @@ public sealed class LoadGenerator : ILoadOwner
     /// <summary>Worker <paramref name="id"/>'s share of the requests (all it can send in a timed run).</summary>
     private long QuotaOf(int id) =>
         Options.Count == 0 ? long.MaxValue : (Options.Count / Options.Concurrency) + (id < Options.Count % Options.Concurrency ? 1 : 0);
+}
+
+/// <summary>The run's two clocks at its start: the UTC clock (the timeline's seconds) and Stopwatch (every duration).</summary>
+internal readonly struct RunClock
+{
+    public RunClock(DateTime startUtc, long startTimestamp, TimeSpan warmup)
+    {
+        MeasureFrom = startTimestamp + Ticks(warmup);
+        MeasureFromUtc = startUtc + warmup;
+    }
+
+    /// <summary>Stopwatch timestamp at which the measured window begins.</summary>
+    public long MeasureFrom { get; }
+
+    public DateTime MeasureFromUtc { get; }
+
+    public static long Ticks(TimeSpan time) => (long)(time.TotalSeconds * Stopwatch.Frequency);
+
+    /// <summary>The UTC time of a Stopwatch timestamp of this run (the Stopwatch's: no NTP step in the middle of a run).</summary>
+    public DateTime UtcOf(long timestamp) => MeasureFromUtc + TimeSpan.FromSeconds((timestamp - MeasureFrom) / (double)Stopwatch.Frequency);
 }

@@ -46,15 +46,15 @@ internal sealed class ClientMetrics
     public void Failed() => Requests.Add(1, _error);
 
     /// <summary>
-    /// A batch of <paramref name="count"/> requests sent at <paramref name="started"/> (a Stopwatch
-    /// timestamp), <paramref name="errors"/> of them failed: one Add per outcome, and the batch's duration
-    /// once per request, as the load result's histogram counts it.
+    /// Requests of a load worker that ended at <paramref name="now"/>, sent at <paramref name="started"/>
+    /// (Stopwatch timestamps): <paramref name="ok"/> answered, <paramref name="errors"/> failed. One Add per
+    /// outcome, and the duration once per request, as the load result counts them.
     /// </summary>
-    public void BatchDone(int count, int errors, long started)
+    public void Done(long ok, long errors, long started, long now)
     {
-        if (count > errors)
+        if (ok > 0)
         {
-            Requests.Add(count - errors, _ok);
+            Requests.Add(ok, _ok);
         }
 
         if (errors > 0)
@@ -64,10 +64,10 @@ internal sealed class ClientMetrics
 
         if (RequestDuration.Enabled)
         {
-            var seconds = (Stopwatch.GetTimestamp() - started) / (double)Stopwatch.Frequency;
-            for (var i = 0; i < count; i++)
+            var seconds = (now - started) / (double)Stopwatch.Frequency;
+            for (var i = 0L; i < ok + errors; i++)
             {
-                RequestDuration.Record(seconds, i < count - errors ? _ok : _error);
+                RequestDuration.Record(seconds, i < ok ? _ok : _error);
             }
         }
     }

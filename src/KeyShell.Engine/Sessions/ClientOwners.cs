@@ -17,6 +17,9 @@ internal interface ISequenceOwner
     /// <summary>The server as the user named it, for messages.</summary>
     string DisplayEndPoint { get; }
 
+    /// <summary>Takes any one-line reply that is not an error as an answer (servers whose handlers reply in a form of their own).</summary>
+    bool SkipReplyCheck { get; }
+
     /// <summary>A request is about to be sent.</summary>
     void Sending(string clientId, string key);
 
@@ -31,12 +34,24 @@ internal interface ILoadOwner
 {
     LoadOptions Options { get; }
 
-    /// <summary>The requests worker <paramref name="id"/> sends, in turn, in the options' framing.</summary>
-    byte[][] RequestsOf(int id);
+    /// <summary>The keys, as bytes, that the workers send in turn.</summary>
+    byte[][] KeyBytes { get; }
+
+    /// <summary>When the run began (a Stopwatch timestamp): an open loop's schedule starts here.</summary>
+    long RunStart { get; }
+
+    /// <summary>From when requests are measured (the warm-up's end): those that end before count nowhere.</summary>
+    long MeasureFrom { get; }
+
+    /// <summary>When a timed run stops sending.</summary>
+    long RunDeadline { get; }
+
+    /// <summary>The meters: <paramref name="ok"/> and <paramref name="errors"/> requests sent at <paramref name="started"/> ended at <paramref name="now"/>.</summary>
+    void Counted(long ok, long errors, long started, long now);
+
+    /// <summary>A batch is over, <paramref name="measured"/> of its requests inside the measured window (the quota counts these).</summary>
+    void Finished(int measured);
 
     /// <summary>Ends the whole run with <paramref name="failure"/> (a configuration error every worker would meet).</summary>
     void Fail(Exception failure);
-
-    /// <summary>Counts one batch: <paramref name="count"/> requests started at <paramref name="started"/> (a Stopwatch timestamp), <paramref name="errors"/> of them failed.</summary>
-    void Record(LatencyHistogram latency, long started, int count, int errors);
 }

@@ -10,50 +10,70 @@ using KeyShell.Engine.Transport;
 namespace KeyShell.Engine.Sessions;
 
 /// <summary>
-/// One load worker's protocol: send a batch (one request, or a pipelined burst), count its replies and
-/// the errors among them, again, until its share of the requests is done or the run's time is up. Replies
-/// are counted, never kept. A batch that fails or times out counts as errors; after a refused or broken
-/// connection the worker pauses a moment before reconnecting, so a server that is down is not hammered.
+/// One load worker's protocol: send a batch (one request, or a pipelined burst), check each reply against
+/// the key it answers (<see cref="ReplyCheck"/>), record the successes' latencies and the errors by kind,
+/// again, until its share of the requests is done or the run's time is up. In a closed loop the next batch
+/// goes as soon as the last is answered; in an open loop (-Rate) when it is due (<see cref="LoadSchedule"/>),
+/// or at once when the last was answered later than that, and its latencies count from the time it was due. Replies are judged, never kept.
+/// A batch that fails or times out counts its unanswered requests as errors of the failure's kind; after a
+/// refused or broken connection the worker pauses a moment before reconnecting, so a server that is down is
+/// not hammered; after a reply that is not the protocol's it reconnects, as nothing after it can be trusted.
 /// </summary>
 internal sealed class LoadSession : ISession
 {
     private readonly ILoadOwner _owner;
+    private readonly LoadRecorder.Stripe _recorder;
     private readonly long _quota;
-    private readonly long _runDeadline;
     private readonly long _timeout;
-    private readonly LatencyHistogram _latency;
-    private readonly byte[][] _requests;
+    private readonly byte[] _client; // "<prefix><id> "
+    private readonly byte[][] _keys;
+    private readonly byte[] _terminator;
+    private readonly bool _checkForm;
     private readonly ReplyReader _replies;
+    private readonly LoadSchedule _schedule;
     private readonly TaskCompletionSource<bool> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private long _done;
+    private long _done;     // measured requests finished (the quota counts these)
+    private long _cursor;   // index of the batch's first key
     private int _count;
     private int _answered;
-    private int _errors;
-    private long _started;
+    private int _measured;  // of the batch's requests, those that ended inside the measured window
+    private bool _outOfStep;
+    private long _due;      // Stopwatch timestamp the batch was due: its latencies count from here
+    private long _sent;     // when it was actually sent (connect included, per message); 0: not yet
+    private bool _fresh;    // this connection was opened for the batch in hand (per message, each batch has its own)
     private long _deadline; // Stopwatch timestamp by which the batch in flight must be answered; 0: none
     private int _timedOut;
     private volatile bool _cancelled;
 
-    public LoadSession(ILoadOwner owner, int id, long quota, long runDeadline, LatencyHistogram latency)
+    public LoadSession(ILoadOwner owner, int id, long quota, LoadRecorder.Stripe recorder)
     {
         _owner = owner;
         _quota = quota;
-        _runDeadline = runDeadline;
-        _latency = latency;
-        _requests = owner.RequestsOf(id);
-        _timeout = (long)(owner.Options.Timeout.TotalSeconds * Stopwatch.Frequency);
-        _replies = new ReplyReader(owner.Options.Framing == Framing.Line);
-        BeginBatch();
+        _recorder = recorder;
+        var options = owner.Options;
+        _client = System.Text.Encoding.ASCII.GetBytes(options.ClientIdPrefix + id.ToString(System.Globalization.CultureInfo.InvariantCulture) + " ");
+        _keys = owner.KeyBytes;
+        _cursor = id % _keys.Length;
+        _terminator = options.Framing == Framing.Line ? new[] { (byte)'\n' } : Array.Empty<byte>();
+        _checkForm = !options.SkipReplyCheck;
+        _timeout = (long)(options.Timeout.TotalSeconds * Stopwatch.Frequency);
+        _replies = new ReplyReader(options.Framing == Framing.Line);
+        _schedule = new LoadSchedule(options, id, owner.RunStart);
+        BeginBatch(Stopwatch.GetTimestamp());
     }
+
+    public Task Completion => _finished.Task;
 
     /// <summary>What carries this session's connections, set by its owner before the first one opens.</summary>
     public ILink? Link { get; set; }
 
-    public Task Completion => _finished.Task;
+    /// <summary>Open loop: when the batch in hand is due (after <see cref="Step.Sleep"/>).</summary>
+    public long WakeAt => _due;
 
     private LoadOptions Options => _owner.Options;
 
-    private bool Over => _done >= _quota || _cancelled || Stopwatch.GetTimestamp() >= _runDeadline;
+    /// <summary>The worker is done: its share sent, stopped, or its time up (open loop: the next batch would be due after the end).</summary>
+    private bool Over => _done >= _quota || _cancelled || (_schedule.IsOpen ? _due : Stopwatch.GetTimestamp()) >= _owner.RunDeadline;
 
     /// <summary>The watchdog: a batch past its timeout counts as errors and the worker reconnects. Any thread.</summary>
     public void TimeOutIfLate(long now)
@@ -65,10 +85,11 @@ internal sealed class LoadSession : ISession
         }
     }
 
+    /// <summary>Stops the worker (a cancel, or the run failing): requests in flight count nowhere.</summary>
     public void Cancel()
     {
         _cancelled = true;
-        Link?.Abort();
+        Link?.Abort(); // a sleep too: the driver ends it, and the session hears Failed
     }
 
     public Step Opened(IConnection connection, Scratch scratch)
@@ -78,41 +99,91 @@ internal sealed class LoadSession : ISession
             return Failed(new OperationCanceledException());
         }
 
-        WriteBatch(scratch);
-        return Step.Receive;
+        _fresh = _sent != 0; // its batch had started: the connect is part of its time
+        return Go(scratch);
     }
 
     public Step Received(ReadOnlySpan<byte> data, Scratch scratch)
     {
+        var now = Stopwatch.GetTimestamp();
         var replies = _replies.Read(data);
+        long ok = 0, errors = 0, unexpected = 0;
+        var extra = false;
         while (replies.Next(out var reply))
         {
+            if (_answered == _count)
+            {
+                extra = true; // a line nobody asked for
+                break;
+            }
+
+            switch (ReplyCheck.Classify(reply, _keys[(_cursor + _answered) % _keys.Length], _checkForm))
+            {
+                case ReplyKind.Response:
+                    ok++;
+                    break;
+                case ReplyKind.ErrorReply:
+                    errors++;
+                    break;
+                default:
+                    unexpected++;
+                    break;
+            }
+
             _answered++;
-            _errors += reply.Length > 0 && reply[0] == (byte)'E' ? 1 : 0; // every error reply starts with "Error:"
         }
 
+        if (_answered == _count && _replies.PendingCount > 0)
+        {
+            extra = true; // the start of a line nobody asked for
+        }
+
+        if (extra && ok > 0)
+        {
+            ok--; // the reply followed by it was not the protocol's either
+            unexpected++;
+        }
+
+        _outOfStep |= extra || unexpected > 0;
+        Record(now, ok, errors, unexpected);
         if (_answered < _count)
         {
             return Step.Receive;
         }
 
-        Record(_errors);
+        EndBatch();
         if (Over)
         {
             return Step.Close;
         }
 
-        BeginBatch();
-        if (Options.Connection == ConnectionMode.PerMessage)
+        var outOfStep = _outOfStep;
+        BeginBatch(Stopwatch.GetTimestamp());
+        if (Over)
         {
-            return Step.Reconnect; // the next batch's time includes its connect
+            return Step.Close;
         }
 
-        WriteBatch(scratch);
-        return Step.Receive;
+        if (outOfStep)
+        {
+            _replies.Reset();
+            return Step.Reconnect; // after a reply that is not the protocol's, nothing on this connection is trusted
+        }
+
+        return Go(scratch);
     }
 
-    public Step Ended(Scratch scratch) => Failed(new InvalidOperationException("The server closed the connection."));
+    /// <summary>The server closed: a reply it left without its line end is not the protocol's; the rest were lost.</summary>
+    public Step Ended(Scratch scratch)
+    {
+        if (_replies.PendingCount > 0 && _answered < _count)
+        {
+            Record(Stopwatch.GetTimestamp(), 0, 0, 1);
+            _answered++;
+        }
+
+        return Failed(new ConnectionClosedException());
+    }
 
     public Step Failed(Exception error)
     {
@@ -123,21 +194,34 @@ internal sealed class LoadSession : ISession
         }
 
         var timedOut = Interlocked.Exchange(ref _timedOut, 0) == 1;
-        Record(_count);
+        if (!_cancelled)
+        {
+            var kind = timedOut ? LoadErrorKind.Timeout
+                : error is ConnectFailedException ? LoadErrorKind.ConnectFailed
+                : error is ProtocolViolationException ? LoadErrorKind.UnexpectedReply
+                : LoadErrorKind.ConnectionLost;
+            RecordFailures(Stopwatch.GetTimestamp(), kind, _count - _answered);
+        }
+
+        EndBatch();
         if (Over)
         {
             return Step.Close;
         }
 
-        BeginBatch();
+        BeginBatch(Stopwatch.GetTimestamp());
+        if (Over)
+        {
+            return Step.Close;
+        }
+
         return timedOut ? Step.Reconnect : Step.ReconnectSoon; // a late server is tried again at once
     }
 
     public Task<Step> HandleAsync(Scratch scratch) => throw new NotSupportedException("A load worker has no asynchronous work.");
 
-    public long WakeAt => 0;
-
-    public Step Woken(Scratch scratch) => throw new NotSupportedException("A load worker never asks to sleep.");
+    /// <summary>Open loop: the batch's time has come (the driver's timer, at it or just after; never before).</summary>
+    public Step Woken(Scratch scratch) => _cancelled ? Failed(new OperationCanceledException()) : Start(scratch);
 
     public void Closed()
     {
@@ -146,28 +230,110 @@ internal sealed class LoadSession : ISession
         _finished.TrySetResult(true);
     }
 
-    /// <summary>Decides the next batch and starts its clock (before the connect, on a new connection).</summary>
-    private void BeginBatch()
+    /// <summary>Decides the next batch and when it is due. A closed loop starts its clock now (before the
+    /// connect, on a new connection); an open loop starts it when the batch goes (<see cref="Start"/>).</summary>
+    private void BeginBatch(long now)
     {
         _count = (int)Math.Min(Options.Pipeline, _quota - _done);
         _answered = 0;
-        _errors = 0;
-        _started = Stopwatch.GetTimestamp();
-        Interlocked.Exchange(ref _deadline, _started + _timeout);
+        _measured = 0;
+        _outOfStep = false;
+        _due = _schedule.Next(now);
+        _sent = 0;
+        if (!_schedule.IsOpen)
+        {
+            MarkSent(now);
+        }
+    }
+
+    /// <summary>Sends the batch now, or, in an open loop, when it is due: the driver reads nothing meanwhile.</summary>
+    private Step Go(Scratch scratch) =>
+        _sent == 0 && Stopwatch.GetTimestamp() < _due ? Step.Sleep : Start(scratch);
+
+    /// <summary>
+    /// The batch goes: its clock starts (once), then its requests are written; per message, on a connection
+    /// of its own, so a connection that served the last batch, or was opened before this one was due, gives
+    /// way to a new one and the batch's time includes its connect.
+    /// </summary>
+    private Step Start(Scratch scratch)
+    {
+        if (_sent == 0)
+        {
+            var now = Stopwatch.GetTimestamp();
+            MarkSent(now);
+            if (now - _due > _schedule.LateAfter && now >= _owner.MeasureFrom)
+            {
+                _recorder.Late(_count); // the last reply came after this batch was due: the rate was not held
+            }
+        }
+
+        if (Options.Connection == ConnectionMode.PerMessage && !_fresh)
+        {
+            _replies.Reset();
+            return Step.Reconnect;
+        }
+
+        _fresh = false;
+        WriteBatch(scratch);
+        return Step.Receive;
+    }
+
+    private void MarkSent(long now)
+    {
+        _sent = now;
+        Interlocked.Exchange(ref _deadline, now + _timeout);
+    }
+
+    private void EndBatch()
+    {
+        Interlocked.Exchange(ref _deadline, 0);
+        _owner.Finished(_measured);
+        _done += _measured;
+        _cursor += _count;
     }
 
     private void WriteBatch(Scratch scratch)
     {
         for (var i = 0; i < _count; i++)
         {
-            scratch.Output.Write(_requests[(_done + i) % _requests.Length]);
+            scratch.Output.Write(_client);
+            scratch.Output.Write(_keys[(_cursor + i) % _keys.Length]);
+            scratch.Output.Write(_terminator);
         }
     }
 
-    private void Record(int errors)
+    /// <summary>One read's replies: successes share its latency; nothing counts before the measured window.</summary>
+    private void Record(long now, long ok, long errors, long unexpected)
     {
-        Interlocked.Exchange(ref _deadline, 0);
-        _owner.Record(_latency, _started, _count, errors);
-        _done += _count;
+        _owner.Counted(ok, errors + unexpected, _sent, now);
+        if (now < _owner.MeasureFrom)
+        {
+            return;
+        }
+
+        _measured += (int)(ok + errors + unexpected);
+        _recorder.Succeeded(ok, LatencyHistograms.Microseconds(_due, now), LatencyHistograms.Microseconds(_sent, now));
+        _recorder.Failed(LoadErrorKind.ErrorReply, errors);
+        _recorder.Failed(LoadErrorKind.UnexpectedReply, unexpected);
+    }
+
+    private void RecordFailures(long now, LoadErrorKind kind, int count)
+    {
+        _owner.Counted(0, count, _sent, now);
+        if (now < _owner.MeasureFrom || count <= 0)
+        {
+            return;
+        }
+
+        _measured += count;
+        _recorder.Failed(kind, count);
+    }
+
+    private sealed class ConnectionClosedException : Exception
+    {
+        public ConnectionClosedException()
+            : base("The server closed the connection.")
+        {
+        }
     }
 }

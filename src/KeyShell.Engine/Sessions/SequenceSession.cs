@@ -77,19 +77,32 @@ internal sealed class SequenceSession : ISession
     public Step Received(ReadOnlySpan<byte> data, Scratch scratch)
     {
         var replies = _replies.Read(data);
+        var answered = false;
         while (replies.Next(out var reply))
         {
-            var step = Answered(Encoding.UTF8.GetString(reply.ToArray()), scratch);
+            var text = Encoding.UTF8.GetString(reply.ToArray());
+            if (answered)
+            {
+                return Unexpected(text, "it came before its request was sent"); // a line nobody asked for
+            }
+
+            var step = Answered(text, scratch);
             if (step != Step.Receive)
             {
                 return step;
             }
+
+            answered = true;
         }
 
         return Step.Receive;
     }
 
-    public Step Ended(Scratch scratch) => Failed(new ConnectionClosedException());
+    /// <summary>The server closed: a reply it left without its line end is not the protocol's; else the connection was lost.</summary>
+    public Step Ended(Scratch scratch) =>
+        _replies.PendingCount > 0 && _index < Sequence.Keys.Count
+            ? Unexpected(Encoding.UTF8.GetString(_replies.TakeUnfinished()), "the server closed the connection before the reply's line end")
+            : Failed(new ConnectionClosedException());
 
     public Step Failed(Exception error)
     {
@@ -131,14 +144,21 @@ internal sealed class SequenceSession : ISession
         }
     }
 
-    /// <summary>The reply to the request in flight: delivered, then the next request, or the end.</summary>
+    /// <summary>The reply to the request in flight: delivered, then the next request, or the end. A reply
+    /// that is not the protocol's ends the sequence: what follows it on the connection cannot be trusted.</summary>
     private Step Answered(string reply, Scratch scratch)
     {
+        var kind = ReplyCheck.Classify(reply, Sequence.Keys[_index], !_owner.SkipReplyCheck);
+        if (kind == ReplyKind.UnexpectedReply)
+        {
+            return Unexpected(reply, null);
+        }
+
         var latency = TimeSpan.FromTicks((long)((Stopwatch.GetTimestamp() - _started) * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));
         Volatile.Write(ref _deadline, 0);
         var index = _index;
         var request = _request;
-        Observe(() => _owner.Deliver(new KeyReply(Sequence.ClientId, index, Sequence.Keys[index], reply, latency), request));
+        Observe(() => _owner.Deliver(new KeyReply(Sequence.ClientId, index, Sequence.Keys[index], reply, latency, kind), request));
         if (++_index == Sequence.Keys.Count)
         {
             return Step.Close;
@@ -158,6 +178,34 @@ internal sealed class SequenceSession : ISession
         Observe(() => _owner.Sending(Sequence.ClientId, Sequence.Keys[_index]));
         scratch.Output.Write(_request);
         return Step.Receive;
+    }
+
+    /// <summary>
+    /// A reply that is not the protocol's answer to key <see cref="_index"/> (<paramref name="why"/>, when the
+    /// text alone does not say): delivered as such, so it can be seen, then the sequence fails with UnexpectedReply.
+    /// </summary>
+    private Step Unexpected(string reply, string? why)
+    {
+        var latency = TimeSpan.FromTicks((long)((Stopwatch.GetTimestamp() - _started) * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));
+        Volatile.Write(ref _deadline, 0);
+        _replies.Reset();
+        var index = _index;
+        var key = Sequence.Keys[index];
+        try
+        {
+            Observe(() => _owner.Deliver(new KeyReply(Sequence.ClientId, index, key, reply, latency, ReplyKind.UnexpectedReply), _request));
+            var shown = reply.Length > 80 ? reply.Substring(0, 80) + "..." : reply;
+            var message = $"The reply to key {key} from {_owner.DisplayEndPoint} is not the protocol's ('{shown}'{(why is null ? string.Empty : "; " + why)}; {ReplyCheck.Expected(key)}): " +
+                $"sequence '{Sequence.ClientId}' stopped at key {key} (index {index}), {index} of {Sequence.Keys.Count} keys answered.";
+            Observe(() => _owner.Fail(new KeyClientFailure(Sequence, index, FailureKind.UnexpectedReply, message, null)));
+        }
+        catch (ObserverFailedException)
+        {
+            // Kept in _observerFailure: the run ends with it.
+        }
+
+        _index = Sequence.Keys.Count; // nothing more to report when the connection closes
+        return Step.Close;
     }
 
     /// <summary>Starts request <see cref="_index"/>: its bytes in the options' framing, its clock and timeout.</summary>

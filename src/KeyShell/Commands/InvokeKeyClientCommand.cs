@@ -69,6 +69,10 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
     [ValidateNotNull]
     public X509Certificate2? Certificate { get; set; }
 
+    /// <summary>Takes any one-line reply that does not start with 'Error:' as an answer (servers whose handlers reply in their own form).</summary>
+    [Parameter]
+    public SwitchParameter SkipReplyCheck { get; set; }
+
     protected override void BeginProcessing() => ClientTlsCheck.Run(this, UseTls, SkipCertificateCheck, Certificate);
 
     protected override void ProcessRecord()
@@ -113,6 +117,7 @@ public sealed class InvokeKeyClientCommand : KeyShellCmdlet
             UseTls = UseTls,
             SkipCertificateCheck = SkipCertificateCheck,
             ClientCertificate = TlsParameters.ClientCertificate(Certificate),
+            SkipReplyCheck = SkipReplyCheck,
         };
         using var observer = new QueueObserver(IsVerbose);
         var run = Task.Run(() => KeyClient.RunAsync(_sequences, options, observer, Cancellation));

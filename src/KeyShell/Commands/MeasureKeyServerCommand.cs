@@ -1,13 +1,18 @@
 using System;
+using System.Linq;
 using System.Management.Automation;
 using System.Security.Cryptography.X509Certificates;
+using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Client;
 using KeyShell.Engine.Security;
 
 namespace KeyShell.Commands;
 
-/// <summary>Loads a KeyShell-protocol server and measures it, as redis-benchmark does for Redis.</summary>
+/// <summary>
+/// Loads a KeyShell-protocol server and measures it, as wrk2 and redis-benchmark do: a closed loop by
+/// default, an open loop at a fixed rate with -Rate; HdrHistogram latencies, errors by kind, a timeline.
+/// </summary>
 [Cmdlet(VerbsDiagnostic.Measure, "KeyServer", DefaultParameterSetName = ByCount)]
 [OutputType(typeof(LoadResult))]
 public sealed class MeasureKeyServerCommand : KeyShellCmdlet
@@ -56,7 +61,29 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
     [Parameter]
     public DateTime StartAt { get; set; }
 
-    private DateTime? StartAtUtc => MyInvocation.BoundParameters.ContainsKey(nameof(StartAt)) ? StartAt.ToUniversalTime() : null;
+    /// <summary>Requests per second in all (open loop); latencies count from the time each request was due.</summary>
+    [Parameter]
+    [ValidateRange(0.01, 10_000_000.0)]
+    public double Rate { get; set; }
+
+    /// <summary>The keys to send, in turn (the seed's 0 to 9 by default).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[] Keys { get; set; } = LoadOptions.SeedKeys.ToArray();
+
+    /// <summary>Worker n's client id is this prefix and n ('w' by default: w0, w1, ...).</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public string ClientIdPrefix { get; set; } = "w";
+
+    /// <summary>Seconds of load before anything is measured.</summary>
+    [Parameter]
+    [ValidateRange(0, 3600)]
+    public int WarmupSec { get; set; }
+
+    /// <summary>Takes any one-line reply that does not start with 'Error:' as a success (servers whose handlers reply in their own form).</summary>
+    [Parameter]
+    public SwitchParameter SkipReplyCheck { get; set; }
 
     /// <summary>Speaks TLS (1.2 or 1.3) to the server.</summary>
     [Parameter]
@@ -71,9 +98,63 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
     [ValidateNotNull]
     public X509Certificate2? Certificate { get; set; }
 
+    private DateTime? StartAtUtc => MyInvocation.BoundParameters.ContainsKey(nameof(StartAt)) ? StartAt.ToUniversalTime() : null;
+
     protected override void BeginProcessing() => ClientTlsCheck.Run(this, UseTls, SkipCertificateCheck, Certificate);
 
     protected override void ProcessRecord()
+    {
+        var generator = CreateGenerator();
+        WarnIfLate();
+
+        // Ctrl+C in a console ends the load and still returns what ran (a stopped pipeline could return nothing).
+        using var userStop = new CancellationTokenSource();
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(Cancellation, userStop.Token);
+        using var consoleBreak = ConsoleBreak.TryTake(Host);
+        var run = Task.Run(() => generator.RunAsync(either.Token));
+        var progress = new LoadProgressBar(this, generator, StartAtUtc, ParameterSetName == ByDuration ? Duration : null, Count, WarmupSec);
+        try
+        {
+            // WaitAny, not Wait: a run that faults must reach the catches below as itself, not as an AggregateException.
+            while (Task.WaitAny(new Task[] { run }, 250, Cancellation) < 0)
+            {
+                if (consoleBreak?.Pressed() == true && !userStop.IsCancellationRequested)
+                {
+                    WriteVerbose("Ctrl+C: stopping the load; the result is of what ran.");
+                    userStop.Cancel();
+                }
+
+                progress.Update();
+            }
+
+            var result = run.GetAwaiter().GetResult();
+            WarnAbout(result);
+            WriteObject(result);
+        }
+        catch (OperationCanceledException) when (!Cancellation.IsCancellationRequested)
+        {
+            // Ctrl+C while waiting for -StartAt: nothing ran, so there is nothing to return.
+            WriteWarning("Stopped before the load began (while waiting for -StartAt): nothing was measured.");
+        }
+        catch (OperationCanceledException)
+        {
+            // The pipeline was stopped: the workers stop through the same token.
+        }
+        catch (TlsCertificateUntrustedException e)
+        {
+            ThrowTerminatingError(TlsParameters.Record(e, $"{ComputerName}:{Port}"));
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(new InvalidOperationException($"Cannot find the host '{ComputerName}': {e.Message}.", e), ErrorIds.HostNotFound, ErrorCategory.ObjectNotFound, ComputerName));
+        }
+        finally
+        {
+            progress.Complete();
+        }
+    }
+
+    private LoadGenerator CreateGenerator()
     {
         var options = new LoadOptions
         {
@@ -90,81 +171,56 @@ public sealed class MeasureKeyServerCommand : KeyShellCmdlet
             SkipCertificateCheck = SkipCertificateCheck,
             ClientCertificate = TlsParameters.ClientCertificate(Certificate),
             StartAt = StartAtUtc,
+            Rate = MyInvocation.BoundParameters.ContainsKey(nameof(Rate)) ? Rate : null,
+            Keys = Keys,
+            ClientIdPrefix = ClientIdPrefix,
+            Warmup = TimeSpan.FromSeconds(WarmupSec),
+            SkipReplyCheck = SkipReplyCheck,
         };
-        LoadGenerator generator;
         try
         {
-            generator = new LoadGenerator(options);
+            return new LoadGenerator(options);
         }
-        catch (ArgumentException e)
+        catch (LoadOptionsException e)
         {
-            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidLoad, ErrorCategory.InvalidArgument, this));
-            return;
-        }
-
-        WarnIfLate();
-
-        var run = Task.Run(() => generator.RunAsync(Cancellation));
-        var progress = new ProgressRecord(2, "Measure-KeyServer", $"{Concurrency} {Connection} connections to {ComputerName}:{Port}");
-        var started = StartAtUtc is { } at && at > DateTime.UtcNow ? at : DateTime.UtcNow;
-        try
-        {
-            // The pipeline thread reports progress; the workers only count. A wait for -StartAt shows at once.
-            if (started > DateTime.UtcNow)
+            // The target is what the user gave, named as the parameter they gave it with.
+            var parameter = e.Option switch
             {
-                ReportWaiting(progress, started);
-            }
-
-            // WaitAny, not Wait: a run that faults must reach the catches below as itself, not as an AggregateException.
-            while (Task.WaitAny(new Task[] { run }, 250, Cancellation) < 0)
-            {
-                if (started > DateTime.UtcNow)
-                {
-                    ReportWaiting(progress, started);
-                    continue;
-                }
-
-                var done = generator.Completed;
-                progress.PercentComplete = ParameterSetName == ByDuration
-                    ? (int)Math.Min(100, (DateTime.UtcNow - started).TotalSeconds * 100 / Duration)
-                    : (int)Math.Min(100, done * 100 / Count);
-                progress.StatusDescription = $"{done} requests";
-                WriteProgress(progress);
-            }
-
-            var result = run.GetAwaiter().GetResult();
-            if (result.Errors > 0)
-            {
-                WriteWarning($"{result.Errors} of {result.Requests} requests failed (error replies, or no connection).");
-            }
-
-            WriteObject(result);
-        }
-        catch (OperationCanceledException)
-        {
-            // Ctrl+C: the workers stop through the same token.
-        }
-        catch (TlsCertificateUntrustedException e)
-        {
-            ThrowTerminatingError(TlsParameters.Record(e, $"{ComputerName}:{Port}"));
-        }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException || e is ArgumentException)
-        {
-            ThrowTerminatingError(new ErrorRecord(e, ErrorIds.HostNotFound, ErrorCategory.ObjectNotFound, ComputerName));
-        }
-        finally
-        {
-            progress.RecordType = ProgressRecordType.Completed;
-            WriteProgress(progress);
+                nameof(LoadOptions.Timeout) => nameof(TimeoutSec),
+                nameof(LoadOptions.Warmup) => nameof(WarmupSec),
+                _ => e.Option,
+            };
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-{parameter}: {e.Message}"), ErrorIds.InvalidLoad, ErrorCategory.InvalidArgument, e.Value));
+            throw; // not reached: ThrowTerminatingError throws
         }
     }
 
-    /// <summary>A record of its own (not the run's, which goes on changing): hosts and streams that keep records keep this one as it was.</summary>
-    private void ReportWaiting(ProgressRecord progress, DateTime startUtc) =>
-        WriteProgress(new ProgressRecord(progress.ActivityId, progress.Activity, $"Waiting to start at {startUtc.ToLocalTime():T} (in {Math.Ceiling((startUtc - DateTime.UtcNow).TotalSeconds):0} s)")
+    /// <summary>What the user must not miss: failures by kind, a rate not held, a run cut short, no latencies.</summary>
+    private void WarnAbout(LoadResult result)
+    {
+        if (result.Errors > 0)
         {
-            PercentComplete = -1,
-        });
+            var kinds = Enum.GetValues(typeof(LoadErrorKind)).Cast<LoadErrorKind>()
+                .Where(k => result.ErrorsOf(k) > 0)
+                .Select(k => $"{result.ErrorsOf(k)} {k}");
+            WriteWarning($"{result.Errors} of {result.Requests} requests failed ({string.Join(", ", kinds)}).");
+        }
+
+        if (result.Requests > 0 && result.Latency.Count == 0)
+        {
+            WriteWarning("No request succeeded: the result has no latencies (P50, P99 and the others are empty).");
+        }
+
+        if (result.Rate is { } rate && !result.Interrupted && result.AchievedRate < 0.99 * rate)
+        {
+            WriteWarning($"The rate asked was {rate:N0} requests/s; {result.AchievedRate:N0}/s were achieved, {result.LateRequests} requests were sent late: the server (or this machine) did not keep up.");
+        }
+
+        if (result.Interrupted)
+        {
+            WriteWarning($"Stopped: the result is of the {result.Requests} requests that ran (Interrupted is True).");
+        }
+    }
 
     /// <summary>A start time already past starts at once; more than a second late is worth saying (clocks apart, a slow session).</summary>
     private void WarnIfLate()

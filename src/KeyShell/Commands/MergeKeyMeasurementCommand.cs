@@ -27,15 +27,7 @@ public sealed class MergeKeyMeasurementCommand : KeyShellCmdlet
     {
         foreach (var input in InputObject)
         {
-            try
-            {
-                _results.Add(LoadResultReader.Read(input));
-            }
-            catch (ArgumentException e)
-            {
-                // A merge that silently left a generator out would report a wrong total: stop.
-                ThrowTerminatingError(new ErrorRecord(e, ErrorIds.InvalidMeasurement, ErrorCategory.InvalidData, input));
-            }
+            _results.Add(LoadResultReader.ReadOrStop(this, input));
         }
     }
 

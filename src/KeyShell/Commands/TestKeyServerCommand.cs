@@ -13,6 +13,7 @@ public sealed class KeyServerTestResult
     {
         ComputerName = computerName;
         Port = port;
+        Connected = probe.Connected;
         Reachable = probe.Reachable;
         Latency = probe.Latency;
         Reply = probe.Reply;
@@ -23,6 +24,10 @@ public sealed class KeyServerTestResult
 
     public int Port { get; }
 
+    /// <summary>The TCP connection (and, with -UseTls, the TLS handshake) succeeded.</summary>
+    public bool Connected { get; }
+
+    /// <summary>A server of the protocol answered the probe (an error reply counts); what Test-KeyServer returns without -Detailed.</summary>
     public bool Reachable { get; }
 
     /// <summary>Connect and, with a reply, the probe request's round trip.</summary>
@@ -31,10 +36,11 @@ public sealed class KeyServerTestResult
     /// <summary>The server's reply to <c>probe 0</c>.</summary>
     public string? Reply { get; }
 
+    /// <summary>Why the server is not reachable: refused, no answer, or a reply that is not the protocol's.</summary>
     public string? Error { get; }
 }
 
-/// <summary>Tells whether a key server answers: $true/$false, or a detailed object.</summary>
+/// <summary>Tells whether a key server answers a probe request in the protocol: $true/$false, or a detailed object.</summary>
 [Cmdlet(VerbsDiagnostic.Test, "KeyServer")]
 [OutputType(typeof(bool), typeof(KeyServerTestResult))]
 public sealed class TestKeyServerCommand : KeyShellCmdlet
@@ -54,9 +60,13 @@ public sealed class TestKeyServerCommand : KeyShellCmdlet
     [ValidateRange(1, 600)]
     public int TimeoutSec { get; set; } = 2;
 
-    /// <summary>Returns an object with the latency and the reply to a probe request.</summary>
+    /// <summary>Returns an object with the latency, the reply to the probe request, and why a server is not reachable.</summary>
     [Parameter]
     public SwitchParameter Detailed { get; set; }
+
+    /// <summary>Takes any one-line reply that does not start with 'Error:' as the protocol's (servers whose handlers reply in their own form).</summary>
+    [Parameter]
+    public SwitchParameter SkipReplyCheck { get; set; }
 
     /// <summary>Speaks TLS (1.2 or 1.3) to the server.</summary>
     [Parameter]
@@ -86,7 +96,8 @@ public sealed class TestKeyServerCommand : KeyShellCmdlet
         var tls = UseTls ? new TlsClientSettings { SkipCertificateCheck = SkipCertificateCheck, ClientCertificate = TlsParameters.ClientCertificate(Certificate) } : null;
         try
         {
-            probe = KeyProbe.ProbeAsync(target, Port, TimeSpan.FromSeconds(TimeoutSec), Detailed, tls, null, Cancellation).GetAwaiter().GetResult();
+            // Always with a request: a port that takes connections is not yet a key server (an HTTP server takes them too).
+            probe = KeyProbe.ProbeAsync(target, Port, TimeSpan.FromSeconds(TimeoutSec), sendRequest: true, tls, null, !SkipReplyCheck, Cancellation).GetAwaiter().GetResult();
         }
         catch (TlsCertificateUntrustedException e)
         {

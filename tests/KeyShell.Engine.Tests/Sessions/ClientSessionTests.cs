@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using HdrHistogram;
 using KeyShell.Engine.Client;
 using KeyShell.Engine.Protocol;
 using KeyShell.Engine.Sessions;
@@ -110,31 +111,52 @@ public sealed class ClientSessionTests
     }
 
     [Fact]
-    public void ALoadWorkerSendsItsPipelinedBatchCountsItsRepliesAndItsErrorsAndStopsAtItsQuota()
+    public void ALoadWorkerSendsItsPipelinedBatchChecksItsRepliesAndStopsAtItsQuota()
     {
         var owner = new LoadOwner(new LoadOptions { Pipeline = 3, Connection = ConnectionMode.Persistent });
-        var session = new LoadSession(owner, 0, quota: 6, runDeadline: long.MaxValue, new LatencyHistogram());
+        var recorder = new LoadRecorder(1);
+        var session = new LoadSession(owner, 0, quota: 6, recorder.StripeOf(0));
         var connection = new InMemoryConnection(session);
         connection.Open();
         Assert.Equal("w0 0\nw0 1\nw0 2\n", connection.TakeSent());
         Assert.Equal(Step.Receive, connection.Receive("Response for the key 0 : 12\nResponse for the key 1 : 45\n"));
         Assert.Empty(owner.Batches);
         Assert.Equal(Step.Receive, connection.Receive("Error: enter a number between 0 and 9\n"));
-        Assert.Equal((3, 1), owner.Batches.Single());
+        Assert.Equal(3, owner.Batches.Single());
         Assert.Equal("w0 3\nw0 4\nw0 5\n", connection.TakeSent());
         Assert.Equal(Step.Close, connection.Receive("Response for the key 3 : 23\nResponse for the key 4 : 56\nResponse for the key 5 : 89\n"));
-        Assert.Equal(new[] { (3, 1), (3, 0) }, owner.Batches);
+        Assert.Equal(new[] { 3, 3 }, owner.Batches);
+        var (second, total) = Drain(recorder);
+        Assert.Equal(5, total.Corrected.TotalCount);
+        Assert.Equal(1, total.Errors[(int)LoadErrorKind.ErrorReply]);
+        Assert.Equal(5, second.Corrected.TotalCount);
+        Assert.Equal((5, 1), (owner.Ok, owner.Errors));
     }
 
     [Fact]
-    public void ALoadWorkerCountsAFailedBatchAsErrorsAndReconnectsAMomentLater()
+    public void ALoadWorkerTakesAReplyForAnotherKeyAsUnexpectedAndReconnects()
+    {
+        var owner = new LoadOwner(new LoadOptions { Connection = ConnectionMode.Persistent });
+        var recorder = new LoadRecorder(1);
+        var session = new LoadSession(owner, 0, quota: 10, recorder.StripeOf(0));
+        var connection = new InMemoryConnection(session);
+        connection.Open();
+        Assert.Equal("w0 0\n", connection.TakeSent());
+        Assert.Equal(Step.Reconnect, connection.Receive("Response for the key 7 : 67\n")); // nothing after it can be trusted
+        Assert.Equal(1, Drain(recorder).Total.Errors[(int)LoadErrorKind.UnexpectedReply]);
+    }
+
+    [Fact]
+    public void ALoadWorkerCountsAFailedBatchAsErrorsOfItsKindAndReconnectsAMomentLater()
     {
         var owner = new LoadOwner(new LoadOptions { Pipeline = 2, Connection = ConnectionMode.Persistent });
-        var session = new LoadSession(owner, 0, quota: 10, runDeadline: long.MaxValue, new LatencyHistogram());
+        var recorder = new LoadRecorder(1);
+        var session = new LoadSession(owner, 0, quota: 10, recorder.StripeOf(0));
         var connection = new InMemoryConnection(session);
         connection.Open();
         Assert.Equal(Step.ReconnectSoon, connection.Fail(new SocketException((int)SocketError.ConnectionReset)));
-        Assert.Equal((2, 2), owner.Batches.Single());
+        Assert.Equal(2, owner.Batches.Single());
+        Assert.Equal(2, Drain(recorder).Total.Errors[(int)LoadErrorKind.ConnectionLost]);
         var next = new InMemoryConnection(session);
         next.Open();
         Assert.Equal("w0 2\nw0 3\n", next.TakeSent());
@@ -144,11 +166,73 @@ public sealed class ClientSessionTests
     public void APerMessageLoadWorkerReconnectsForEachRequest()
     {
         var owner = new LoadOwner(new LoadOptions { Connection = ConnectionMode.PerMessage });
-        var session = new LoadSession(owner, 4, quota: 2, runDeadline: long.MaxValue, new LatencyHistogram());
+        var session = new LoadSession(owner, 4, quota: 2, new LoadRecorder(1).StripeOf(0));
         var connection = new InMemoryConnection(session);
         connection.Open();
         Assert.Equal("w4 4\n", connection.TakeSent());
         Assert.Equal(Step.Reconnect, connection.Receive("Response for the key 4 : 56\n"));
+    }
+
+    [Fact]
+    public void AnOpenLoopWorkerSleepsUntilItsBatchIsDueThenSendsIt()
+    {
+        // The run starts a minute from now: every batch is due in the future, and the driver's timer wakes it.
+        var start = System.Diagnostics.Stopwatch.GetTimestamp() + 60 * System.Diagnostics.Stopwatch.Frequency;
+        var owner = new LoadOwner(new LoadOptions { Rate = 100, Concurrency = 2, Connection = ConnectionMode.Persistent }) { RunStart = start };
+        var session = new LoadSession(owner, 1, quota: 3, new LoadRecorder(1).StripeOf(0));
+        var connection = new InMemoryConnection(session);
+        Assert.Equal(Step.Sleep, connection.Open());
+        Assert.Equal("", connection.TakeSent()); // nothing before its time
+        var interval = 2 * System.Diagnostics.Stopwatch.Frequency / 100; // 2 connections at 100/s: 20 ms each
+        Assert.InRange(session.WakeAt, start + interval / 2 - 1, start + interval / 2 + 1); // worker 1 of 2: half an interval after the start
+        Assert.Equal(Step.Receive, connection.Wake());
+        Assert.Equal("w1 1\n", connection.TakeSent());
+        Assert.Equal(Step.Sleep, connection.Receive("Response for the key 1 : 45\n"));
+        Assert.InRange(session.WakeAt, start + interval / 2 + interval - 1, start + interval / 2 + interval + 1);
+        Assert.Equal(Step.Receive, connection.Wake());
+        Assert.Equal("w1 2\n", connection.TakeSent());
+    }
+
+    [Fact]
+    public void AnOpenLoopBatchPastItsTimeGoesAtOnceAndCountsAsLate()
+    {
+        // The run started ten seconds ago at 100/s: the worker's first batches are long overdue.
+        var start = System.Diagnostics.Stopwatch.GetTimestamp() - 10 * System.Diagnostics.Stopwatch.Frequency;
+        var owner = new LoadOwner(new LoadOptions { Rate = 100, Concurrency = 1, Connection = ConnectionMode.Persistent }) { RunStart = start };
+        var recorder = new LoadRecorder(1);
+        var session = new LoadSession(owner, 0, quota: 2, recorder.StripeOf(0));
+        var connection = new InMemoryConnection(session);
+        Assert.Equal(Step.Receive, connection.Open());
+        Assert.Equal("w0 0\n", connection.TakeSent());
+        Assert.Equal(Step.Receive, connection.Receive("Response for the key 0 : 12\n"));
+        Assert.Equal(Step.Close, connection.Receive("Response for the key 1 : 45\n"));
+        var total = Drain(recorder).Total;
+        Assert.Equal(2, total.Late);
+        Assert.True(total.Corrected.GetMaxValue() >= 9_000_000, "latencies count from the time each request was due, ten seconds ago");
+        Assert.True(total.Uncorrected.GetMaxValue() < 9_000_000, "uncorrected latencies count from the time each was sent");
+    }
+
+    [Fact]
+    public void AnOpenLoopPerMessageWorkerOpensItsConnectionWhenItsBatchIsDue()
+    {
+        var start = System.Diagnostics.Stopwatch.GetTimestamp() + 60 * System.Diagnostics.Stopwatch.Frequency;
+        var owner = new LoadOwner(new LoadOptions { Rate = 100, Concurrency = 1, Connection = ConnectionMode.PerMessage }) { RunStart = start };
+        var session = new LoadSession(owner, 0, quota: 2, new LoadRecorder(1).StripeOf(0));
+        var early = new InMemoryConnection(session);
+        Assert.Equal(Step.Sleep, early.Open());
+        Assert.Equal(Step.Reconnect, early.Wake()); // opened before its time: a new one, so the batch's time holds its connect
+        Assert.Equal("", early.TakeSent());
+        var own = new InMemoryConnection(session);
+        Assert.Equal(Step.Receive, own.Open());
+        Assert.Equal("w0 0\n", own.TakeSent());
+    }
+
+    private static (LoadInterval Second, LoadInterval Total) Drain(LoadRecorder recorder)
+    {
+        var second = new LoadInterval(second: true);
+        var total = new LoadInterval();
+        recorder.Drain(second, total);
+        return (second, total);
     }
 
     private sealed class RecordingLink : ILink
@@ -174,6 +258,8 @@ public sealed class ClientSessionTests
 
         public string DisplayEndPoint => "127.0.0.1:8080";
 
+        public bool SkipReplyCheck => false;
+
         public List<string> Sent { get; } = new();
 
         public List<KeyReply> Replies { get; } = new();
@@ -189,17 +275,37 @@ public sealed class ClientSessionTests
 
     private sealed class LoadOwner : ILoadOwner
     {
-        public LoadOwner(LoadOptions options) => Options = options;
+        public LoadOwner(LoadOptions options)
+        {
+            Options = options;
+            KeyBytes = options.Keys.Select(k => System.Text.Encoding.ASCII.GetBytes(k)).ToArray();
+        }
 
         public LoadOptions Options { get; }
 
-        public List<(int Count, int Errors)> Batches { get; } = new();
+        public byte[][] KeyBytes { get; }
 
-        public byte[][] RequestsOf(int id) =>
-            Enumerable.Range(0, 10).Select(k => System.Text.Encoding.ASCII.GetBytes($"w{id} {(id + k) % 10}\n")).ToArray();
+        public long RunStart { get; init; }
+
+        public long MeasureFrom => 0;
+
+        public long RunDeadline => long.MaxValue;
+
+        /// <summary>Each finished batch's measured requests.</summary>
+        public List<int> Batches { get; } = new();
+
+        public long Ok { get; private set; }
+
+        public long Errors { get; private set; }
+
+        public void Counted(long ok, long errors, long started, long now)
+        {
+            Ok += ok;
+            Errors += errors;
+        }
+
+        public void Finished(int measured) => Batches.Add(measured);
 
         public void Fail(Exception failure) => throw failure;
-
-        public void Record(LatencyHistogram latency, long started, int count, int errors) => Batches.Add((count, errors));
     }
 }

@@ -58,6 +58,9 @@ internal sealed class InMemoryConnection : IConnection
 
     public Step Fail(Exception error) => Settle(_session.Failed(error));
 
+    /// <summary>The session's sleep is over (a driver's timer, at <see cref="ISession.WakeAt"/>).</summary>
+    public Step Wake() => Settle(_session.Woken(_scratch));
+
     /// <summary>What the session sent since the last call, as text; the buffer is emptied.</summary>
     public string TakeSent()
     {
