@@ -63,7 +63,8 @@ internal sealed class Connector : IDisposable
         }
 
         /// <summary>Ends the connection (or the connect) under way from any thread: the session hears Failed. An
-        /// abort between two connections ends the next one as it starts.</summary>
+        /// abort that comes between two connections ends the next one as it starts; one that meets a connection
+        /// as it ends is spent with it.</summary>
         public void Abort()
         {
             Interlocked.Exchange(ref _abortPending, 1);

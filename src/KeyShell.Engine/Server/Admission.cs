@@ -69,7 +69,7 @@ internal sealed class Admission
                     return;
                 }
 
-                socket.Serve(session);
+                Serve(socket, session);
                 return;
             }
 
@@ -77,7 +77,7 @@ internal sealed class Admission
             {
                 _table.ReleaseSlot();
                 slot = false;
-                TurnAway(socket, RejectionReason.MaxHandshakes);
+                TurnAway(socket, _table.IsClosing ? RejectionReason.Stopping : RejectionReason.MaxHandshakes);
                 return;
             }
 
@@ -95,6 +95,25 @@ internal sealed class Admission
             if (!ServerSession.IsConnectionError(e))
             {
                 Events.InternalError(0, socket.Peer?.ToString(), e);
+            }
+        }
+    }
+
+    /// <summary>Serves a plain-text session on its socket's driver; a socket that cannot be served is closed and
+    /// its session retired, so its slot comes back.</summary>
+    private void Serve(AcceptedSocket socket, ServerSession session)
+    {
+        try
+        {
+            socket.Serve(session);
+        }
+        catch (Exception e)
+        {
+            socket.Close();
+            session.Closed();
+            if (!ServerSession.IsConnectionError(e))
+            {
+                Events.InternalError(session.Id, session.RemoteEndPoint, e);
             }
         }
     }
@@ -169,12 +188,23 @@ internal sealed class Admission
                 return;
             }
 
-            _ = StreamConnection.Run(session, socket, secure, session, waitWithoutBuffer: true);
+            try
+            {
+                _ = StreamConnection.Run(session, socket, secure, session, waitWithoutBuffer: true);
+            }
+            catch (Exception e)
+            {
+                secure.Dispose();
+                socket.Dispose();
+                session.Closed(); // its slot back
+                Events.InternalError(session.Id, peer?.ToString(), e);
+            }
         }
         catch (Exception e)
         {
             secure.Dispose();
             socket.Dispose();
+            _table.ReleaseSlot(); // no session was made to give it back
             Events.InternalError(0, peer?.ToString(), e);
         }
     }

@@ -11,6 +11,7 @@ internal interface IAcceptor : IDisposable
 
     void Start();
 
-    /// <summary>Stops accepting and closes the listener; the connections already served go on.</summary>
+    /// <summary>Stops accepting and closes the listener (a bounded wait for its accept loops to end); the
+    /// connections already served go on, on their loops, until <see cref="IDisposable.Dispose"/>.</summary>
     Task StopAsync();
 }

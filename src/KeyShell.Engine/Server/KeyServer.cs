@@ -74,21 +74,21 @@ public sealed partial class KeyServer : IDisposable
         Admission = new Admission(Context, Table, AllowedAddresses, Tls, _stoppingSource.Token);
     }
 
-    /// <summary>Raised when a client connects (on a worker thread).</summary>
+    /// <summary>Raised when a client connects (on the thread that serves the connection, an event loop's or the thread pool's: a slow subscriber slows that connection, and on a loop every connection of the loop).</summary>
     public event EventHandler<KeyServerEventArgs>? ClientConnected
     {
         add => Events.ClientConnected += value;
         remove => Events.ClientConnected -= value;
     }
 
-    /// <summary>Raised when a connection closes (on a worker thread).</summary>
+    /// <summary>Raised when a connection closes (on the thread that serves the connection, an event loop's or the thread pool's: a slow subscriber slows that connection, and on a loop every connection of the loop).</summary>
     public event EventHandler<KeyServerEventArgs>? ClientDisconnected
     {
         add => Events.ClientDisconnected += value;
         remove => Events.ClientDisconnected -= value;
     }
 
-    /// <summary>Raised for every request answered, errors included (on a worker thread).</summary>
+    /// <summary>Raised for every request answered, errors included (on the thread that serves the connection, an event loop's or the thread pool's: a slow subscriber slows that connection, and on a loop every connection of the loop).</summary>
     public event EventHandler<KeyServerEventArgs>? RequestServed
     {
         add => Events.RequestServed += value;

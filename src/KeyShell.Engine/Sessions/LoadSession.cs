@@ -238,6 +238,7 @@ internal sealed class LoadSession : ISession
         _answered = 0;
         _measured = 0;
         _outOfStep = false;
+        Volatile.Write(ref _timedOut, 0); // a watchdog that fired for the batch before, too late to end it, does not name this one
         _due = _schedule.Next(now);
         _sent = 0;
         if (!_schedule.IsOpen)

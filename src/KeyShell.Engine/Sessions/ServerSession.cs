@@ -130,7 +130,14 @@ internal sealed partial class ServerSession : ISession, IConnectionOwner
 
     public Step Opened(IConnection connection, Scratch scratch)
     {
-        Volatile.Write(ref _connection, connection);
+        // A full fence, then the stop's flag: a stop that began as this connection was admitted either finds it
+        // in the table with its connection, or is seen here.
+        Interlocked.Exchange(ref _connection, connection);
+        if (_context.IsStopping)
+        {
+            connection.CloseWhenIdle();
+        }
+
         return Step.Receive;
     }
 

@@ -52,7 +52,8 @@ internal sealed class EventLoop : IDisposable
     private int _used;
     private int _wakeRequested;
     private volatile bool _stopping;
-    private bool _ended;
+    private bool _ending; // End has begun: nothing new may register
+    private bool _ended; // End is over: the loop's thread runs nothing more, so posted work runs on its poster
 
     public EventLoop(string name, Action<Exception> onError, IPoller? poller = null)
     {
@@ -83,7 +84,7 @@ internal sealed class EventLoop : IDisposable
     public bool IsRunning => _thread.IsAlive;
 
     /// <summary>True once the loop is ending: registering then would leave a socket nobody serves.</summary>
-    public bool HasEnded => Volatile.Read(ref _ended);
+    public bool HasEnded => Volatile.Read(ref _ending);
 
     /// <summary>Starts delivering <paramref name="descriptor"/>'s readiness to <paramref name="handler"/>;
     /// returns the registration's token. On the loop's thread.</summary>
@@ -142,8 +143,8 @@ internal sealed class EventLoop : IDisposable
     }
 
     /// <summary>Runs <paramref name="action"/> on the loop's thread, between events; any thread. Once the
-    /// loop has ended it runs on the caller's thread instead (posted work checks <see cref="HasEnded"/>),
-    /// so nothing posted is ever lost.</summary>
+    /// loop's thread is done it runs on the caller's thread instead (posted work checks <see cref="HasEnded"/>),
+    /// so nothing posted is ever lost, and never beside the loop's own last work.</summary>
     public void Post(Action action)
     {
         _posted.Enqueue(action);
@@ -313,7 +314,7 @@ internal sealed class EventLoop : IDisposable
     /// ended, so a connection waiting to reconnect ends too), then every socket still registered closes.</summary>
     private void End(Exception? failure)
     {
-        Volatile.Write(ref _ended, true);
+        Volatile.Write(ref _ending, true);
         RunPosted();
         while (_timers.TryDequeue(out var action, out _))
         {
@@ -338,6 +339,12 @@ internal sealed class EventLoop : IDisposable
             }
         }
 
+        // From here a post runs on its poster. A full fence between the flag and the last look at the queue: work
+        // posted before the flag was seen is run here, work posted after it by its poster, none of it twice.
+        Volatile.Write(ref _ended, true);
+        Interlocked.MemoryBarrier();
+        RunPosted();
+        EndPass();
         _log?.Flush(); // the disconnect lines of what closed as the loop ended
     }
 

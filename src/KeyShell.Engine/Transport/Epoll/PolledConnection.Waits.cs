@@ -92,6 +92,13 @@ internal sealed partial class PolledConnection
 
     private void WakeOrWait()
     {
+        if (_loop.HasEnded)
+        {
+            // The loop runs its last timers as it ends: waiting again would have it run this one again, at once.
+            Fail(new ObjectDisposedException("The event loop has stopped."));
+            return;
+        }
+
         var remaining = _session.WakeAt - Stopwatch.GetTimestamp();
         if (remaining > 0)
         {

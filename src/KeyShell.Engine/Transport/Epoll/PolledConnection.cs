@@ -221,7 +221,7 @@ internal sealed partial class PolledConnection : IPollable, IConnection, IDeferr
         var received = Libc.Receive(_socket!.Value, _loop.ReceiveBuffer);
         if (received == -Libc.EAGAIN)
         {
-            Volatile.Write(ref _phase, Waiting); // woken for nothing (a stale event): still waiting
+            WaitForPeer(); // woken for nothing (a stale event): still waiting, unless a stop asked meanwhile
             return;
         }
 

@@ -24,6 +24,7 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket,
     private ulong _token;
     private bool _registered;
     private Interest _interest;
+    private bool _sendQueued; // the write waits for the end of the pass (SendAfterLog)
 
     /// <summary>Takes an accepted descriptor; on the loop's thread.</summary>
     public PolledStream(EventLoop loop, int descriptor)
@@ -141,8 +142,7 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket,
         var isRead = ReferenceEquals(pending, _read);
         if (!isRead && _loop.LogPending)
         {
-            // The log lines of what this write carries are not in the file yet: it goes at the end of the pass.
-            _loop.SendAfterLog(this);
+            QueueSend();
             return new ValueTask<int>(pending, pending.Version);
         }
 
@@ -192,22 +192,32 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket,
     /// <summary>The end of the pass: a write that waited for the pass's log lines goes out now.</summary>
     public void SendDeferred()
     {
+        _sendQueued = false;
         if (!_write.Active)
         {
             return; // failed or cancelled meanwhile
         }
 
         TryWrite();
-        if (_write.Active)
+        try
         {
-            try
-            {
-                WatchPending();
-            }
-            catch (Exception e)
-            {
-                _write.Fail(e); // the kernel refused the registration: this write fails, never waits forever
-            }
+            WatchPending(); // write interest now that the write may wait for the socket
+        }
+        catch (Exception e)
+        {
+            _write.Fail(e); // the kernel refused the registration: this write fails, never waits forever
+        }
+    }
+
+    /// <summary>The log lines of what the pending write carries are not in the file yet: it goes at the end of
+    /// the pass. Also when the write began earlier: a read completed in this pass may have run the session, whose
+    /// lines are now pending, and whatever the write holds must not overtake them.</summary>
+    private void QueueSend()
+    {
+        if (!_sendQueued)
+        {
+            _sendQueued = true;
+            _loop.SendAfterLog(this);
         }
     }
 
@@ -248,6 +258,12 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket,
             return;
         }
 
+        if (_loop.LogPending)
+        {
+            QueueSend();
+            return;
+        }
+
         var sent = Libc.SendUntilFull(_socket.Value, _write.Buffer.Span);
         if (sent < 0)
         {
@@ -269,7 +285,7 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket,
     /// </summary>
     private void WatchPending()
     {
-        var interest = (_read.Active ? Interest.Read : Interest.None) | (_write.Active ? Interest.Write : Interest.None);
+        var interest = (_read.Active ? Interest.Read : Interest.None) | (_write.Active && !_sendQueued ? Interest.Write : Interest.None);
         if (interest == Interest.None)
         {
             Unwatch();

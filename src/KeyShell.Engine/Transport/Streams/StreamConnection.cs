@@ -236,7 +236,8 @@ internal sealed class StreamConnection : IConnection
         var work = _session.HandleAsync(own);
         if (!work.IsCompleted)
         {
-            var aborted = _aborted ??= new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            // Published with a full fence before the abort's flag is read: Abort sets its flag, then reads this.
+            var aborted = Volatile.Read(ref _aborted) ?? Publish(ref _aborted, new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously));
             if (Volatile.Read(ref _abortRequested) == 1)
             {
                 aborted.TrySetResult(true); // aborted before there was a signal to set
@@ -263,7 +264,7 @@ internal sealed class StreamConnection : IConnection
             return;
         }
 
-        var sleep = _sleep ??= new CancellationTokenSource();
+        var sleep = Volatile.Read(ref _sleep) ?? Publish(ref _sleep, new CancellationTokenSource());
         if (Volatile.Read(ref _abortRequested) == 1)
         {
             sleep.Cancel(); // aborted before there was a sleep to cancel
@@ -271,6 +272,14 @@ internal sealed class StreamConnection : IConnection
 
         var milliseconds = (int)Math.Min(int.MaxValue, Math.Ceiling(remaining * 1000.0 / System.Diagnostics.Stopwatch.Frequency));
         await Task.Delay(milliseconds, sleep.Token).ConfigureAwait(false); // an abort ends it: the session hears Failed
+    }
+
+    /// <summary>Sets <paramref name="field"/> (null until now, and only this thread sets it) with a full fence.</summary>
+    private static T Publish<T>(ref T? field, T value)
+        where T : class
+    {
+        Interlocked.Exchange(ref field, value);
+        return value;
     }
 
     private void CancelSleep()
