@@ -121,16 +121,7 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket,
     {
         if (!_loop.IsCurrentThread)
         {
-            if (_loop.HasEnded)
-            {
-                // Posting would run this on the calling thread again, and again: the loop is gone, so is the socket.
-                return new ValueTask<int>(Task.FromException<int>(new ObjectDisposedException(nameof(PolledStream))));
-            }
-
-            // A handler's continuation, on the thread pool: the loop's thread does the I/O, and this waits for it.
-            var done = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-            _loop.Post(() => Forward(pending, buffer, cancellationToken, done));
-            return new ValueTask<int>(done.Task);
+            return StartFromAnotherThread(pending, buffer, cancellationToken);
         }
 
         if (pending.Active)
@@ -175,6 +166,21 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket,
         }
 
         return new ValueTask<int>(pending, pending.Version);
+    }
+
+    // Its own method: a lambda's captures would otherwise be allocated on every call, also on the loop's thread.
+    private ValueTask<int> StartFromAnotherThread(Pending pending, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        if (_loop.HasEnded)
+        {
+            // Posting would run this on the calling thread again, and again: the loop is gone, so is the socket.
+            return new ValueTask<int>(Task.FromException<int>(new ObjectDisposedException(nameof(PolledStream))));
+        }
+
+        // A handler's continuation, on the thread pool: the loop's thread does the I/O, and this waits for it.
+        var done = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _loop.Post(() => Forward(pending, buffer, cancellationToken, done));
+        return new ValueTask<int>(done.Task);
     }
 
     private async void Forward(Pending pending, Memory<byte> buffer, CancellationToken cancellationToken, TaskCompletionSource<int> done)
@@ -376,16 +382,22 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket,
             Active = true;
             if (cancellationToken.CanBeCanceled)
             {
-                var version = _core.Version; // a late cancel must not reach the next read or write
-                _cancel = cancellationToken.Register(() => stream.OnLoop(() =>
-                {
-                    if (Version == version)
-                    {
-                        Fail(new OperationCanceledException(cancellationToken));
-                        stream.WatchPending();
-                    }
-                }));
+                _cancel = RegisterCancel(cancellationToken, stream);
             }
+        }
+
+        // Its own method: the lambdas' captures are allocated only for a token that can be cancelled.
+        private CancellationTokenRegistration RegisterCancel(CancellationToken cancellationToken, PolledStream stream)
+        {
+            var version = _core.Version; // a late cancel must not reach the next read or write
+            return cancellationToken.Register(() => stream.OnLoop(() =>
+            {
+                if (Version == version)
+                {
+                    Fail(new OperationCanceledException(cancellationToken));
+                    stream.WatchPending();
+                }
+            }));
         }
 
         public void Complete(int result)
