@@ -86,7 +86,7 @@ try {
     try {
         $null = Invoke-Keyload -Keyload $keyload -Port $fresh.Port -Wire line -Mode persist -Workers 2 -PerWorker 1000
         Start-Sleep -Seconds 1
-        $baseline = Get-WorkingSet $fresh.Process
+        $idleBefore = Get-WorkingSet $fresh.Process
         $idle = foreach ($i in 1..1000) { $s = [System.Net.Sockets.Socket]::new('InterNetwork', 'Stream', 'Tcp'); $s.Connect('127.0.0.1', $fresh.Port); $s }
         Start-Sleep -Seconds 2
         $withIdle = Get-WorkingSet $fresh.Process
@@ -202,9 +202,9 @@ $rows = foreach ($scenario in $scenarios) {
 }
 
 $memory = [pscustomobject]@{
-    BaselineBytes              = $baseline
+    BaselineBytes              = $idleBefore
     With1000IdleBytes          = $withIdle
-    BytesPerIdleConnection     = ($withIdle - $baseline) / 1000
+    BytesPerIdleConnection     = ($withIdle - $idleBefore) / 1000
     Before1MRequestsBytes      = $beforeMillion
     After1MRequestsBytes       = $afterMillion
     After2MRequestsBytes       = $afterTwoMillion
