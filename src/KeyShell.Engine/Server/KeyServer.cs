@@ -125,6 +125,9 @@ public sealed partial class KeyServer : IDisposable
     /// <summary>The handler computing replies, or null when the key map answers.</summary>
     public IKeyRequestHandler? Handler => _options.Handler;
 
+    /// <summary>Upstream mode: the server every request is forwarded to (host:port); null otherwise.</summary>
+    public string? Upstream => (_options.Handler as Upstream.UpstreamHandler)?.Target.ToString();
+
     public TimeSpan HandlerTimeout => _options.HandlerTimeout;
 
     public KeyServerState State => (KeyServerState)Volatile.Read(ref _state);
