@@ -13,6 +13,7 @@ BeforeDiscovery {
 
 BeforeAll {
     Import-Module $env:KEYSHELL_MODULE -Force
+    if (-not ('KeyShellSeedStandIn' -as [type])) { Add-Type -Path (Join-Path $PSScriptRoot 'SeedStandIn.cs') }
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     $script:Directory = New-TestDirectory
     $script:SeedSequences = '1 1 2 3', '2 4 5 6', '3 7 8 9'
@@ -44,6 +45,21 @@ Describe 'Start-KeyServer -Upstream' {
         Test-KeyConversation -Path $log -Sequences $SeedSequences | Should -BeTrue
         $upstream.Requests | Should -Be 9
         $upstream.Connections | Should -Be $(if ($Connection -eq 'Persistent') { 3 } else { 9 }) -Because 'one upstream connection per client connection, or per request'
+    }
+
+    It 'in front of a stand-in for the seed''s own server (<_> upstream connections), gets the seed''s replies, and its log checks' -ForEach 'PerMessage', 'Persistent' {
+        $seed = [KeyShellSeedStandIn]::new()
+        try {
+            $log = New-LogPath
+            $front = Start-KeyServer -Port 0 -LogPath $log -Upstream "127.0.0.1:$($seed.Port)" -UpstreamFraming Legacy -UpstreamConnection $_
+            $replies = Invoke-KeyClient -Sequences $SeedSequences -Port $front.Port -TimeoutSec 30
+            Assert-SeedReplies $replies $SeedSequences
+            $front | Stop-KeyServer
+            Test-KeyConversation -Path $log -Sequences $SeedSequences | Should -BeTrue
+            $seed.Received | Sort-Object | Should -Be ('1 1', '1 2', '1 3', '2 4', '2 5', '2 6', '3 7', '3 8', '3 9') -Because 'the seed''s framing: one request per read, no terminator'
+            $seed.Connections | Should -Be 9 -Because 'the client connects per message, and so its front'
+        }
+        finally { $seed.Dispose() }
     }
 
     It 'serves clients in either framing and either connection mode in front of a seed-framed upstream' {
