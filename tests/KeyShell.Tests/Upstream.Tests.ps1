@@ -106,6 +106,15 @@ Describe 'Start-KeyServer -Upstream' {
         finally { $holder.Dispose() }
     }
 
+    It 'applies its address rules in front: a peer they refuse never reaches the upstream' {
+        $upstream = Start-KeyServer -Port 0 -NoLog
+        $front = Start-KeyServer -Port 0 -NoLog -AllowedAddress '10.0.0.0/8' -Upstream "127.0.0.1:$($upstream.Port)"
+        $failures = Get-CommandErrors { Invoke-KeyClient -Sequences '1 1' -Port $front.Port -TimeoutSec 30 }
+        $failures | Should -Not -BeNullOrEmpty -Because '127.0.0.1 is not in 10.0.0.0/8'
+        Wait-Until { $front.Rejected -ge 1 } -Because 'the refusal is counted'
+        $upstream.Connections | Should -Be 0
+    }
+
     It 'answers "Error: upstream timed out" past -HandlerTimeoutSec when the upstream never answers' {
         # Accepted by the kernel's listen queue and never read: requests go out, no reply ever comes.
         $silent = [System.Net.Sockets.Socket]::new('InterNetwork', 'Stream', 'Tcp')
