@@ -7,6 +7,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Client;
 using KeyShell.Engine.Protocol;
+using KeyShell.Engine.Transport;
 
 namespace KeyShell.Engine.Server.Upstream;
 
@@ -69,10 +70,11 @@ internal sealed class UpstreamLink : IDisposable
         {
             using (cancellationToken.Register(static s => ((Socket)s!).Dispose(), _socket))
             {
-                await _stream.WriteAsync(request, 0, request.Length, cancellationToken).ConfigureAwait(false);
+                // The transports' Memory overloads (no Task per call); a cancel reaches them by closing the socket.
+                await TransportPlatform.WriteAsync(_stream, request, request.Length).ConfigureAwait(false);
                 while (true)
                 {
-                    var count = await _stream.ReadAsync(_buffer, 0, _buffer.Length, cancellationToken).ConfigureAwait(false);
+                    var count = await TransportPlatform.ReadAsync(_stream, _buffer).ConfigureAwait(false);
                     if (count == 0)
                     {
                         throw _replies.PendingCount > 0
