@@ -180,6 +180,28 @@ public class UpstreamTests : TransportTests
         Assert.Equal("Error: upstream closed the connection", AskFront(second, "1 1"));
     }
 
+    [Theory]
+    [InlineData(ConnectionMode.Persistent)]
+    [InlineData(ConnectionMode.PerMessage)]
+    public async Task AnUpstreamThatResetsGivesItsOwnErrorReply(ConnectionMode upstreamMode)
+    {
+        // Reads the request, then closes with RST (linger 0) instead of replying.
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(16);
+        var resetter = Task.Run(() =>
+        {
+            using var accepted = listener.Accept();
+            accepted.ReceiveTimeout = (int)Bound.TotalMilliseconds;
+            accepted.Receive(new byte[64]);
+            accepted.LingerState = new LingerOption(true, 0);
+            accepted.Close();
+        });
+        using var front = StartFront(((IPEndPoint)listener.LocalEndPoint!).Port, Framing.Line, upstreamMode);
+        Assert.Equal("Error: upstream reset the connection", AskFront(front, "1 1"));
+        await resetter.WaitAsync(Bound);
+    }
+
     [Fact]
     public void APersistentUpstreamConnectionDroppedWhileIdleIsOpenedAgainOnce()
     {
