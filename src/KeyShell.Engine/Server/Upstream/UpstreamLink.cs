@@ -85,7 +85,8 @@ internal sealed class UpstreamLink : IDisposable
                     received = true;
                     if (_replies.Read(_buffer.AsSpan(0, count)).Next(out var reply))
                     {
-                        var text = Encoding.UTF8.GetString(WithoutLineEnd(reply).ToArray());
+                        // A seed-framed reply is a whole read: one that ends with LF (a server of its kind that adds one) loses it.
+                        var text = Encoding.UTF8.GetString(ReplyCheck.WithoutLineEnd(reply).ToArray());
                         _replies.Reset(); // one reply per request: lines the upstream sent beyond it are not answers to anything
                         return text;
                     }
@@ -94,6 +95,7 @@ internal sealed class UpstreamLink : IDisposable
         }
         catch (Exception e) when (e is not UpstreamFailedException)
         {
+            _replies.Reset(); // only the exchange touches the reader: after one, it holds nothing
             cancellationToken.ThrowIfCancellationRequested();
             throw e switch
             {
@@ -105,20 +107,7 @@ internal sealed class UpstreamLink : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        _stream.Dispose();
-        _replies.Dispose();
-    }
-
-    /// <summary>A seed-framed reply is a whole read; one that ends with LF (a server of its kind that adds one) loses it.</summary>
-    private static ReadOnlySpan<byte> WithoutLineEnd(ReadOnlySpan<byte> reply)
-    {
-        if (reply.Length > 0 && reply[reply.Length - 1] == (byte)'\n')
-        {
-            reply = reply.Slice(0, reply.Length - 1);
-        }
-
-        return reply.Length > 0 && reply[reply.Length - 1] == (byte)'\r' ? reply.Slice(0, reply.Length - 1) : reply;
-    }
+    /// <summary>Closes the connection; any thread. An exchange under way then fails (and leaves the reply
+    /// reader empty itself: its pooled buffer is never touched from two threads).</summary>
+    public void Dispose() => _stream.Dispose();
 }
