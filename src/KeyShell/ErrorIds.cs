@@ -29,6 +29,8 @@ internal static class ErrorIds
     public const string OneHistogramPerFile = "OneHistogramPerFile";
     public const string ExportFileExists = "ExportFileExists";
     public const string ExportPathUnwritable = "ExportPathUnwritable";
+    public const string UpstreamWithHandler = "UpstreamWithHandler";
+    public const string UpstreamSettingWithoutUpstream = "UpstreamSettingWithoutUpstream";
 
     public static (string Id, ErrorCategory Category) For(KeyServerErrorKind kind) => kind switch
     {
@@ -41,6 +43,7 @@ internal static class ErrorIds
         KeyServerErrorKind.InvalidAddressRule => ("InvalidAddressRule", ErrorCategory.InvalidArgument),
         KeyServerErrorKind.CertificateInvalid => ("CertificateInvalid", ErrorCategory.InvalidData),
         KeyServerErrorKind.TlsNotEnabled => ("TlsNotEnabled", ErrorCategory.InvalidOperation),
+        KeyServerErrorKind.InvalidUpstream => ("InvalidUpstream", ErrorCategory.InvalidArgument),
         _ => ("ServerSocketError", ErrorCategory.NotSpecified),
     };
 

@@ -27,6 +27,29 @@ public static class Replies
     /// <summary>A handler took longer than the server's handler timeout.</summary>
     public const string HandlerTimedOut = "Error: handler timed out";
 
+    /// <summary>Upstream mode: the upstream server's port refused the connection (nothing listens there).</summary>
+    public const string UpstreamRefused = "Error: upstream refused the connection";
+
+    /// <summary>Upstream mode: the upstream did not answer within the server's handler timeout.</summary>
+    public const string UpstreamTimedOut = "Error: upstream timed out";
+
+    /// <summary>Upstream mode: the upstream closed the connection before it sent any of the reply.</summary>
+    public const string UpstreamClosed = "Error: upstream closed the connection";
+
+    /// <summary>Upstream mode: the upstream reset the connection (RST) before the reply.</summary>
+    public const string UpstreamReset = "Error: upstream reset the connection";
+
+    /// <summary>Upstream mode: the upstream's reply grew past the reply limit without ending.</summary>
+    public const string UpstreamReplyTooLong = "Error: upstream reply too long";
+
+    /// <summary>Upstream mode: the upstream closed the connection after part of a line-framed reply; the part
+    /// that came is quoted (at most 80 characters), as a client would want to see it.</summary>
+    public static string UpstreamClosedMidReply(string partial) =>
+        "Error: upstream closed the connection mid-reply after '" + OneLine(partial.Length > 80 ? partial.Substring(0, 80) + "..." : partial) + "'";
+
+    /// <summary>Upstream mode: the upstream could not be reached for another reason (no such host, no route).</summary>
+    public static string UpstreamUnreachable(string why) => "Error: upstream unreachable: " + OneLine(why);
+
     /// <summary>A handler threw: the reply names the failure.</summary>
     public static string HandlerFailed(string message) => "Error: handler failed: " + OneLine(message);
 

@@ -62,7 +62,7 @@ public static class ReplyCheck
     public static string Expected(string key) => $"expected '{Replies.ForKey(key, "<value>")}' or 'Error: ...'";
 
     /// <summary>One trailing LF or CRLF is the reply's end, not a second line (a seed-framed reply read with it).</summary>
-    private static ReadOnlySpan<byte> WithoutLineEnd(ReadOnlySpan<byte> reply)
+    internal static ReadOnlySpan<byte> WithoutLineEnd(ReadOnlySpan<byte> reply)
     {
         if (reply.Length > 0 && reply[reply.Length - 1] == (byte)'\n')
         {

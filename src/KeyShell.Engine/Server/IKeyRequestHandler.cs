@@ -36,3 +36,17 @@ public interface IKeyRequestHandler
 {
     Task<string> HandleAsync(KeyRequest request, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// Optional, for a handler that keeps something per connection (the upstream mode's persistent upstream
+/// connections) and has its own words for a timeout. The server tells it when a connection it may have
+/// answered closes, and replies with <see cref="TimedOutReply"/> when a request runs past the handler timeout.
+/// </summary>
+public interface IConnectionAwareHandler : IKeyRequestHandler
+{
+    /// <summary>The reply to a request not answered within the server's handler timeout.</summary>
+    string TimedOutReply { get; }
+
+    /// <summary>The connection <paramref name="connectionId"/> has closed (once, after its last request). Must not throw.</summary>
+    void ConnectionClosed(long connectionId);
+}

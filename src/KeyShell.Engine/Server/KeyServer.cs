@@ -125,6 +125,15 @@ public sealed partial class KeyServer : IDisposable
     /// <summary>The handler computing replies, or null when the key map answers.</summary>
     public IKeyRequestHandler? Handler => _options.Handler;
 
+    /// <summary>Upstream mode: the server every request is forwarded to (host:port); null otherwise.</summary>
+    public string? Upstream => (_options.Handler as Upstream.UpstreamHandler)?.Target.ToString();
+
+    /// <summary>Upstream mode: the framing spoken to the upstream; null otherwise.</summary>
+    public Client.Framing? UpstreamFraming => (_options.Handler as Upstream.UpstreamHandler)?.Framing;
+
+    /// <summary>Upstream mode: a connection per request, or one per client connection; null otherwise.</summary>
+    public Client.ConnectionMode? UpstreamConnection => (_options.Handler as Upstream.UpstreamHandler)?.Connection;
+
     public TimeSpan HandlerTimeout => _options.HandlerTimeout;
 
     public KeyServerState State => (KeyServerState)Volatile.Read(ref _state);

@@ -19,6 +19,8 @@ public enum KeyServerErrorKind
     CertificateInvalid,
     /// <summary>A TLS setting for a server that was started without TLS.</summary>
     TlsNotEnabled,
+    /// <summary>An -Upstream that is not host:port with a port from 1 to 65535.</summary>
+    InvalidUpstream,
 }
 
 /// <summary>

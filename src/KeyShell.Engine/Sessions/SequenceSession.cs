@@ -212,7 +212,7 @@ internal sealed class SequenceSession : ISession
     private void BeginRequest()
     {
         var key = Sequence.Keys[_index];
-        _request = Encoding.ASCII.GetBytes(_owner.Framing == Framing.Line ? Sequence.ClientId + " " + key + "\n" : Sequence.ClientId + " " + key);
+        _request = RequestEncoding.For(Sequence.ClientId, key, _owner.Framing);
         _started = Stopwatch.GetTimestamp();
         Volatile.Write(ref _deadline, (Environment.TickCount + (int)_owner.Timeout.TotalMilliseconds) | 1);
     }

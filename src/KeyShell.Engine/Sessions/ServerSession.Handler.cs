@@ -120,7 +120,7 @@ internal sealed partial class ServerSession
         {
             stopHandler.Cancel();
             _ = work.ContinueWith(static t => t.Exception, TaskScheduler.Default); // observed: a late failure is not news
-            return (Replies.HandlerTimedOut, true);
+            return ((_context.Handler as IConnectionAwareHandler)?.TimedOutReply ?? Replies.HandlerTimedOut, true);
         }
 
         stopTimer.Cancel();

@@ -222,6 +222,7 @@ internal sealed partial class ServerSession : ISession, IConnectionOwner
         finally
         {
             _framer.Dispose();
+            (_context.Handler as IConnectionAwareHandler)?.ConnectionClosed(Id);
             _context.Retire(this);
         }
     }

@@ -3,8 +3,10 @@ using System.Management.Automation;
 using System.Net;
 using System.Security;
 using System.Security.Cryptography.X509Certificates;
+using KeyShell.Engine.Client;
 using KeyShell.Engine.Security;
 using KeyShell.Engine.Server;
+using KeyShell.Engine.Server.Upstream;
 
 namespace KeyShell.Commands;
 
@@ -18,6 +20,7 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
     private const int EchoTickMilliseconds = 100;
     private const string ByMap = "KeyMap";
     private const string ByHandler = "Handler";
+    private const string ByUpstream = "Upstream";
 
     [Parameter(Position = 0)]
     [ArgumentCompleter(typeof(StartPortCompleter))]
@@ -64,10 +67,30 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
     [ValidateRange(1, 256)]
     public int ThrottleLimit { get; set; } = Environment.ProcessorCount;
 
-    /// <summary>How long the handler may take for one request before the reply is an error.</summary>
+    /// <summary>How long the handler (or, with -Upstream, the upstream) may take for one request before the reply is an error.</summary>
     [Parameter(ParameterSetName = ByHandler)]
+    [Parameter(ParameterSetName = ByUpstream)]
     [ValidateRange(1, 3600)]
     public int HandlerTimeoutSec { get; set; } = 30;
+
+    /// <summary>
+    /// Upstream mode: host:port of a server of the protocol (the seed's, or anyone's) that answers every request;
+    /// the key map is not used. In the Handler and KeyMap sets too, so that -Handler with it is a clear error and
+    /// -KeyMap with it is ignored, as the help says.
+    /// </summary>
+    [Parameter(ParameterSetName = ByMap)]
+    [Parameter(ParameterSetName = ByHandler)]
+    [Parameter(ParameterSetName = ByUpstream, Mandatory = true)]
+    [ValidateNotNullOrEmpty]
+    public string? Upstream { get; set; }
+
+    /// <summary>How requests to the upstream are framed: Line (LF-ended) or Legacy (the seed's, no terminator).</summary>
+    [Parameter]
+    public Framing UpstreamFraming { get; set; } = Framing.Line;
+
+    /// <summary>A new upstream connection per request, or one per client connection (the default).</summary>
+    [Parameter]
+    public ConnectionMode UpstreamConnection { get; set; } = ConnectionMode.Persistent;
 
     [Parameter]
     [ValidateRange(3, 1024 * 1024)]
@@ -167,6 +190,7 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
 
     private KeyServerOptions BuildOptions()
     {
+        var upstream = ReadUpstream();
         var keyMap = ReadKeyMap();
         var logPath = NoLog ? null : ResolveLogPath();
         try
@@ -183,10 +207,47 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
                 MaxConnections = MaxConnections,
                 MaxHandshakes = MyInvocation.BoundParameters.ContainsKey(nameof(MaxHandshakes)) ? MaxHandshakes : null,
                 ShutdownTimeout = TimeSpan.FromSeconds(ShutdownTimeoutSec),
-                Handler = Handler is null ? null : CreateHandler(Handler),
+                Handler = upstream is not null ? new UpstreamHandler(upstream, UpstreamFraming, UpstreamConnection) : Handler is null ? null : CreateHandler(Handler),
                 HandlerTimeout = TimeSpan.FromSeconds(HandlerTimeoutSec),
                 DiagnosticQueue = new Engine.Logging.DiagnosticQueue(),
             };
+        }
+        catch (KeyServerException e)
+        {
+            ThrowTerminatingError(ErrorIds.Record(e, ErrorIds.For(e.Kind), e.Target));
+            throw; // not reached
+        }
+    }
+
+    /// <summary>-Upstream read and checked (with -Handler it is an error, and so are its settings without it); null without it.</summary>
+    private UpstreamTarget? ReadUpstream()
+    {
+        if (Upstream is null)
+        {
+            if (MyInvocation.BoundParameters.ContainsKey(nameof(UpstreamFraming)) || MyInvocation.BoundParameters.ContainsKey(nameof(UpstreamConnection)))
+            {
+                ThrowTerminatingError(new ErrorRecord(
+                    new ArgumentException("-UpstreamFraming and -UpstreamConnection say how to talk to an upstream server: give -Upstream <host:port> with them."),
+                    ErrorIds.UpstreamSettingWithoutUpstream,
+                    ErrorCategory.InvalidArgument,
+                    null));
+            }
+
+            return null;
+        }
+
+        if (Handler is not null)
+        {
+            ThrowTerminatingError(new ErrorRecord(
+                new ArgumentException("-Upstream and -Handler cannot be used together: with -Upstream the upstream server answers every request, with -Handler the script block does. Give one of them."),
+                ErrorIds.UpstreamWithHandler,
+                ErrorCategory.InvalidArgument,
+                Upstream));
+        }
+
+        try
+        {
+            return UpstreamTarget.Parse(Upstream);
         }
         catch (KeyServerException e)
         {

@@ -1,0 +1,179 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Net;
+using System.Net.Sockets;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyShell.Engine.Client;
+using KeyShell.Engine.Protocol;
+
+namespace KeyShell.Engine.Server.Upstream;
+
+/// <summary>
+/// Upstream mode (Start-KeyServer -Upstream): answers each request by asking another server of the protocol,
+/// so its conversation is logged, and checkable, in KeyShell's format. The server hands a connection's requests
+/// over one at a time, in order, so each client's order is the upstream's too. Per message: a new upstream
+/// connection for every request (as the seed's client works); persistent: one upstream connection per
+/// downstream connection, opened at its first request, closed when it closes, and opened again once when the
+/// upstream dropped it while idle. An upstream that fails gives an <c>Error: upstream ...</c> reply; a reply
+/// that is not the protocol's passes through as the upstream sent it (the client's reply check judges it).
+/// </summary>
+public sealed class UpstreamHandler : IConnectionAwareHandler, IDisposable
+{
+    private readonly ConcurrentDictionary<long, UpstreamLink> _links = new(); // persistent mode, by downstream connection
+    private Task<IPEndPoint>? _endPoint; // resolved at the first request; forgotten when a connect fails
+    private volatile bool _disposed;
+
+    public UpstreamHandler(UpstreamTarget target, Framing framing, ConnectionMode connection)
+    {
+        Target = target ?? throw new ArgumentNullException(nameof(target));
+        Framing = framing;
+        Connection = connection;
+    }
+
+    public UpstreamTarget Target { get; }
+
+    public Framing Framing { get; }
+
+    public ConnectionMode Connection { get; }
+
+    public string TimedOutReply => Replies.UpstreamTimedOut;
+
+    /// <summary>Persistent upstream connections open now (one per downstream connection that has asked).</summary>
+    public int OpenConnections => _links.Count;
+
+    public async Task<string> HandleAsync(KeyRequest request, CancellationToken cancellationToken)
+    {
+        if (request is null)
+        {
+            throw new ArgumentNullException(nameof(request));
+        }
+
+        var bytes = RequestEncoding.For(request.ClientId, request.Key, Framing);
+        try
+        {
+            return Connection == ConnectionMode.PerMessage
+                ? await AskOnceAsync(bytes, cancellationToken).ConfigureAwait(false)
+                : await AskOnConnectionAsync(request.ConnectionId, bytes, cancellationToken).ConfigureAwait(false);
+        }
+        catch (UpstreamFailedException failure)
+        {
+            return failure.Reply;
+        }
+    }
+
+    /// <summary>Closes the downstream connection's upstream connection, if it has one.</summary>
+    public void ConnectionClosed(long connectionId)
+    {
+        if (_links.TryRemove(connectionId, out var link))
+        {
+            link.Dispose();
+        }
+    }
+
+    public void Dispose()
+    {
+        _disposed = true;
+        foreach (var id in _links.Keys)
+        {
+            ConnectionClosed(id);
+        }
+    }
+
+    private async Task<string> AskOnceAsync(byte[] request, CancellationToken cancellationToken)
+    {
+        using var link = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await link.ExchangeAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<string> AskOnConnectionAsync(long connectionId, byte[] request, CancellationToken cancellationToken)
+    {
+        if (!_links.TryGetValue(connectionId, out var link))
+        {
+            link = await KeepAsync(connectionId, cancellationToken).ConfigureAwait(false);
+        }
+
+        var reused = link.Used;
+        try
+        {
+            return await link.ExchangeAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (UpstreamFailedException failure) when (failure.BeforeAnyReply && reused && !cancellationToken.IsCancellationRequested)
+        {
+            // Dropped while idle (an upstream's own idle timeout): once more on a new connection, which, if it fails, says why.
+            Forget(connectionId, link);
+            link = await KeepAsync(connectionId, cancellationToken).ConfigureAwait(false);
+            return await ExchangeOrForgetAsync(connectionId, link, request, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            Forget(connectionId, link); // failed, or cancelled by the timeout: a late reply on it would answer the wrong request
+            throw;
+        }
+    }
+
+    private async Task<string> ExchangeOrForgetAsync(long connectionId, UpstreamLink link, byte[] request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await link.ExchangeAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            Forget(connectionId, link);
+            throw;
+        }
+    }
+
+    /// <summary>Opens the downstream connection's upstream connection and keeps it.</summary>
+    private async Task<UpstreamLink> KeepAsync(long connectionId, CancellationToken cancellationToken)
+    {
+        var link = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        _links[connectionId] = link;
+        if (_disposed)
+        {
+            Forget(connectionId, link); // the server stopped meanwhile: nothing will close it later
+            throw new ObjectDisposedException(nameof(UpstreamHandler));
+        }
+
+        return link;
+    }
+
+    /// <summary>Drops <paramref name="link"/> if it is still the connection's (a request after a timeout may have opened a new one).</summary>
+    private void Forget(long connectionId, UpstreamLink link)
+    {
+        ((ICollection<KeyValuePair<long, UpstreamLink>>)_links).Remove(new KeyValuePair<long, UpstreamLink>(connectionId, link));
+        link.Dispose();
+    }
+
+    private async Task<UpstreamLink> OpenAsync(CancellationToken cancellationToken)
+    {
+        var endPoint = await ResolveAsync().ConfigureAwait(false);
+        try
+        {
+            return await UpstreamLink.OpenAsync(endPoint, Framing, cancellationToken).ConfigureAwait(false);
+        }
+        catch (UpstreamFailedException)
+        {
+            _endPoint = null; // the name may point elsewhere by the next request
+            throw;
+        }
+    }
+
+    /// <summary>The upstream's address, looked up once (a lookup that hangs is cut short by the handler timeout).</summary>
+    private async Task<IPEndPoint> ResolveAsync()
+    {
+        var resolving = _endPoint ??= KeyClient.ResolveAsync(Target.Host, Target.Port, CancellationToken.None);
+        try
+        {
+            return await resolving.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException || e is ArgumentException)
+        {
+            _endPoint = null;
+            throw new UpstreamFailedException(
+                Replies.UpstreamUnreachable(e is SocketException { SocketErrorCode: SocketError.HostNotFound } ? $"no host named '{Target.Host}'" : e.Message), false, e);
+        }
+    }
+}
