@@ -24,6 +24,9 @@ internal static class TransportPlatform
     public static ClientTransport? CreateEventLoopTransport(int loops, string name, Action<Exception> onError) =>
         Libc.IsSupported ? new EventLoopTransport(loops, name, onError) : null;
 
+    /// <summary>The event loop of the calling thread, to open connections on; null on any other thread.</summary>
+    public static IStreamConnector? CurrentLoop => EventLoop.Current;
+
     /// <summary>Reads into <paramref name="buffer"/> through the Memory overload: no Task per read.</summary>
     public static ValueTask<int> ReadAsync(Stream stream, byte[] buffer) => stream.ReadAsync(buffer.AsMemory());
 

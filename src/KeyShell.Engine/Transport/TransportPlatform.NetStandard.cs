@@ -18,6 +18,9 @@ internal static class TransportPlatform
 
     public static ClientTransport? CreateEventLoopTransport(int loops, string name, Action<Exception> onError) => null;
 
+    /// <summary>No loop serves any thread here.</summary>
+    public static IStreamConnector? CurrentLoop => null;
+
     /// <summary>Reads into <paramref name="buffer"/> (netstandard2.0's Stream has only the Task overloads).</summary>
     public static ValueTask<int> ReadAsync(Stream stream, byte[] buffer) => new(stream.ReadAsync(buffer, 0, buffer.Length));
 

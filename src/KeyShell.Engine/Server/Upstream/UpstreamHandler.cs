@@ -7,6 +7,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Client;
 using KeyShell.Engine.Protocol;
+using KeyShell.Engine.Transport;
 
 namespace KeyShell.Engine.Server.Upstream;
 
@@ -51,11 +52,12 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IDisposable
         }
 
         var bytes = RequestEncoding.For(request.ClientId, request.Key, Framing);
+        var loop = TransportPlatform.CurrentLoop; // read before any await: the loop serving the client's connection, if one is
         try
         {
             return Connection == ConnectionMode.PerMessage
-                ? await AskOnceAsync(bytes, cancellationToken).ConfigureAwait(false)
-                : await AskOnConnectionAsync(request.ConnectionId, bytes, cancellationToken).ConfigureAwait(false);
+                ? await AskOnceAsync(bytes, loop, cancellationToken).ConfigureAwait(false)
+                : await AskOnConnectionAsync(request.ConnectionId, bytes, loop, cancellationToken).ConfigureAwait(false);
         }
         catch (UpstreamFailedException failure)
         {
@@ -81,17 +83,17 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IDisposable
         }
     }
 
-    private async Task<string> AskOnceAsync(byte[] request, CancellationToken cancellationToken)
+    private async Task<string> AskOnceAsync(byte[] request, IStreamConnector? loop, CancellationToken cancellationToken)
     {
-        using var link = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var link = await OpenAsync(loop, cancellationToken).ConfigureAwait(false);
         return await link.ExchangeAsync(request, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<string> AskOnConnectionAsync(long connectionId, byte[] request, CancellationToken cancellationToken)
+    private async Task<string> AskOnConnectionAsync(long connectionId, byte[] request, IStreamConnector? loop, CancellationToken cancellationToken)
     {
         if (!_links.TryGetValue(connectionId, out var link))
         {
-            link = await KeepAsync(connectionId, cancellationToken).ConfigureAwait(false);
+            link = await KeepAsync(connectionId, loop, cancellationToken).ConfigureAwait(false);
         }
 
         var reused = link.Used;
@@ -103,7 +105,7 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IDisposable
         {
             // Dropped while idle (an upstream's own idle timeout): once more on a new connection, which, if it fails, says why.
             Forget(connectionId, link);
-            link = await KeepAsync(connectionId, cancellationToken).ConfigureAwait(false);
+            link = await KeepAsync(connectionId, loop, cancellationToken).ConfigureAwait(false);
             return await ExchangeOrForgetAsync(connectionId, link, request, cancellationToken).ConfigureAwait(false);
         }
         catch
@@ -127,9 +129,9 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IDisposable
     }
 
     /// <summary>Opens the downstream connection's upstream connection and keeps it.</summary>
-    private async Task<UpstreamLink> KeepAsync(long connectionId, CancellationToken cancellationToken)
+    private async Task<UpstreamLink> KeepAsync(long connectionId, IStreamConnector? loop, CancellationToken cancellationToken)
     {
-        var link = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var link = await OpenAsync(loop, cancellationToken).ConfigureAwait(false);
         _links[connectionId] = link;
         if (_disposed)
         {
@@ -147,12 +149,12 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IDisposable
         link.Dispose();
     }
 
-    private async Task<UpstreamLink> OpenAsync(CancellationToken cancellationToken)
+    private async Task<UpstreamLink> OpenAsync(IStreamConnector? loop, CancellationToken cancellationToken)
     {
         var endPoint = await ResolveAsync().ConfigureAwait(false);
         try
         {
-            return await UpstreamLink.OpenAsync(endPoint, Framing, cancellationToken).ConfigureAwait(false);
+            return await UpstreamLink.OpenAsync(endPoint, Framing, loop, cancellationToken).ConfigureAwait(false);
         }
         catch (UpstreamFailedException)
         {

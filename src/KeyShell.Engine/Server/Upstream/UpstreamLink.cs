@@ -15,18 +15,18 @@ namespace KeyShell.Engine.Server.Upstream;
 /// One connection to the upstream server: a request out, its reply back, in the client's framing and with
 /// the client's reply reader (line framing: a reply ends with LF; the seed's: a reply is what one read
 /// returns). One exchange at a time; a cancel (the handler timeout) closes the socket under the exchange.
+/// Opened from an event loop's thread, the connection is served on that loop: the upstream's reply completes
+/// there, where the client's connection waits for it, with no hop to another thread and back.
 /// </summary>
 internal sealed class UpstreamLink : IDisposable
 {
-    private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
     private readonly ReplyReader _replies;
     private readonly byte[] _buffer = new byte[4096];
 
-    private UpstreamLink(Socket socket, Framing framing)
+    private UpstreamLink(Stream stream, Framing framing)
     {
-        _socket = socket;
-        _stream = new NetworkStream(socket, ownsSocket: true);
+        _stream = stream;
         _replies = new ReplyReader(framing == Framing.Line);
     }
 
@@ -35,8 +35,20 @@ internal sealed class UpstreamLink : IDisposable
 
     /// <summary>Connects to <paramref name="remote"/>; a refusal or another connect failure is an
     /// <see cref="UpstreamFailedException"/> with its reply, a cancel an <see cref="OperationCanceledException"/>.</summary>
-    public static async Task<UpstreamLink> OpenAsync(IPEndPoint remote, Framing framing, CancellationToken cancellationToken)
+    public static async Task<UpstreamLink> OpenAsync(IPEndPoint remote, Framing framing, IStreamConnector? loop, CancellationToken cancellationToken)
     {
+        if (loop is not null)
+        {
+            try
+            {
+                return new UpstreamLink(await loop.ConnectAsync(remote, cancellationToken).ConfigureAwait(false), framing);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                throw ConnectFailure(e);
+            }
+        }
+
         var socket = new Socket(remote.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
@@ -46,20 +58,23 @@ internal sealed class UpstreamLink : IDisposable
             }
 
             cancellationToken.ThrowIfCancellationRequested();
-            return new UpstreamLink(socket, framing);
+            return new UpstreamLink(new NetworkStream(socket, ownsSocket: true), framing);
         }
         catch (Exception e)
         {
             socket.Dispose();
             cancellationToken.ThrowIfCancellationRequested();
-            throw e switch
-            {
-                SocketException { SocketErrorCode: SocketError.ConnectionRefused } => new UpstreamFailedException(Replies.UpstreamRefused, false, e),
-                SocketException s => new UpstreamFailedException(Replies.UpstreamUnreachable(s.SocketErrorCode.ToString()), false, e),
-                _ => new UpstreamFailedException(Replies.UpstreamUnreachable(e.Message), false, e),
-            };
+            throw ConnectFailure(e);
         }
     }
+
+    private static UpstreamFailedException ConnectFailure(Exception e) =>
+        e switch
+        {
+            SocketException { SocketErrorCode: SocketError.ConnectionRefused } => new UpstreamFailedException(Replies.UpstreamRefused, false, e),
+            SocketException s => new UpstreamFailedException(Replies.UpstreamUnreachable(s.SocketErrorCode.ToString()), false, e),
+            _ => new UpstreamFailedException(Replies.UpstreamUnreachable(e.Message), false, e),
+        };
 
     /// <summary>Sends <paramref name="request"/> (already framed) and returns the reply's text, without its line end.</summary>
     public async Task<string> ExchangeAsync(byte[] request, CancellationToken cancellationToken)
@@ -68,7 +83,7 @@ internal sealed class UpstreamLink : IDisposable
         var received = false;
         try
         {
-            using (cancellationToken.Register(static s => ((Socket)s!).Dispose(), _socket))
+            using (cancellationToken.Register(static s => ((IDisposable)s!).Dispose(), _stream))
             {
                 // The transports' Memory overloads (no Task per call); a cancel reaches them by closing the socket.
                 await TransportPlatform.WriteAsync(_stream, request, request.Length).ConfigureAwait(false);

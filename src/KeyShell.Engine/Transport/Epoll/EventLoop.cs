@@ -2,6 +2,7 @@ using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Threading;
+using System.Threading.Tasks;
 using KeyShell.Engine.Logging;
 
 namespace KeyShell.Engine.Transport.Epoll;
@@ -35,9 +36,12 @@ internal interface IPollable
 /// table, the timers and every registration belong to this thread; other threads hand it work with
 /// <see cref="Post"/>.
 /// </summary>
-internal sealed class EventLoop : IDisposable
+internal sealed class EventLoop : IDisposable, IStreamConnector
 {
     private const int MaxEvents = 256;
+
+    [ThreadStatic]
+    private static EventLoop? _current;
 
     private readonly IPoller _poller;
     private readonly Thread _thread;
@@ -70,6 +74,13 @@ internal sealed class EventLoop : IDisposable
     public Scratch Scratch { get; } = new();
 
     public bool IsCurrentThread => Thread.CurrentThread == _thread;
+
+    /// <summary>The loop whose thread is calling, or null on any other thread.</summary>
+    public static EventLoop? Current => _current;
+
+    /// <summary>A connection served on this loop, as a stream (see <see cref="PolledStream.ConnectAsync"/>).</summary>
+    public Task<System.IO.Stream> ConnectAsync(System.Net.IPEndPoint remote, CancellationToken cancellationToken) =>
+        PolledStream.ConnectAsync(this, remote, cancellationToken);
 
     /// <summary>True while log lines handed over on this loop's thread in this pass are not yet written:
     /// nothing may be sent until they are (<see cref="SendAfterLog"/>). On the loop's thread.</summary>
@@ -189,6 +200,7 @@ internal sealed class EventLoop : IDisposable
         Span<ulong> ready = stackalloc ulong[MaxEvents];
         Exception? failure = null;
         _log = DeferredLogWrites.InstallOnThisThread();
+        _current = this;
         try
         {
             while (!_stopping)

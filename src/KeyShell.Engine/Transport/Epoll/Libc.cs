@@ -21,6 +21,7 @@ internal static unsafe class Libc
     public const int EMFILE = 24;
     public const int ENOBUFS = 105;
     public const int EINPROGRESS = 115;
+    public const int ECANCELED = 125;
 
     private const int AF_INET = 2;
     private const int AF_INET6 = 10;
@@ -35,6 +36,7 @@ internal static unsafe class Libc
     private const int IPPROTO_TCP = 6;
     private const int TCP_NODELAY = 1;
     private const int F_GETFL = 3;
+    private const int POLLOUT = 4;
     private const int F_SETFL = 4;
     private const int O_NONBLOCK = 0x800;
     private const int SockaddrSize = 128;
@@ -197,6 +199,14 @@ internal static unsafe class Libc
 
     public static void Close(int fd) => _ = close(fd);
 
+    /// <summary>Waits up to <paramref name="milliseconds"/> for <paramref name="fd"/> to be writable (a pending
+    /// connect has ended, one way or the other): 1 when it is, 0 on the timeout, or a negative errno.</summary>
+    public static int WaitWritable(int fd, int milliseconds)
+    {
+        var entry = stackalloc int[2] { fd, POLLOUT }; // struct pollfd { int fd; short events; short revents; }
+        return OrErrno(poll(entry, 1, milliseconds));
+    }
+
     public static nint Read(int fd, void* buffer, nint count) => read(fd, buffer, count);
 
     public static nint Write(int fd, void* buffer, nint count) => write(fd, buffer, count);
@@ -324,4 +334,7 @@ internal static unsafe class Libc
 
     [DllImport(Name, SetLastError = true)]
     private static extern int close(int fd);
+
+    [DllImport(Name, SetLastError = true)]
+    private static extern int poll(void* fds, nuint nfds, int timeout);
 }

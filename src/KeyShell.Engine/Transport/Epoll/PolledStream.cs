@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using System.Net;
 using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
@@ -26,7 +27,50 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket,
     private Interest _interest;
     private bool _sendQueued; // the write waits for the end of the pass (SendAfterLog)
 
-    /// <summary>Takes an accepted descriptor; on the loop's thread.</summary>
+    /// <summary>Connects to <paramref name="remote"/> without blocking the loop (the handshake is waited for on
+    /// the thread pool, only when it does not end at once), then serves the socket on <paramref name="loop"/>.</summary>
+    public static async Task<System.IO.Stream> ConnectAsync(EventLoop loop, IPEndPoint remote, CancellationToken cancellationToken)
+    {
+        var result = Libc.Connect(remote, out var descriptor);
+        if (result == -Libc.EINPROGRESS)
+        {
+            result = await Task.Run(() => WaitForConnect(descriptor, cancellationToken), CancellationToken.None).ConfigureAwait(false);
+        }
+
+        if (result < 0)
+        {
+            if (descriptor >= 0)
+            {
+                Libc.Close(descriptor);
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+            throw Libc.ToException(-result);
+        }
+
+        return new PolledStream(loop, descriptor);
+    }
+
+    private static int WaitForConnect(int descriptor, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var ready = Libc.WaitWritable(descriptor, 50); // in slices: a cancel is seen within one
+            if (ready > 0)
+            {
+                return Libc.PendingError(descriptor);
+            }
+
+            if (ready < 0 && ready != -Libc.EINTR)
+            {
+                return ready;
+            }
+        }
+
+        return -Libc.ECANCELED;
+    }
+
+    /// <summary>Takes an accepted (or connected) descriptor; on the loop's thread, or before any call.</summary>
     public PolledStream(EventLoop loop, int descriptor)
     {
         _loop = loop;
