@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
+using KeyShell.Engine.Faults;
 using KeyShell.Engine.Logging;
 using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Protocol;
@@ -135,6 +136,19 @@ public sealed partial class KeyServer : IDisposable
         get => Context.KeyMap;
         set => Context.KeyMap = value ?? throw new ArgumentNullException(nameof(value));
     }
+
+    /// <summary>The faults applied now (<see cref="FaultSet.Empty"/> when none).</summary>
+    public FaultSet FaultSet => Context.Faults.Set;
+
+    /// <summary>Faults applied since the start: requests faulted, and connections refused by a Refuse fault.</summary>
+    public long Faults => Events.Faults;
+
+    /// <summary>
+    /// Swaps the whole fault set at once: each request meets the old set or the new one. The new set's
+    /// positions (Every, After) count from now. <see cref="FaultSet.Empty"/> removes every fault.
+    /// </summary>
+    public void SetFaults(FaultSet faults) =>
+        Context.Faults = (faults ?? throw new ArgumentNullException(nameof(faults))).CreateSelector();
 
     /// <summary>Connections accepted and served since the start (rejected ones not included).</summary>
     public long Connections => Table.Accepted;
