@@ -96,6 +96,14 @@ public sealed partial class KeyServer : IDisposable
         remove => Events.RequestServed -= value;
     }
 
+    /// <summary>Raised for every fault applied (on a worker thread): Reason is the type (reset, delay, ...),
+    /// ClientId and Key the faulted request's; for refuse, null.</summary>
+    public event EventHandler<KeyServerEventArgs>? FaultApplied
+    {
+        add => Events.FaultApplied += value;
+        remove => Events.FaultApplied -= value;
+    }
+
     /// <summary>Raised when the log cannot be written or a connection fails unexpectedly.</summary>
     public event EventHandler<KeyServerEventArgs>? ErrorOccurred
     {

@@ -68,7 +68,7 @@ internal sealed partial class ServerSession
     /// <summary>Logs a faulted request (its line, then the fault's line in its place) and counts the fault.</summary>
     private void RecordFault(FaultAction fault, ReadOnlySpan<byte> request, int clientLength, ByteBuffer log, string timestamp)
     {
-        _context.Events.Faulted(Id, RemoteEndPoint, fault.Type);
+        _context.Events.Faulted(Id, RemoteEndPoint, fault);
         if (_context.Log is not null)
         {
             ConversationLine.WriteRequest(log, timestamp, request);
