@@ -7,8 +7,9 @@ namespace KeyShell;
 
 /// <summary>
 /// The seed's server console for Start-KeyServer -Wait: a line per connection and per request (and per
-/// refused peer: <c>Client refused (certificate: ...)</c>; per fault applied: <c>Fault reset (3 7)</c>), at no more than a person can read. It listens
-/// to the server's events only while this tick's budget of lines lasts; past it, it unsubscribes until the next tick, so under load the server pays for the lines shown,
+/// refused peer: <c>Client refused (certificate: ...)</c>; per fault applied: <c>Fault reset (3 7)</c>), at
+/// no more than a person can read. It listens to the server's events only while this tick's budget of lines
+/// lasts; past it, it unsubscribes until the next tick, so under load the server pays for the lines shown,
 /// not for one event per request. What was not shown is counted from the server's counters and said in
 /// one line.
 /// </summary>
