@@ -139,6 +139,7 @@ public abstract class FaultWireTests
 
         Eventually(() => Conversation(server).Contains("SYSTEM: Fault refuse (connection 2)"), "the refusal in the log");
         Assert.Equal(1, server.Faults);
+        Assert.Equal(1, server.Connections); // the refused one was never served
         Assert.Equal(0, server.Rejected);
     }
 
@@ -212,6 +213,52 @@ public abstract class FaultWireTests
         AssertInOrder(Conversation(server), "Client: 1 2", "SYSTEM: Fault delay (1 2)", "Server: 1 handled 1 2", "Client: 1 3");
     }
 
+    [Theory]
+    [InlineData(FaultDirection.Request)]
+    [InlineData(FaultDirection.Reply)]
+    public void TheKeyMapsDelayedRequestIsAnsweredAfterTheHoldInEitherDirection(FaultDirection direction)
+    {
+        using var server = Start(new KeyFault(FaultType.Delay, delayMilliseconds: 20, key: new[] { "1", "3" }, direction: direction));
+        using var client = Open(server);
+        client.Send("1 1\n1 2\n1 3\n1 4\n"); // two holds in one read
+        Assert.Equal(new[] { Reply(1), Reply(2), Reply(3), Reply(4) }, client.ReadLines(4));
+        Assert.Equal(4, server.Requests);
+        AssertInOrder(Conversation(server), "Client: 1 1", "SYSTEM: Fault delay (1 1)", "Server: 1 " + Reply(1), "Client: 1 2", "Server: 1 " + Reply(2), "Client: 1 3", "SYSTEM: Fault delay (1 3)", "Server: 1 " + Reply(3), "Server: 1 " + Reply(4));
+    }
+
+    [Fact]
+    public void AHandlersStallAnswersNothingMoreOnItsConnection()
+    {
+        var calls = 0;
+        using var server = Start(new KeyFault(FaultType.Stall, key: new[] { "2" }, direction: FaultDirection.Request), handler: new CountingHandler(() => Interlocked.Increment(ref calls)));
+        using var client = Open(server);
+        client.Send("1 1\n1 2\n1 3\n");
+        Assert.Equal(new[] { "handled 1 1" }, client.ReadLines(1));
+        Eventually(() => Conversation(server).Contains("SYSTEM: Fault stall (1 2)"), "the stall in the log");
+        client.Send("1 4\n");
+        client.EndSending();
+        Assert.Equal(string.Empty, client.ReadToEnd());
+        Assert.Equal(1, Volatile.Read(ref calls));
+    }
+
+    [SkippableFact]
+    public void TheIdleTimeoutClosesAStalledConnectionAsAnyIdleOne()
+    {
+        // A short idle timeout also bounds the TLS handshake, which a busy machine may not finish in it.
+        Skip.If(UseTls, "plain text only: the idle timeout would bound the TLS handshake too");
+        using var server = StartServer(o =>
+        {
+            o.UseEventLoops = UseEventLoops;
+            o.Faults = new FaultSet(new[] { new KeyFault(FaultType.Stall) });
+            o.IdleTimeout = TimeSpan.FromMilliseconds(200);
+            o.Certificate = UseTls ? new ServerCertificate(TestCertificates.Shared.Server) : null;
+        });
+        using var client = Open(server);
+        client.Send("1 1\n");
+        Assert.Empty(client.ReadBytesToEnd()); // nothing, then the idle close's end
+        Eventually(() => server.IdleClosed == 1, "the idle close counted");
+    }
+
     [Fact]
     public void AHandlersSlicedAndTruncatedRepliesAreTheHandlersOwn()
     {
@@ -258,7 +305,7 @@ public abstract class FaultWireTests
         var first = FaultedRequests(faults);
         var second = FaultedRequests(faults);
         Assert.NotEmpty(first);
-        Assert.Equal(first, second);
+        Assert.True(first.SequenceEqual(second), $"first:\n{string.Join("\n", first)}\nsecond:\n{string.Join("\n", second)}");
 
         // And they are the ones the seed picks, request by request: nothing depended on the threads.
         var selector = faults.CreateSelector();
@@ -274,11 +321,15 @@ public abstract class FaultWireTests
             }
         }
 
-        Assert.Equal(expected, first);
+        Assert.True(expected.SequenceEqual(first), $"expected:\n{string.Join("\n", expected)}\nlogged:\n{string.Join("\n", first)}");
     }
 
     /// <summary>Eight clients in parallel, each sending keys 0 to 9 one connection per request; the faults as
-    /// the log shows them: (client, key, the request's position among its client's, type), in client order.</summary>
+    /// the log shows them: (client, key, the request's position among its client's, type), in client order.
+    /// Each client sends each key once, so the position is the key's place in its sequence (key + 1), which
+    /// the count of the client's request lines before the fault line must agree with; over TLS on the event
+    /// loops one request's lines can land after the next one's (see the report of this change), so there
+    /// the count is not the witness.</summary>
     private List<(string Client, string Key, long Position, string Type)> FaultedRequests(FaultSet faults)
     {
         using var server = Start(faults, null);
@@ -311,7 +362,13 @@ public abstract class FaultWireTests
             else if (line.StartsWith("SYSTEM: Fault ", StringComparison.Ordinal))
             {
                 var parts = line.Substring(14).Split(' ', '(', ')').Where(p => p.Length > 0).ToArray(); // type, client, key
-                faulted.Add((parts[1], parts[2], positions[parts[1]], parts[0]));
+                var position = int.Parse(parts[2]) + 1;
+                if (!UseTls || !UseEventLoops)
+                {
+                    Assert.Equal(position, positions[parts[1]]);
+                }
+
+                faulted.Add((parts[1], parts[2], position, parts[0]));
             }
         }
 
@@ -424,15 +481,21 @@ internal sealed class FaultClient : IDisposable
         return lines.ToArray();
     }
 
-    /// <summary>Everything until the end; a reset throws.</summary>
-    public byte[] ReadBytesToEnd()
+    /// <summary>Everything until the end; a reset throws, unless <paramref name="resetEnds"/>.</summary>
+    public byte[] ReadBytesToEnd(bool resetEnds = false)
     {
         var received = new MemoryStream();
         var buffer = new byte[4096];
-        int count;
-        while ((count = _stream.Read(buffer, 0, buffer.Length)) > 0)
+        try
         {
-            received.Write(buffer, 0, count);
+            int count;
+            while ((count = _stream.Read(buffer, 0, buffer.Length)) > 0)
+            {
+                received.Write(buffer, 0, count);
+            }
+        }
+        catch (IOException e) when (resetEnds && e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionReset })
+        {
         }
 
         return received.ToArray();
