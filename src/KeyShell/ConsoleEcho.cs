@@ -7,8 +7,9 @@ namespace KeyShell;
 
 /// <summary>
 /// The seed's server console for Start-KeyServer -Wait: a line per connection and per request (and per
-/// refused peer: <c>Client refused (certificate: ...)</c>), at no more than a person can read. It listens
-/// to the server's events only while this tick's budget of lines lasts; past it, it unsubscribes until the next tick, so under load the server pays for the lines shown,
+/// refused peer: <c>Client refused (certificate: ...)</c>; per fault applied: <c>Fault reset (3 7)</c>), at
+/// no more than a person can read. It listens to the server's events only while this tick's budget of lines
+/// lasts; past it, it unsubscribes until the next tick, so under load the server pays for the lines shown,
 /// not for one event per request. What was not shown is counted from the server's counters and said in
 /// one line.
 /// </summary>
@@ -20,6 +21,7 @@ internal sealed class ConsoleEcho : IDisposable
     private readonly EventHandler<KeyServerEventArgs> _connected;
     private readonly EventHandler<KeyServerEventArgs> _served;
     private readonly EventHandler<KeyServerEventArgs> _refused;
+    private readonly EventHandler<KeyServerEventArgs> _faulted;
     private readonly object _gate = new();
     private int _budget;
     private bool _listening;
@@ -35,6 +37,8 @@ internal sealed class ConsoleEcho : IDisposable
         _connected = (_, _) => Show("Client connected!", isRequest: false);
         _served = (_, e) => Show($"Client {e.ClientId ?? "?"} : {e.Key}", isRequest: true);
         _refused = (_, e) => Show($"Client refused ({e.Reason})", isRequest: null); // not a connection: not in the summary
+        // A faulted request is shown by its fault, as the log shows it (a refused connection: not a request).
+        _faulted = (_, e) => Show(e.ClientId is null ? $"Fault {e.Reason}" : $"Fault {e.Reason} ({e.ClientId} {e.Key})", isRequest: e.ClientId is null ? null : true);
         _requestsSeen = server.Requests;
         _connectionsSeen = server.Connections;
         NextTick();
@@ -118,12 +122,14 @@ internal sealed class ConsoleEcho : IDisposable
             _server.ClientConnected += _connected;
             _server.RequestServed += _served;
             _server.ClientRefused += _refused;
+            _server.FaultApplied += _faulted;
         }
         else
         {
             _server.ClientConnected -= _connected;
             _server.RequestServed -= _served;
             _server.ClientRefused -= _refused;
+            _server.FaultApplied -= _faulted;
         }
     }
 }

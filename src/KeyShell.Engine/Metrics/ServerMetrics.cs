@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using KeyShell.Engine.Faults;
 
 namespace KeyShell.Engine.Metrics;
 
@@ -67,6 +68,9 @@ internal sealed class ServerMetrics
     private static readonly Counter<long> RejectedConnections = Meter.CreateCounter<long>(
         "keyshell.rejected_connections", "{connection}", "Connections turned away or closed by the server, by error.type.");
 
+    private static readonly Counter<long> FaultsApplied = Meter.CreateCounter<long>(
+        "keyshell.faults", "{fault}", "Faults applied (requests faulted, connections refused by a Refuse fault), by type.");
+
     private static readonly Histogram<double> ConnectionDuration = Meter.CreateHistogram<double>(
         "keyshell.connection.duration", "s", "How long connections stayed open, from accept to close.");
 
@@ -74,6 +78,7 @@ internal sealed class ServerMetrics
     private readonly KeyValuePair<string, object?>[] _ok;
     private readonly KeyValuePair<string, object?>[] _error;
     private readonly KeyValuePair<string, object?>[][] _rejected;
+    private readonly KeyValuePair<string, object?>[][] _faults;
     private readonly Func<int?> _activeConnections;
 
     /// <param name="address">The server's bound address (the server.address tag).</param>
@@ -96,6 +101,13 @@ internal sealed class ServerMetrics
             Tags(address, port, Tag("error.type", "tls_handshake_failed")),
             Tags(address, port, Tag("error.type", "max_handshakes")),
         };
+        var types = (FaultType[])Enum.GetValues(typeof(FaultType));
+        _faults = new KeyValuePair<string, object?>[types.Length][];
+        foreach (var type in types)
+        {
+            _faults[(int)type] = Tags(address, port, Tag("type", KeyFault.WordOf(type)));
+        }
+
         lock (Observed)
         {
             Observed.RemoveAll(r => !r.TryGetTarget(out var metrics) || metrics._activeConnections() is null);
@@ -128,6 +140,9 @@ internal sealed class ServerMetrics
             Requests.Add(errors, _error);
         }
     }
+
+    /// <summary>A fault of <paramref name="type"/> was applied.</summary>
+    public void FaultApplied(FaultType type) => FaultsApplied.Add(1, _faults[(int)type]);
 
     public void ConnectionRejected(RejectionReason reason) => RejectedConnections.Add(1, _rejected[(int)reason]);
 

@@ -16,8 +16,8 @@ namespace KeyShell.Engine.Server;
 /// <summary>
 /// What happens to every accepted socket, on either transport, in one order: the address rules, then a
 /// slot (one atomic count, so MaxConnections bounds every accepted socket, handshakes included), then a
-/// TLS handshake (bounded in number and in time), then the connection is served. A socket turned away or
-/// refused is counted and reported once, here.
+/// Refuse fault's draw, then a TLS handshake (bounded in number and in time), then the connection is
+/// served. A socket turned away, refused or faulted is counted and reported once, here.
 /// </summary>
 internal sealed class Admission
 {
@@ -56,6 +56,16 @@ internal sealed class Admission
             if (_context.IsStopping || !(slot = _table.TryTakeSlot()))
             {
                 TurnAway(socket, _context.IsStopping || _table.IsClosing ? RejectionReason.Stopping : RejectionReason.MaxConnections);
+                return;
+            }
+
+            if (_context.Faults.SelectAtAccept() is { } refuse)
+            {
+                // A Refuse fault: closed as accepted, before any TLS, a fault (not a rejection); logged, then closed.
+                _table.ReleaseSlot();
+                slot = false;
+                Events.RefusedByFault(refuse, socket.Peer?.ToString());
+                socket.Close();
                 return;
             }
 

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
+using KeyShell.Engine.Faults;
 using KeyShell.Engine.Logging;
 using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Protocol;
@@ -95,6 +96,14 @@ public sealed partial class KeyServer : IDisposable
         remove => Events.RequestServed -= value;
     }
 
+    /// <summary>Raised for every fault applied (on a worker thread): Reason is the type (reset, delay, ...),
+    /// ClientId and Key the faulted request's; for refuse, null.</summary>
+    public event EventHandler<KeyServerEventArgs>? FaultApplied
+    {
+        add => Events.FaultApplied += value;
+        remove => Events.FaultApplied -= value;
+    }
+
     /// <summary>Raised when the log cannot be written or a connection fails unexpectedly.</summary>
     public event EventHandler<KeyServerEventArgs>? ErrorOccurred
     {
@@ -144,6 +153,19 @@ public sealed partial class KeyServer : IDisposable
         get => Context.KeyMap;
         set => Context.KeyMap = value ?? throw new ArgumentNullException(nameof(value));
     }
+
+    /// <summary>The faults applied now (<see cref="FaultSet.Empty"/> when none).</summary>
+    public FaultSet FaultSet => Context.Faults.Set;
+
+    /// <summary>Faults applied since the start: requests faulted, and connections refused by a Refuse fault.</summary>
+    public long Faults => Events.Faults;
+
+    /// <summary>
+    /// Swaps the whole fault set at once: each request meets the old set or the new one. The new set's
+    /// positions (Every, After) count from now. <see cref="FaultSet.Empty"/> removes every fault.
+    /// </summary>
+    public void SetFaults(FaultSet faults) =>
+        Context.Faults = (faults ?? throw new ArgumentNullException(nameof(faults))).CreateSelector();
 
     /// <summary>Connections accepted and served since the start (rejected ones not included).</summary>
     public long Connections => Table.Accepted;

@@ -1,5 +1,6 @@
 using System;
 using System.Net;
+using KeyShell.Engine.Faults;
 using KeyShell.Engine.Logging;
 using KeyShell.Engine.Protocol;
 using Microsoft.Extensions.Logging;
@@ -27,6 +28,9 @@ public sealed partial class KeyServerOptions
 
     /// <summary>Computes replies instead of <see cref="KeyMap"/>; disposed with the server when IDisposable.</summary>
     public IKeyRequestHandler? Handler { get; set; }
+
+    /// <summary>The faults applied to requests and accepted connections (see <see cref="KeyServer.SetFaults"/>).</summary>
+    public FaultSet Faults { get; set; } = FaultSet.Empty;
 
     /// <summary>How long a handler may take for one request before its reply is an error.</summary>
     public TimeSpan HandlerTimeout { get; set; } = TimeSpan.FromSeconds(30);
@@ -130,6 +134,11 @@ public sealed partial class KeyServerOptions
         if (KeyMap is null)
         {
             throw new ArgumentNullException(nameof(KeyMap));
+        }
+
+        if (Faults is null)
+        {
+            throw new ArgumentNullException(nameof(Faults));
         }
 
         ValidateSecurity();

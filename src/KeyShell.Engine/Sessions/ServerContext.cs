@@ -1,4 +1,5 @@
 using System;
+using KeyShell.Engine.Faults;
 using KeyShell.Engine.Protocol;
 using KeyShell.Engine.Server;
 using Microsoft.Extensions.Logging;
@@ -15,6 +16,7 @@ internal sealed class ServerContext
 {
     private readonly Action<ServerSession> _retire;
     private volatile KeyMap _keyMap;
+    private volatile FaultSelector _faults;
     private volatile bool _stopping;
 
     public ServerContext(KeyServerOptions options, bool plainText, ILogger? log, ServerEvents events, Action<ServerSession> retire)
@@ -25,6 +27,7 @@ internal sealed class ServerContext
         Handler = options.Handler;
         PlainText = plainText;
         _keyMap = options.KeyMap;
+        _faults = (options.Faults ?? FaultSet.Empty).CreateSelector();
         Log = log;
         Events = events;
         _retire = retire;
@@ -48,6 +51,24 @@ internal sealed class ServerContext
     {
         get => _keyMap;
         set => _keyMap = value;
+    }
+
+    /// <summary>The faults applied now, with their positions; swapped whole (a new selector, its positions counted
+    /// from the swap), so a request meets the old set or the new one, never a mix.</summary>
+    public FaultSelector Faults
+    {
+        get => _faults;
+        set => _faults = value;
+    }
+
+    /// <summary>The selector when some fault acts on requests, else null: the no-fault path's one read and one check.</summary>
+    public FaultSelector? RequestFaults
+    {
+        get
+        {
+            var faults = _faults;
+            return faults.Set.HasRequestFaults ? faults : null;
+        }
     }
 
     /// <summary>The conversation log, or null when the server keeps none.</summary>

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Threading;
+using KeyShell.Engine.Faults;
 using KeyShell.Engine.Logging;
 using KeyShell.Engine.Metrics;
 using KeyShell.Engine.Protocol;
@@ -23,6 +24,7 @@ internal sealed class ServerEvents
     private readonly ServerMetrics _metrics;
     private long _rejected;
     private long _idleClosed;
+    private long _faults;
     private long _internalErrors;
     private long _acceptFailures;
     private int _lastAcceptFailureReport;
@@ -44,6 +46,9 @@ internal sealed class ServerEvents
 
     public event EventHandler<KeyServerEventArgs>? ClientRefused;
 
+    /// <summary>A fault was applied: Reason is its type's word (reset, delay, ...), ClientId and Key the request's (null for refuse).</summary>
+    public event EventHandler<KeyServerEventArgs>? FaultApplied;
+
     /// <summary>The engine's own diagnostics (not the conversation): the host's logger, or none.</summary>
     public ILogger Diagnostics { get; }
 
@@ -59,6 +64,29 @@ internal sealed class ServerEvents
     public long IdleClosed => Interlocked.Read(ref _idleClosed);
 
     public long InternalErrors => Interlocked.Read(ref _internalErrors);
+
+    /// <summary>Faults applied: requests faulted, and connections refused at accept by a Refuse fault.</summary>
+    public long Faults => Interlocked.Read(ref _faults);
+
+    /// <summary>Counts an applied fault (before it acts on the wire: a client that sees it sees the count) and
+    /// its meter, keyshell.faults tagged by type.</summary>
+    public void Faulted(long connectionId, string? remote, FaultAction fault)
+    {
+        Interlocked.Increment(ref _faults);
+        Guard(connectionId, remote, () =>
+        {
+            _metrics.FaultApplied(fault.Type);
+            FaultApplied?.Invoke(_sender, new KeyServerEventArgs(connectionId, remote, fault.ClientId, fault.Key, reason: fault.Fault.Word));
+        });
+    }
+
+    /// <summary>A connection closed at accept by a Refuse fault: counted as a fault (not a rejection), and its
+    /// line <c>SYSTEM: Fault refuse (connection N)</c> handed to the log before the socket closes.</summary>
+    public void RefusedByFault(FaultAction refuse, string? remote)
+    {
+        Faulted(0, remote, refuse);
+        Guard(0, remote, () => Conversation?.Log(LogLevel.Information, ConversationEvents.System, ConversationLine.RefuseFault(refuse.Position), null, static (text, _) => text));
+    }
 
     public void Connected(ServerSession session) => Guard(session, () =>
     {

@@ -24,18 +24,7 @@ internal sealed partial class ServerSession
     private Step TakeForHandler(RequestFramer.Frames frames, bool ended)
     {
         _waiting ??= new List<(byte[] Request, bool Legacy)>();
-        FrameKind kind;
-        while ((kind = frames.Next(out var request)) != FrameKind.None)
-        {
-            if (kind == FrameKind.TooLong)
-            {
-                _tooLong = request.ToArray();
-                break;
-            }
-
-            _waiting.Add((request.ToArray(), kind == FrameKind.Legacy));
-        }
-
+        TakeFrames(ref frames);
         if (_waiting.Count == 0 && _tooLong is null)
         {
             return ended ? Step.Close : Step.Receive;
@@ -46,39 +35,97 @@ internal sealed partial class ServerSession
         return Step.Handle;
     }
 
+    /// <summary>Copies the read's remaining requests into <c>_waiting</c> (a too-long one into <c>_tooLong</c>).</summary>
+    private void TakeFrames(ref RequestFramer.Frames frames)
+    {
+        FrameKind kind;
+        while ((kind = frames.Next(out var request)) != FrameKind.None)
+        {
+            if (kind == FrameKind.TooLong)
+            {
+                _tooLong = request.ToArray();
+                break;
+            }
+
+            _waiting!.Add((request.ToArray(), kind == FrameKind.Legacy));
+        }
+    }
+
+    /// <summary>
+    /// Answers the waiting requests through the handler, in order, from <c>_next</c>. A fault that holds
+    /// (a Delay, a Slice's pauses) returns the driver's sleep; the rest are answered on waking (Woken hands
+    /// back here). A Request-direction fault takes the request before the handler sees it (a Delay's after
+    /// its hold); a Reply-direction one takes the handler's reply.
+    /// </summary>
     public async Task<Step> HandleAsync(Scratch scratch)
     {
         try
         {
             var timestamp = BeginBatch(scratch.Log);
+            var faults = _context.RequestFaults;
             int requests = 0, errors = 0;
-            foreach (var (request, legacy) in _waiting!)
+            var waiting = _waiting!;
+            while (_next < waiting.Count)
             {
-                requests++;
+                var (request, legacy) = waiting[_next];
+                var held = _holdsRequest;
+                _holdsRequest = false;
+                requests += held ? 0 : 1; // a held request was counted when it came
                 var status = RequestParser.Parse(request, out var clientLength);
-                byte[] reply;
-                if (status == ParseStatus.Ok)
+                var fault = !held && faults is not null && status == ParseStatus.Ok
+                    ? faults.Select(request.AsSpan(0, clientLength), request.AsSpan(clientLength + 1))
+                    : null;
+                Step? stop;
+                if (fault is not null)
                 {
-                    var keyRequest = new KeyRequest(
-                        Encoding.ASCII.GetString(request, 0, clientLength),
-                        Encoding.ASCII.GetString(request, clientLength + 1, request.Length - clientLength - 1),
-                        Id,
-                        RemoteEndPoint);
-                    var (text, failed) = await HandleOneAsync(keyRequest).ConfigureAwait(false);
-                    errors += failed ? 1 : 0;
-                    reply = Encoding.UTF8.GetBytes(text);
-                    if (_context.Events.HasRequestListeners)
-                    {
-                        _context.Events.Served(this, keyRequest, text);
-                    }
+                    RecordFault(fault, request, clientLength, scratch.Log, timestamp);
+                }
+
+                if (fault is not null && ActsBeforeAnswer(fault))
+                {
+                    stop = ActBeforeAnswer(fault, scratch, timestamp);
                 }
                 else
                 {
-                    errors++;
-                    reply = status == ParseStatus.BadClient ? BadClientReply : MalformedReply;
+                    byte[] reply;
+                    if (status == ParseStatus.Ok)
+                    {
+                        var keyRequest = new KeyRequest(
+                            Encoding.ASCII.GetString(request, 0, clientLength),
+                            Encoding.ASCII.GetString(request, clientLength + 1, request.Length - clientLength - 1),
+                            Id,
+                            RemoteEndPoint);
+                        var (text, failed) = await HandleOneAsync(keyRequest).ConfigureAwait(false);
+                        errors += failed ? 1 : 0;
+                        reply = Encoding.UTF8.GetBytes(text);
+                        if (fault is null && _context.Events.HasRequestListeners)
+                        {
+                            _context.Events.Served(this, keyRequest, text);
+                        }
+                    }
+                    else
+                    {
+                        errors++;
+                        reply = status == ParseStatus.BadClient ? BadClientReply : MalformedReply;
+                    }
+
+                    if (fault is null)
+                    {
+                        WriteAnswer(request, status, clientLength, reply, legacy, scratch, timestamp, logRequest: !held);
+                        stop = null;
+                    }
+                    else
+                    {
+                        stop = Deliver(fault, request.AsSpan(0, clientLength), reply, legacy, scratch, timestamp);
+                    }
                 }
 
-                WriteAnswer(request, status, clientLength, reply, legacy, scratch, timestamp);
+                if (stop is { } step)
+                {
+                    return Suspend(step, scratch, requests, errors, late: true);
+                }
+
+                _next++;
             }
 
             if (_tooLong is not null)
@@ -89,11 +136,12 @@ internal sealed partial class ServerSession
             }
 
             EndBatch(scratch.Log, requests, errors, late: true);
-            return NextStep(_endAfterHandling, _tooLong is not null);
+            var tooLong = _tooLong is not null;
+            DropWaiting();
+            return NextStep(_endAfterHandling, tooLong);
         }
         finally
         {
-            _waiting!.Clear();
             Volatile.Write(ref _handling, 0);
         }
     }

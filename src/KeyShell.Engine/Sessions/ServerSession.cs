@@ -143,6 +143,11 @@ internal sealed partial class ServerSession : ISession, IConnectionOwner
 
     public Step Received(ReadOnlySpan<byte> data, Scratch scratch)
     {
+        if (_stalled)
+        {
+            return Step.Receive; // a Stall fault: what the client sends is discarded, unanswered
+        }
+
         if (!_connectLogged && _context.PlainText && Interlocked.Read(ref _requests) == 0 && _framer.PendingCount == 0 && TlsDetection.StartsWithTlsHandshake(data))
         {
             // A TLS client dialled a plain-text port: refused at its first bytes, its ClientHello never a request.
@@ -156,7 +161,7 @@ internal sealed partial class ServerSession : ISession, IConnectionOwner
 
     public Step Ended(Scratch scratch)
     {
-        if (_framer.PendingCount == 0)
+        if (_stalled || _framer.PendingCount == 0)
         {
             return Step.Close; // closed between requests
         }
@@ -174,10 +179,6 @@ internal sealed partial class ServerSession : ISession, IConnectionOwner
 
         return Step.Close;
     }
-
-    public long WakeAt => 0;
-
-    public Step Woken(Scratch scratch) => throw new InvalidOperationException("A server session never asks to sleep.");
 
     /// <summary>A server connection is its session: when it is over, so is the session.</summary>
     public void ConnectionEnded(Step last) => Closed();
@@ -236,6 +237,7 @@ internal sealed partial class ServerSession : ISession, IConnectionOwner
     {
         var timestamp = BeginBatch(scratch.Log);
         var map = _context.KeyMap; // read once: a map swapped meanwhile applies from the next read
+        var faults = _context.RequestFaults; // null when no fault acts on requests: all that faults cost here
         int requests = 0, errors = 0;
         var tooLong = false;
         FrameKind kind;
@@ -251,24 +253,48 @@ internal sealed partial class ServerSession : ISession, IConnectionOwner
             }
 
             var status = RequestParser.Parse(request, out var clientLength);
-            var found = false;
-            var reply = status switch
+            var legacy = kind == FrameKind.Legacy;
+            if (faults is not null && status == ParseStatus.Ok && faults.Select(request.Slice(0, clientLength), request.Slice(clientLength + 1)) is { } fault)
             {
-                ParseStatus.Ok => map.ReplyFor(request.Slice(clientLength + 1), out found),
-                ParseStatus.BadClient => BadClientReply,
-                _ => MalformedReply,
-            };
-            WriteAnswer(request, status, clientLength, reply, kind == FrameKind.Legacy, scratch, timestamp);
-            if (_context.Events.HasRequestListeners)
-            {
-                _context.Events.Served(this, request, clientLength, status, reply);
+                if (AnswerFaulted(fault, request, clientLength, legacy, map, scratch, timestamp, ref errors) is { } stop)
+                {
+                    if (stop == Step.Sleep && !_resetAfterSend)
+                    {
+                        KeepRest(ref frames, request, legacy, ended);
+                    }
+
+                    EndBatch(scratch.Log, requests, errors);
+                    return stop == Step.Receive && ended ? Step.Close : stop;
+                }
+
+                continue;
             }
 
-            errors += found ? 0 : 1;
+            errors += AnswerFromMap(request, status, clientLength, legacy, map, scratch, timestamp, logRequest: true) ? 0 : 1;
         }
 
         EndBatch(scratch.Log, requests, errors);
         return NextStep(ended, tooLong);
+    }
+
+    /// <summary>One request answered from the map, with its log lines (the request's unless logged already,
+    /// before a hold); false when the reply is an error.</summary>
+    private bool AnswerFromMap(ReadOnlySpan<byte> request, ParseStatus status, int clientLength, bool legacy, KeyMap map, Scratch scratch, string timestamp, bool logRequest)
+    {
+        var found = false;
+        var reply = status switch
+        {
+            ParseStatus.Ok => map.ReplyFor(request.Slice(clientLength + 1), out found),
+            ParseStatus.BadClient => BadClientReply,
+            _ => MalformedReply,
+        };
+        WriteAnswer(request, status, clientLength, reply, legacy, scratch, timestamp, logRequest);
+        if (_context.Events.HasRequestListeners)
+        {
+            _context.Events.Served(this, request, clientLength, status, reply);
+        }
+
+        return found;
     }
 
     private Step NextStep(bool ended, bool tooLong) =>
@@ -351,7 +377,7 @@ internal sealed partial class ServerSession : ISession, IConnectionOwner
     }
 
     /// <summary>Writes one reply, in the request's framing, and its two log lines.</summary>
-    private void WriteAnswer(ReadOnlySpan<byte> request, ParseStatus status, int clientLength, byte[] reply, bool legacy, Scratch scratch, string timestamp)
+    private void WriteAnswer(ReadOnlySpan<byte> request, ParseStatus status, int clientLength, byte[] reply, bool legacy, Scratch scratch, string timestamp, bool logRequest = true)
     {
         scratch.Output.Write(reply);
         if (!legacy)
@@ -361,7 +387,11 @@ internal sealed partial class ServerSession : ISession, IConnectionOwner
 
         if (_context.Log is not null)
         {
-            ConversationLine.WriteRequest(scratch.Log, timestamp, request);
+            if (logRequest)
+            {
+                ConversationLine.WriteRequest(scratch.Log, timestamp, request);
+            }
+
             ConversationLine.WriteReply(scratch.Log, timestamp, status == ParseStatus.Ok ? request.Slice(0, clientLength) : default, reply);
         }
     }

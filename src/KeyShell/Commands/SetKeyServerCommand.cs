@@ -1,12 +1,14 @@
 using System.Management.Automation;
 using System.Security;
 using System.Security.Cryptography.X509Certificates;
+using KeyShell.Engine.Faults;
 using KeyShell.Engine.Security;
 using KeyShell.Engine.Server;
 
 namespace KeyShell.Commands;
 
-/// <summary>Changes a running server: replaces its key map atomically, and its TLS certificate for new connections.</summary>
+/// <summary>Changes a running server: replaces its key map atomically, its faults (the whole set at once), and
+/// its TLS certificate for new connections.</summary>
 [Cmdlet(VerbsCommon.Set, "KeyServer", SupportsShouldProcess = true, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(KeyServer))]
 public sealed class SetKeyServerCommand : KeyServerTargetCmdlet
@@ -36,8 +38,19 @@ public sealed class SetKeyServerCommand : KeyServerTargetCmdlet
     [ValidateNotNull]
     public SecureString? CertificatePassword { get; set; }
 
+    /// <summary>The new faults, replacing the whole set at once; <c>@()</c> removes them.</summary>
+    [Parameter]
+    [AllowEmptyCollection]
+    public KeyFault[]? Fault { get; set; }
+
+    /// <summary>A new seed for the faults' draws (with -Fault, or for the faults the server has).</summary>
+    [Parameter]
+    public int FaultSeed { get; set; }
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
+
+    private bool SetsFaults => MyInvocation.BoundParameters.ContainsKey(nameof(Fault)) || MyInvocation.BoundParameters.ContainsKey(nameof(FaultSeed));
 
     private Engine.Protocol.KeyMap? _map;
     private ServerCertificate? _certificate;
@@ -71,10 +84,15 @@ public sealed class SetKeyServerCommand : KeyServerTargetCmdlet
             ThrowTerminatingError(TlsParameters.Record(e));
         }
 
-        if (_map is null && _certificate is null)
+        if (MyInvocation.BoundParameters.ContainsKey(nameof(Fault)))
+        {
+            _ = FaultParameters.Read(this, true, Fault, FaultSeed); // a bad fault stops the command before any server changes
+        }
+
+        if (_map is null && _certificate is null && !SetsFaults)
         {
             ThrowTerminatingError(new ErrorRecord(
-                new PSArgumentException("Nothing to set: give -KeyMap, or a certificate (-CertificatePath or -Certificate)."),
+                new PSArgumentException("Nothing to set: give -KeyMap, -Fault (or -FaultSeed), or a certificate (-CertificatePath or -Certificate)."),
                 ErrorIds.NothingToSet,
                 ErrorCategory.InvalidArgument,
                 null));
@@ -86,6 +104,12 @@ public sealed class SetKeyServerCommand : KeyServerTargetCmdlet
         foreach (var server in Targets())
         {
             var changes = _map is null ? string.Empty : $"Replace the key map ({_map.Count} keys)";
+            var faults = SetsFaults ? NewFaults(server) : null;
+            if (faults is not null)
+            {
+                changes += (changes.Length == 0 ? string.Empty : "; ") + (faults.IsEmpty ? "Remove the faults" : $"Apply {faults.Faults.Count} fault(s), seed {faults.Seed}");
+            }
+
             if (_certificate is not null)
             {
                 changes += (changes.Length == 0 ? string.Empty : "; ") + $"Present the certificate {_certificate} to new connections";
@@ -120,11 +144,24 @@ public sealed class SetKeyServerCommand : KeyServerTargetCmdlet
                 server.KeyMap = _map;
             }
 
+            if (faults is not null)
+            {
+                server.SetFaults(faults);
+            }
+
             WriteDiagnostics(server);
             if (PassThru)
             {
                 WriteObject(server);
             }
         }
+    }
+
+    /// <summary>The server's new set: -Fault (or the faults it has) with -FaultSeed (or the seed it has).</summary>
+    private FaultSet NewFaults(KeyServer server)
+    {
+        var seed = MyInvocation.BoundParameters.ContainsKey(nameof(FaultSeed)) ? FaultSeed : server.FaultSet.Seed;
+        var faults = MyInvocation.BoundParameters.ContainsKey(nameof(Fault)) ? Fault : System.Linq.Enumerable.ToArray(server.FaultSet.Faults);
+        return FaultParameters.Read(this, true, faults, seed);
     }
 }

@@ -4,6 +4,7 @@ using System.Net;
 using System.Security;
 using System.Security.Cryptography.X509Certificates;
 using KeyShell.Engine.Client;
+using KeyShell.Engine.Faults;
 using KeyShell.Engine.Security;
 using KeyShell.Engine.Server;
 using KeyShell.Engine.Server.Upstream;
@@ -154,9 +155,19 @@ public sealed class StartKeyServerCommand : KeyShellCmdlet
     [ValidateNotNullOrEmpty]
     public string[]? AllowedAddress { get; set; }
 
+    /// <summary>The faults the server applies (New-KeyFault), in order: the first that takes a request applies.</summary>
+    [Parameter]
+    [AllowEmptyCollection]
+    public KeyFault[]? Fault { get; set; }
+
+    /// <summary>The seed the faults' draws come from: the same seed faults the same requests on every run.</summary>
+    [Parameter]
+    public int FaultSeed { get; set; }
+
     protected override void EndProcessing()
     {
         var options = BuildOptions();
+        options.Faults = FaultParameters.Read(this, MyInvocation.BoundParameters.ContainsKey(nameof(Fault)), Fault, FaultSeed);
         ReadSecurity(options);
         KeyServer server;
         try

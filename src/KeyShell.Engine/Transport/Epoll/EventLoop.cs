@@ -91,6 +91,16 @@ internal sealed class EventLoop : IDisposable, IStreamConnector
     /// connection. On the loop's thread.</summary>
     public void SendAfterLog(IDeferredSend sender) => _deferred.Add(sender);
 
+    /// <summary>Writes the pass's pending log lines now, when called on the loop's thread: before an end that
+    /// cannot wait for the end of the pass (a reset, a FIN), whose lines must be in the file first.</summary>
+    public void WriteLogNow()
+    {
+        if (IsCurrentThread)
+        {
+            _log?.Flush();
+        }
+    }
+
     /// <summary>True until the loop's thread has ended.</summary>
     public bool IsRunning => _thread.IsAlive;
 

@@ -345,6 +345,7 @@ internal sealed partial class PolledConnection : IPollable, IConnection, IDeferr
                 Sleep();
                 break;
             case Step.DrainThenClose:
+                _loop.WriteLogNow(); // a FIN the peer may see before the end of the pass: its lines go first
                 _socket!.Shutdown(SocketShutdown.Send);
                 _state = State.Draining;
                 _drained = 0;
@@ -358,6 +359,7 @@ internal sealed partial class PolledConnection : IPollable, IConnection, IDeferr
                 });
                 break;
             case Step.Reset:
+                _loop.WriteLogNow(); // likewise for a reset
                 CloseSocket(reset: true);
                 End(Step.Close);
                 break;

@@ -119,9 +119,19 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket,
     /// <summary>Any thread: pending calls fail (the loop sees the hang-up).</summary>
     public void Abort() => Volatile.Read(ref _socket)?.Shutdown();
 
-    public void ShutdownSend() => Volatile.Read(ref _socket)?.Shutdown(SocketShutdown.Send);
+    /// <summary>The FIN; on the loop's thread, after the pass's log lines (as a reply waits for them).</summary>
+    public void ShutdownSend()
+    {
+        _loop.WriteLogNow();
+        Volatile.Read(ref _socket)?.Shutdown(SocketShutdown.Send);
+    }
 
-    public void Reset() => OnLoop(() => Close(new ObjectDisposedException(nameof(PolledStream)), reset: true));
+    /// <summary>The RST; as <see cref="ShutdownSend"/>, after the pass's log lines.</summary>
+    public void Reset() => OnLoop(() =>
+    {
+        _loop.WriteLogNow();
+        Close(new ObjectDisposedException(nameof(PolledStream)), reset: true);
+    });
 
     public void OnReady()
     {
