@@ -5,11 +5,12 @@ Import-Module (Join-Path $PSScriptRoot '../KeyShell.Tests/TestHelpers.psm1') -Fo
 # Starts a KeyShell server in its own pwsh (with TLS when given a certificate; in the foreground with its console
 # echo with -Wait); returns @{ Process; Port; Name }. -Label names another build (a baseline) in its Name.
 function Start-BenchServer {
-    param([Parameter(Mandatory)] [string] $ModuleManifest, [string] $LogPath, [int] $IdleTimeoutSec = 60, [string] $Answer = 'Default', [switch] $MeterListener, $Certificate, [switch] $Wait, [string] $Label = 'KeyShell')
+    param([Parameter(Mandatory)] [string] $ModuleManifest, [string] $LogPath, [int] $IdleTimeoutSec = 60, [string] $Answer = 'Default', [string] $Upstream, [switch] $MeterListener, $Certificate, [switch] $Wait, [string] $Label = 'KeyShell')
     $info = [System.Diagnostics.ProcessStartInfo]::new((Get-PwshPath))
     $arguments = @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'Start-BenchServer.ps1'), '-ModuleManifest', $ModuleManifest, '-IdleTimeoutSec', $IdleTimeoutSec, '-Answer', $Answer)
     if ($LogPath) { $arguments += @('-LogPath', $LogPath) }
     if ($MeterListener) { $arguments += '-MeterListener' }
+    if ($Upstream) { $arguments += @('-Upstream', $Upstream) }
     if ($Wait) { $arguments += '-Wait' }
     if ($Certificate) { $arguments += @('-CertificatePath', $Certificate.Certificate, '-KeyPath', $Certificate.Key) }
     foreach ($argument in $arguments) { $info.ArgumentList.Add([string]$argument) }
@@ -25,6 +26,7 @@ function Start-BenchServer {
     $port = [int]$Matches[1]
     $name = if ($Answer -ne 'Default') { "KeyShell ($Answer)" } elseif ($LogPath) { 'KeyShell (log on)' } else { 'KeyShell (log off)' }
     if ($MeterListener) { $name += ' + MeterListener' }
+    if ($Upstream) { $name += ' -Upstream' }
     if ($Certificate) { $name = $name -replace '^KeyShell', 'KeyShell TLS' }
     if ($Wait) { $name += ' -Wait'; $drain = $process.StandardOutput.ReadToEndAsync() } # the echo is read, as a terminal would
     if ($Label -ne 'KeyShell') { $name = $name -replace '^KeyShell', $Label } # another build of KeyShell, measured beside this one
@@ -210,7 +212,7 @@ function Compare-BenchPair {
                 Write-Host ("round {0}: {1,-16} {2}" -f $round, $scenario.Name, $target.Name)
                 $cpuBefore = Get-ProcessorTime $target.Process
                 $run = Invoke-Keyload -Keyload $Keyload -Port $target.Port -Wire line -Mode $scenario.Mode -Workers $scenario.Workers -PerWorker $scenario.PerWorker -Depth $scenario.Depth
-                [pscustomobject]@{ Scenario = $scenario.Name; Target = $target.Name; RequestsPerSecond = $run.RequestsPerSecond; Errors = $run.Bad
+                [pscustomobject]@{ Scenario = $scenario.Name; Target = $target.Name; RequestsPerSecond = $run.RequestsPerSecond; P50 = $run.P50; Errors = $run.Bad
                     CpuMicrosecondsPerRequest = ((Get-ProcessorTime $target.Process) - $cpuBefore).TotalMicroseconds / [math]::Max(1, $run.Ok) }
             }
         }
@@ -223,6 +225,8 @@ function Compare-BenchPair {
             FirstPerSecond        = Get-Median $first.RequestsPerSecond
             SecondPerSecond       = Get-Median $second.RequestsPerSecond
             Ratio                 = (Get-Median $second.RequestsPerSecond) / [math]::Max(1, (Get-Median $first.RequestsPerSecond))
+            FirstP50              = Get-Median $first.P50
+            SecondP50             = Get-Median $second.P50
             FirstCpuMicroseconds  = Get-Median $first.CpuMicrosecondsPerRequest
             SecondCpuMicroseconds = Get-Median $second.CpuMicrosecondsPerRequest
             Errors                = ($group.Group | Measure-Object Errors -Sum).Sum
@@ -235,7 +239,7 @@ function Write-BenchPair {
     param([Parameter(Mandatory)] [string] $Title, [Parameter(Mandatory)] [string] $First, [Parameter(Mandatory)] [string] $Second, [Parameter(Mandatory)] [object[]] $Rows)
     Write-Host $Title
     $Rows | ForEach-Object { [pscustomobject]@{ Scenario = $_.Scenario; "$First /s" = '{0:N0}' -f $_.FirstPerSecond; "$Second /s" = '{0:N0}' -f $_.SecondPerSecond
-        "$Second/$First" = '{0:0.00}' -f $_.Ratio; "CPU us/req $First" = '{0:N2}' -f $_.FirstCpuMicroseconds; "CPU us/req $Second" = '{0:N2}' -f $_.SecondCpuMicroseconds; Errors = $_.Errors } } |
+        "$Second/$First" = '{0:0.00}' -f $_.Ratio; "p50 us $First" = '{0:N0}' -f $_.FirstP50; "p50 us $Second" = '{0:N0}' -f $_.SecondP50; "CPU us/req $First" = '{0:N2}' -f $_.FirstCpuMicroseconds; "CPU us/req $Second" = '{0:N2}' -f $_.SecondCpuMicroseconds; Errors = $_.Errors } } |
         Format-Table -AutoSize | Out-String -Width 250 | Write-Host
 }
 

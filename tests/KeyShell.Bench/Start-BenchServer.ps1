@@ -11,7 +11,8 @@ param(
     [Parameter(Mandatory)] [string] $ModuleManifest,
     [string] $LogPath,
     [int] $IdleTimeoutSec = 60,
-    [ValidateSet('Default', 'Map', 'Handler')] [string] $Answer = 'Default',
+    [ValidateSet('Default', 'Map', 'Handler', 'FaultsThatHitNothing')] [string] $Answer = 'Default',
+    [string] $Upstream,
     [string] $CertificatePath,
     [string] $KeyPath,
     [switch] $MeterListener,
@@ -22,6 +23,7 @@ $ErrorActionPreference = 'Stop'
 Import-Module $ModuleManifest
 $common = if ($LogPath) { @{ LogPath = $LogPath } } else { @{ NoLog = $true } }
 if ($CertificatePath) { $common += @{ CertificatePath = $CertificatePath; KeyPath = $KeyPath } }
+if ($Upstream) { $common += @{ Upstream = $Upstream } }
 if ($Wait) {
     $null = Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @common -Wait
     return
@@ -30,6 +32,8 @@ if ($Wait) {
 $server = switch ($Answer) {
     # The seed's values again, but given as a user's map: the -KeyMap path against the default one.
     'Map' { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @common -KeyMap @{ '0' = 12; '1' = 45; '2' = 78; '3' = 23; '4' = 56; '5' = 89; '6' = 34; '7' = 67; '8' = 90; '9' = 10 } }
+    # Faults that aim at every client, so each request is counted and tried, but at a key no request sends.
+    'FaultsThatHitNothing' { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @common -Fault (New-KeyFault -Type Reset -Key 'nokey'), (New-KeyFault -Type Delay -Key 'nokey' -Probability 0.5) -FaultSeed 7 }
     'Handler' { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @common -Handler { param($Request) "Response for the key $($Request.Key) : 1" } }
     default { Start-KeyServer -Port 0 -IdleTimeoutSec $IdleTimeoutSec @common }
 }
