@@ -41,6 +41,33 @@ function Stop-BenchServer {
     if (-not $Server.Process.WaitForExit(30000)) { $Server.Process.Kill($true) }
 }
 
+# socat as a proxy's yardstick (the least a proxy does: a process per connection copying bytes both ways), in
+# front of the server on -UpstreamPort; $null when it is not installed (the Debian package socat). Its CPU column
+# counts the listening process only, not the processes it forks per connection.
+function Start-Socat {
+    param([Parameter(Mandatory)] [int] $UpstreamPort)
+    $socat = Get-Command socat -CommandType Application -ErrorAction Ignore | Select-Object -First 1
+    if (-not $socat) { return $null }
+    $port = Get-FreePort
+    $process = Start-Process $socat.Source -ArgumentList "TCP-LISTEN:$port,fork,reuseaddr,bind=127.0.0.1", "TCP:127.0.0.1:$UpstreamPort" -PassThru
+    $deadline = [DateTime]::UtcNow.AddSeconds(10)
+    while (-not (Test-NetPort $port)) {
+        if ($process.HasExited -or [DateTime]::UtcNow -gt $deadline) { $process.Kill(); throw 'socat did not start listening.' }
+        Start-Sleep -Milliseconds 50
+    }
+    [pscustomobject]@{ Process = $process; Port = $port; Name = 'socat (proxy)'; Wait = $false }
+}
+
+function Stop-Socat {
+    param([Parameter(Mandatory)] $Socat)
+    if (-not $Socat.Process.HasExited) { $Socat.Process.Kill($true) }
+}
+
+function Test-NetPort([int] $Port) {
+    $client = [System.Net.Sockets.TcpClient]::new()
+    try { $client.Connect([System.Net.IPAddress]::Loopback, $Port); $true } catch { $false } finally { $client.Dispose() }
+}
+
 # memcached as the yardstick, with the seed's ten keys set as k0..k9; $null when it is not installed.
 # With a certificate it speaks TLS only (memcached -Z), and $null also when this memcached was built without TLS.
 function Start-Memcached {
