@@ -87,7 +87,7 @@ Describe 'The help examples, run as written, one after another in one pwsh' {
         $examplesPath = Join-Path $folder 'examples.json'
         ConvertTo-Json -InputObject $All -Depth 3 | Set-Content -Path $examplesPath -Encoding utf8
         $arguments = @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'Invoke-HelpExamples.ps1'),
-            '-ExamplesPath', $examplesPath, '-ResultsPath', (Join-Path $folder 'results.json'), '-Port', (Get-FreePort), '-WorkingDirectory', $folder)
+            '-ExamplesPath', $examplesPath, '-ResultsPath', (Join-Path $folder 'results.json'), '-Port', (Get-FreeFixedPort), '-WorkingDirectory', $folder)
         # Examples that reach load machines over SSH remoting (-HostName load1, load2) reach a throwaway sshd
         # on 127.0.0.1, whose sessions find the module under test by name.
         $script:Sshd = $null

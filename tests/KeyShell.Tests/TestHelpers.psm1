@@ -9,6 +9,20 @@ function Get-FreePort {
     try { $listener.LocalEndpoint.Port } finally { $listener.Stop() }
 }
 
+# A port free on every address and below the ephemeral range (32768 and up on Linux, 49152 on Windows): no
+# outgoing connection takes it as its own, nor holds it in TIME_WAIT after a load, so it can be bound much later,
+# as the help examples bind 8080's stand-in, on 0.0.0.0 too, after many connections of their own.
+function Get-FreeFixedPort {
+    foreach ($attempt in 1..500) {
+        $port = Get-Random -Minimum 20000 -Maximum 32768
+        $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Any, $port)
+        try { $listener.Start(); return $port }
+        catch [System.Net.Sockets.SocketException] { }
+        finally { $listener.Stop() }
+    }
+    throw 'No free port between 20000 and 32767.'
+}
+
 function Get-PwshPath {
     Join-Path $PSHOME ($(if ($IsWindows) { 'pwsh.exe' } else { 'pwsh' }))
 }
