@@ -166,10 +166,10 @@ function Get-Keyload {
     Get-CompiledTool -Root $Root -OutDirectory $OutDirectory -Name keyload
 }
 
-# Compiles one of ../shared/tools/<Name>.c into the bench folder (once); $null without the source or a C compiler.
+# Compiles one of ../shared/tools/<Name>.c (or -Source) into the bench folder (once); $null without the source or a C compiler.
 function Get-CompiledTool {
-    param([Parameter(Mandatory)] [string] $Root, [Parameter(Mandatory)] [string] $OutDirectory, [Parameter(Mandatory)] [string] $Name)
-    $source = Join-Path $Root "../shared/tools/$Name.c"
+    param([Parameter(Mandatory)] [string] $Root, [Parameter(Mandatory)] [string] $OutDirectory, [Parameter(Mandatory)] [string] $Name, [string] $Source)
+    $source = if ($Source) { $Source } else { Join-Path $Root "../shared/tools/$Name.c" }
     $binary = Join-Path $OutDirectory $Name
     if (Test-Path $binary) { return $binary }
     $cc = Get-Command cc, gcc, clang -CommandType Application -ErrorAction Ignore | Select-Object -First 1
@@ -184,17 +184,31 @@ function Get-CompiledTool {
 function Start-Limitd {
     param([Parameter(Mandatory)] [string] $Root, [Parameter(Mandatory)] [string] $OutDirectory)
     $binary = Get-CompiledTool -Root $Root -OutDirectory $OutDirectory -Name limitd
-    if (-not $binary) { return $null }
+    if ($binary) { Start-PortTool -Binary $binary -Name limitd -After @([Math]::Min(16, [Environment]::ProcessorCount)) }
+}
+
+# proxyd (tools/proxyd.c), the least a proxy can do per request: upstream mode's limit, as limitd is a server's.
+# In front of the server on -UpstreamPort, with as many threads as KeyShell has loops; $null when it cannot be compiled.
+function Start-Proxyd {
+    param([Parameter(Mandatory)] [string] $Root, [Parameter(Mandatory)] [string] $OutDirectory, [Parameter(Mandatory)] [int] $UpstreamPort)
+    $binary = Get-CompiledTool -Root $Root -OutDirectory $OutDirectory -Name proxyd -Source (Join-Path $PSScriptRoot 'tools/proxyd.c')
+    if ($binary) { Start-PortTool -Binary $binary -Name proxyd -After @($UpstreamPort, [Math]::Min(16, [Environment]::ProcessorCount)) }
+}
+
+# Starts a compiled tool whose first argument is its port (-After: the rest), on a free port below the ephemeral
+# range; returns @{ Process; Port; Name } once it listens, $null when it never does.
+function Start-PortTool {
+    param([Parameter(Mandatory)] [string] $Binary, [Parameter(Mandatory)] [string] $Name, [object[]] $After = @())
     foreach ($attempt in 1..20) {
         $port = Get-Random -Minimum 20000 -Maximum 32000
-        $info = [System.Diagnostics.ProcessStartInfo]::new($binary)
-        foreach ($argument in $port, [Math]::Min(16, [Environment]::ProcessorCount)) { $info.ArgumentList.Add([string]$argument) }
+        $info = [System.Diagnostics.ProcessStartInfo]::new($Binary)
+        foreach ($argument in @($port) + $After) { $info.ArgumentList.Add([string]$argument) }
         $info.UseShellExecute = $false
         $info.RedirectStandardError = $true
         $process = [System.Diagnostics.Process]::Start($info)
         $deadline = [DateTime]::UtcNow.AddSeconds(5)
         while (-not $process.HasExited -and -not (Test-NetConnectionQuick -Port $port) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
-        if (-not $process.HasExited) { return [pscustomobject]@{ Process = $process; Port = $port; Name = 'limitd' } }
+        if (-not $process.HasExited) { return [pscustomobject]@{ Process = $process; Port = $port; Name = $Name } }
     }
     $null
 }

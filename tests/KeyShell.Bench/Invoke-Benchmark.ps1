@@ -142,16 +142,22 @@ try {
     # that server itself (what the front adds: its rate, and its median latency beside the direct one).
     $doubleTargets = @($targets[1], (Start-BenchServer -ModuleManifest $ModuleManifest -Answer FaultsThatHitNothing))
     $front = Start-BenchServer -ModuleManifest $ModuleManifest -Upstream "127.0.0.1:$($targets[1].Port)"
+    $proxyd = Start-Proxyd -Root $Root -OutDirectory $OutDirectory -UpstreamPort $targets[1].Port
+    if (-not $proxyd) { Write-Warning 'proxyd could not be compiled (tests/KeyShell.Bench/tools/proxyd.c and a C compiler): upstream mode is measured with no proxy limit.' }
     $socat = Start-Socat -UpstreamPort $targets[1].Port
     if (-not $socat) { Write-Warning 'socat is not on PATH: upstream mode is measured with no proxy yardstick. Install the Debian package socat to compare.' }
-    $proxy = @()
+    $proxy = @(); $proxyLimit = @(); $frontOverLimit = @()
     try {
         foreach ($target in @($doubleTargets) + $front) { $null = Invoke-Keyload -Keyload $keyload -Port $target.Port -Wire line -Mode persist -Workers 8 -PerWorker 2000 } # warm-up
         $faulted = @(Compare-BenchPair -Keyload $keyload -Pair $doubleTargets -Scenarios ($scenarios | Where-Object Name -In 'PerMessage x8', 'Persistent x8', 'Pipelined 16 x8') -Rounds $Rounds)
         $upstream = @(Compare-BenchPair -Keyload $keyload -Pair @($targets[1], $front) -Scenarios ($scenarios | Where-Object Name -In 'Persistent x8') -Rounds $Rounds)
+        if ($proxyd) {
+            $proxyLimit = @(Compare-BenchPair -Keyload $keyload -Pair @($targets[1], $proxyd) -Scenarios ($scenarios | Where-Object Name -In 'Persistent x8') -Rounds $Rounds)
+            $frontOverLimit = @(Compare-BenchPair -Keyload $keyload -Pair @($proxyd, $front) -Scenarios ($scenarios | Where-Object Name -In 'Persistent x8') -Rounds $Rounds)
+        }
         if ($socat) { $proxy = @(Compare-BenchPair -Keyload $keyload -Pair @($targets[1], $socat) -Scenarios ($scenarios | Where-Object Name -In 'Persistent x8') -Rounds $Rounds) }
     }
-    finally { Stop-BenchServer $doubleTargets[1]; Stop-BenchServer $front; if ($socat) { Stop-Socat $socat } }
+    finally { Stop-BenchServer $doubleTargets[1]; Stop-BenchServer $front; if ($proxyd) { $proxyd.Process.Kill() }; if ($socat) { Stop-Socat $socat } }
 
     # The seed's console: the same logging server in the background and under Start-KeyServer -Wait, which
     # echoes connections and requests (its output read as a terminal would), alternating within each round.
@@ -270,6 +276,10 @@ Write-Host ('Programmable, 8 persistent connections (log off): ' + (($programmed
 Write-BenchPair -Title "Meters: a MeterListener on KeyShell.Server attached vs none (log off; medians of $Rounds alternating rounds; the listener counted $metered requests):" -First without -Second with -Rows $meters
 Write-BenchPair -Title "Faults defined that hit no request (two faults, every client counted and tried) vs none (log off; medians of $Rounds alternating rounds):" -First none -Second faults -Rows $faulted
 Write-BenchPair -Title "Upstream mode: a front (Start-KeyServer -Upstream) before the plain server vs that server directly (log off; medians of $Rounds alternating rounds; the front's CPU only):" -First direct -Second front -Rows $upstream
+if ($proxyLimit) {
+    Write-BenchPair -Title "The proxy's limit: proxyd (the least a proxy can do: one epoll thread per loop, each read sent on at once) before the same server vs that server directly (log off; medians of $Rounds alternating rounds):" -First direct -Second proxyd -Rows $proxyLimit
+    Write-BenchPair -Title "Upstream mode against that limit: the front vs proxyd, alternating (log off; medians of $Rounds rounds):" -First proxyd -Second front -Rows $frontOverLimit
+}
 if ($proxy) { Write-BenchPair -Title "The proxy's yardstick: socat (a process per connection copying bytes) before the same server vs that server directly (log off; medians of $Rounds alternating rounds):" -First direct -Second socat -Rows $proxy }
 Write-BenchPair -Title "The seed's console: Start-KeyServer -Wait (echoing every connection and request it can show) vs the same server in the background (log on; medians of $Rounds alternating rounds):" -First background -Second wait -Rows $console
 Write-Host ('Client: Invoke-KeyClient {0:N0}/s, keyload {1:N0}/s on the same load (64 x 1,000 persistent): ratio {2:0.00}.' -f $client.InvokeKeyClientPerSecond, $client.KeyloadPerSecond, $client.Ratio)
@@ -371,7 +381,7 @@ if ($tlsCertificate) {
 
 $report = [pscustomobject]@{
     Date = [DateTime]::UtcNow.ToString('o'); Cores = [Environment]::ProcessorCount; Rounds = $Rounds
-    Keyload = $keyload; Memcached = [bool]$memcached; Limitd = [bool]$limitd; Scenarios = $rows; Programmable = $programmed; Meters = $meters; Faults = $faulted; Upstream = $upstream; UpstreamYardstick = $proxy; Console = $console; Memory = $memory; Client = $client; Generator = $generator
+    Keyload = $keyload; Memcached = [bool]$memcached; Limitd = [bool]$limitd; Scenarios = $rows; Programmable = $programmed; Meters = $meters; Faults = $faulted; Upstream = $upstream; UpstreamLimit = $proxyLimit; UpstreamOverLimit = $frontOverLimit; UpstreamYardstick = $proxy; Console = $console; Memory = $memory; Client = $client; Generator = $generator
     Tls = [pscustomobject]@{ Keyload = $keyloadTls; Scenarios = @($tlsRows); Notes = @($tlsNotes) }
 }
 $json = Join-Path $OutDirectory ("bench-{0:yyyyMMdd-HHmmss}.json" -f [DateTime]::UtcNow)

@@ -35,6 +35,23 @@ public class EventLoopTests
     }
 
     [SkippableFact]
+    public void WorkPostedFromTheLoopsOwnThreadRunsWithoutWakingItsPoller()
+    {
+        Skip.IfNot(Libc.IsSupported, "needs Linux epoll");
+        using var poller = new RecordingPoller();
+        using var loop = new EventLoop("test loop", e => throw e, poller);
+        using var ran = new ManualResetEventSlim();
+        var wakes = OnLoop(loop, () =>
+        {
+            var before = poller.Wakes;
+            loop.Post(ran.Set); // as a handler's reply that came on the loop's thread
+            return poller.Wakes - before;
+        });
+        Assert.Equal(0, wakes);
+        Assert.True(ran.Wait(Bound), "the posted work did not run");
+    }
+
+    [SkippableFact]
     public void AListenerPausedForLackOfDescriptorsIsNeverWatchedAgainOnceStopped()
     {
         Skip.IfNot(Libc.IsSupported, "needs Linux epoll");

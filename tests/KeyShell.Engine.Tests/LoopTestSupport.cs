@@ -31,6 +31,7 @@ internal static class LoopTestSupport
 internal sealed class RecordingPoller : IPoller
 {
     private readonly EpollPoller _inner = new(64);
+    private int _wakes;
 
     public ConcurrentQueue<(string Operation, int Descriptor)> Calls { get; } = new();
 
@@ -59,7 +60,14 @@ internal sealed class RecordingPoller : IPoller
 
     public int Wait(Span<ulong> tokens, int timeoutMs) => _inner.Wait(tokens, timeoutMs);
 
-    public void Wake() => _inner.Wake();
+    /// <summary>How often the loop was woken from another thread.</summary>
+    public int Wakes => Volatile.Read(ref _wakes);
+
+    public void Wake()
+    {
+        Interlocked.Increment(ref _wakes);
+        _inner.Wake();
+    }
 
     public void Dispose() => _inner.Dispose();
 }

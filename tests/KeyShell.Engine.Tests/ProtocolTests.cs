@@ -1,4 +1,5 @@
 using System.Text;
+using FsCheck.Xunit;
 using KeyShell.Engine.Protocol;
 
 namespace KeyShell.Engine.Tests;
@@ -221,4 +222,23 @@ public class RequestFramerTests
             Assert.Equal(Enumerable.Range(0, 2000).Select(i => $"c{i % 7} {i % 10}"), frames.Select(f => f.Text));
         }
     }
+}
+
+/// <summary>A reply made one line: upstream mode does it to bytes as they came, a handler's path to text.</summary>
+public class OneLineReplyTests
+{
+    [Property(MaxTest = 500)]
+    public bool BytesBecomeOneLineAsTheirTextDoes(byte[] bytes)
+    {
+        var text = Encoding.Latin1.GetString(bytes); // every byte one char, and back
+        return Replies.OneLine(bytes).SequenceEqual(Encoding.Latin1.GetBytes(Replies.OneLine(text)));
+    }
+
+    [Theory]
+    [InlineData("a\r\nb", "a b")]
+    [InlineData("a\n\rb", "a  b")]
+    [InlineData("\r\r\n", "  ")]
+    [InlineData("plain", "plain")]
+    public void EachLineBreakIsOneSpace(string reply, string expected) =>
+        Assert.Equal(expected, Encoding.ASCII.GetString(Replies.OneLine(Encoding.ASCII.GetBytes(reply))));
 }

@@ -233,6 +233,17 @@ public class UpstreamTests : TransportTests
     }
 
     [Theory]
+    [InlineData(ConnectionMode.Persistent)]
+    [InlineData(ConnectionMode.PerMessage)]
+    public void LineBreaksInsideASeedFramedReplyBecomeSpacesAsAHandlersDo(ConnectionMode upstreamMode)
+    {
+        using var upstream = new ScriptedServer(_ => ("Response\r\nfor the\nkey\r3 : 23", false));
+        using var front = StartFront(upstream.Port, Framing.Legacy, upstreamMode);
+        Assert.Equal(Reply(3), AskFront(front, "1 3"));
+        Assert.Equal(Reply(3), AskFront(front, "1 3"));
+    }
+
+    [Theory]
     [InlineData("127.0.0.1:8080", "127.0.0.1", 8080)]
     [InlineData("localhost:1", "localhost", 1)]
     [InlineData("[::1]:65535", "::1", 65535)]

@@ -1,3 +1,5 @@
+using System;
+
 namespace KeyShell.Engine.Protocol;
 
 /// <summary>The fixed reply texts of the protocol. Every error reply starts with "Error:".</summary>
@@ -55,6 +57,30 @@ public static class Replies
 
     /// <summary>Makes text one reply line: line breaks become spaces.</summary>
     public static string OneLine(string text) => text.Replace("\r\n", " ").Replace('\r', ' ').Replace('\n', ' ');
+
+    /// <summary>As <see cref="OneLine(string)"/>, for a reply's bytes as they came (upstream mode passes them through).</summary>
+    public static byte[] OneLine(ReadOnlySpan<byte> text)
+    {
+        if (text.IndexOfAny((byte)'\r', (byte)'\n') < 0)
+        {
+            return text.ToArray();
+        }
+
+        var line = new byte[text.Length];
+        var length = 0;
+        for (var i = 0; i < text.Length; i++)
+        {
+            var b = text[i];
+            if (b == (byte)'\r' && i + 1 < text.Length && text[i + 1] == (byte)'\n')
+            {
+                continue; // CRLF is one space, written for its LF
+            }
+
+            line[length++] = b is (byte)'\r' or (byte)'\n' ? (byte)' ' : b;
+        }
+
+        return line.AsSpan(0, length).ToArray();
+    }
 
     /// <summary>The seed's reply form for a key found in the map.</summary>
     public static string ForKey(string key, string value) => "Response for the key " + key + " : " + value;

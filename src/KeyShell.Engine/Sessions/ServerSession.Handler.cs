@@ -88,13 +88,19 @@ internal sealed partial class ServerSession
                 else
                 {
                     byte[] reply;
-                    if (status == ParseStatus.Ok)
+                    if (status == ParseStatus.Ok && _context.Handler is IRequestForwarder forwarder)
                     {
-                        var keyRequest = new KeyRequest(
-                            Encoding.ASCII.GetString(request, 0, clientLength),
-                            Encoding.ASCII.GetString(request, clientLength + 1, request.Length - clientLength - 1),
-                            Id,
-                            RemoteEndPoint);
+                        bool failed;
+                        (reply, failed) = await forwarder.ForwardAsync(Id, request, _context.HandlerTimeout, CancellationToken.None).ConfigureAwait(false);
+                        errors += failed ? 1 : 0;
+                        if (fault is null && _context.Events.HasRequestListeners)
+                        {
+                            _context.Events.Served(this, ToKeyRequest(request, clientLength), Encoding.UTF8.GetString(reply));
+                        }
+                    }
+                    else if (status == ParseStatus.Ok)
+                    {
+                        var keyRequest = ToKeyRequest(request, clientLength);
                         var (text, failed) = await HandleOneAsync(keyRequest).ConfigureAwait(false);
                         errors += failed ? 1 : 0;
                         reply = Encoding.UTF8.GetBytes(text);
@@ -145,6 +151,13 @@ internal sealed partial class ServerSession
             Volatile.Write(ref _handling, 0);
         }
     }
+
+    private KeyRequest ToKeyRequest(byte[] request, int clientLength) =>
+        new(
+            Encoding.ASCII.GetString(request, 0, clientLength),
+            Encoding.ASCII.GetString(request, clientLength + 1, request.Length - clientLength - 1),
+            Id,
+            RemoteEndPoint);
 
     /// <summary>Runs the handler with the server's timeout; the reply is one line, and errors are replies.</summary>
     private async Task<(string Reply, bool Failed)> HandleOneAsync(KeyRequest request)

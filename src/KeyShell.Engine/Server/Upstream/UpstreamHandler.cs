@@ -1,8 +1,10 @@
 using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyShell.Engine.Client;
@@ -20,8 +22,9 @@ namespace KeyShell.Engine.Server.Upstream;
 /// upstream dropped it while idle. An upstream that fails gives an <c>Error: upstream ...</c> reply; a reply
 /// that is not the protocol's passes through as the upstream sent it (the client's reply check judges it).
 /// </summary>
-public sealed class UpstreamHandler : IConnectionAwareHandler, IDisposable
+public sealed class UpstreamHandler : IConnectionAwareHandler, IRequestForwarder, IDisposable
 {
+    private static readonly byte[] ErrorPrefix = Encoding.ASCII.GetBytes(Replies.ErrorPrefix);
     private readonly ConcurrentDictionary<long, UpstreamLink> _links = new(); // persistent mode, by downstream connection
     private Task<IPEndPoint>? _endPoint; // resolved at the first request; forgotten when a connect fails
     private volatile bool _disposed;
@@ -51,17 +54,28 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IDisposable
             throw new ArgumentNullException(nameof(request));
         }
 
-        var bytes = RequestEncoding.For(request.ClientId, request.Key, Framing);
+        var bytes = Encoding.ASCII.GetBytes(request.ClientId + " " + request.Key);
+        var (reply, _) = await ForwardAsync(request.ConnectionId, bytes, Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(false);
+        return Encoding.UTF8.GetString(reply);
+    }
+
+#if NET6_0_OR_GREATER
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+#endif
+    public async ValueTask<(byte[] Reply, bool Failed)> ForwardAsync(long connectionId, byte[] request, TimeSpan timeout, CancellationToken cancellationToken)
+    {
         var loop = TransportPlatform.CurrentLoop; // read before any await: the loop serving the client's connection, if one is
+        var deadline = new Deadline(timeout);
         try
         {
-            return Connection == ConnectionMode.PerMessage
-                ? await AskOnceAsync(bytes, loop, cancellationToken).ConfigureAwait(false)
-                : await AskOnConnectionAsync(request.ConnectionId, bytes, loop, cancellationToken).ConfigureAwait(false);
+            var reply = Connection == ConnectionMode.PerMessage
+                ? await AskOnceAsync(request, loop, deadline, cancellationToken).ConfigureAwait(false)
+                : await AskOnConnectionAsync(connectionId, request, loop, deadline, cancellationToken).ConfigureAwait(false);
+            return (reply, reply.AsSpan().StartsWith(ErrorPrefix));
         }
         catch (UpstreamFailedException failure)
         {
-            return failure.Reply;
+            return (Encoding.UTF8.GetBytes(failure.Reply), true);
         }
     }
 
@@ -83,43 +97,46 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IDisposable
         }
     }
 
-    private async Task<string> AskOnceAsync(byte[] request, IStreamConnector? loop, CancellationToken cancellationToken)
+    private async ValueTask<byte[]> AskOnceAsync(byte[] request, IStreamConnector? loop, Deadline deadline, CancellationToken cancellationToken)
     {
-        using var link = await OpenAsync(loop, cancellationToken).ConfigureAwait(false);
-        return await link.ExchangeAsync(request, cancellationToken).ConfigureAwait(false);
+        using var link = await OpenAsync(loop, deadline, cancellationToken).ConfigureAwait(false);
+        return await link.ExchangeAsync(request, deadline.Remaining(), cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<string> AskOnConnectionAsync(long connectionId, byte[] request, IStreamConnector? loop, CancellationToken cancellationToken)
+#if NET6_0_OR_GREATER
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+#endif
+    private async ValueTask<byte[]> AskOnConnectionAsync(long connectionId, byte[] request, IStreamConnector? loop, Deadline deadline, CancellationToken cancellationToken)
     {
         if (!_links.TryGetValue(connectionId, out var link))
         {
-            link = await KeepAsync(connectionId, loop, cancellationToken).ConfigureAwait(false);
+            link = await KeepAsync(connectionId, loop, deadline, cancellationToken).ConfigureAwait(false);
         }
 
         var reused = link.Used;
         try
         {
-            return await link.ExchangeAsync(request, cancellationToken).ConfigureAwait(false);
+            return await link.ExchangeAsync(request, deadline.Remaining(), cancellationToken).ConfigureAwait(false);
         }
         catch (UpstreamFailedException failure) when (failure.BeforeAnyReply && reused && !cancellationToken.IsCancellationRequested)
         {
             // Dropped while idle (an upstream's own idle timeout): once more on a new connection, which, if it fails, says why.
             Forget(connectionId, link);
-            link = await KeepAsync(connectionId, loop, cancellationToken).ConfigureAwait(false);
-            return await ExchangeOrForgetAsync(connectionId, link, request, cancellationToken).ConfigureAwait(false);
+            link = await KeepAsync(connectionId, loop, deadline, cancellationToken).ConfigureAwait(false);
+            return await ExchangeOrForgetAsync(connectionId, link, request, deadline, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
-            Forget(connectionId, link); // failed, or cancelled by the timeout: a late reply on it would answer the wrong request
+            Forget(connectionId, link); // failed, timed out or cancelled: a late reply on it would answer the wrong request
             throw;
         }
     }
 
-    private async Task<string> ExchangeOrForgetAsync(long connectionId, UpstreamLink link, byte[] request, CancellationToken cancellationToken)
+    private async ValueTask<byte[]> ExchangeOrForgetAsync(long connectionId, UpstreamLink link, byte[] request, Deadline deadline, CancellationToken cancellationToken)
     {
         try
         {
-            return await link.ExchangeAsync(request, cancellationToken).ConfigureAwait(false);
+            return await link.ExchangeAsync(request, deadline.Remaining(), cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -129,9 +146,9 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IDisposable
     }
 
     /// <summary>Opens the downstream connection's upstream connection and keeps it.</summary>
-    private async Task<UpstreamLink> KeepAsync(long connectionId, IStreamConnector? loop, CancellationToken cancellationToken)
+    private async Task<UpstreamLink> KeepAsync(long connectionId, IStreamConnector? loop, Deadline deadline, CancellationToken cancellationToken)
     {
-        var link = await OpenAsync(loop, cancellationToken).ConfigureAwait(false);
+        var link = await OpenAsync(loop, deadline, cancellationToken).ConfigureAwait(false);
         _links[connectionId] = link;
         if (_disposed)
         {
@@ -149,12 +166,19 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IDisposable
         link.Dispose();
     }
 
-    private async Task<UpstreamLink> OpenAsync(IStreamConnector? loop, CancellationToken cancellationToken)
+    /// <summary>Resolves the upstream (once) and connects, both within the request's deadline.</summary>
+    private async Task<UpstreamLink> OpenAsync(IStreamConnector? loop, Deadline deadline, CancellationToken cancellationToken)
     {
-        var endPoint = await ResolveAsync().ConfigureAwait(false);
+        var endPoint = await ResolveAsync(deadline).ConfigureAwait(false);
+        using var timeUp = deadline.IsSet ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken) : null;
+        timeUp?.CancelAfter(deadline.Remaining());
         try
         {
-            return await UpstreamLink.OpenAsync(endPoint, Framing, loop, cancellationToken).ConfigureAwait(false);
+            return await UpstreamLink.OpenAsync(endPoint, Framing, loop, timeUp?.Token ?? cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new UpstreamFailedException(Replies.UpstreamTimedOut, false);
         }
         catch (UpstreamFailedException)
         {
@@ -163,10 +187,16 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IDisposable
         }
     }
 
-    /// <summary>The upstream's address, looked up once (a lookup that hangs is cut short by the handler timeout).</summary>
-    private async Task<IPEndPoint> ResolveAsync()
+    /// <summary>The upstream's address, looked up once; a lookup that hangs past the deadline is a timeout.</summary>
+    private async Task<IPEndPoint> ResolveAsync(Deadline deadline)
     {
         var resolving = _endPoint ??= KeyClient.ResolveAsync(Target.Host, Target.Port, CancellationToken.None);
+        if (!resolving.IsCompleted && deadline.IsSet &&
+            await Task.WhenAny(resolving, Task.Delay(deadline.Remaining())).ConfigureAwait(false) != resolving)
+        {
+            throw new UpstreamFailedException(Replies.UpstreamTimedOut, false);
+        }
+
         try
         {
             return await resolving.ConfigureAwait(false);
@@ -177,5 +207,20 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IDisposable
             throw new UpstreamFailedException(
                 Replies.UpstreamUnreachable(e is SocketException { SocketErrorCode: SocketError.HostNotFound } ? $"no host named '{Target.Host}'" : e.Message), false, e);
         }
+    }
+
+    /// <summary>When a request's time is up, for each step it takes (connect, exchange, the retry).</summary>
+    private readonly struct Deadline
+    {
+        private readonly long _at; // Stopwatch ticks; 0: none
+
+        public Deadline(TimeSpan timeout) =>
+            _at = timeout == Timeout.InfiniteTimeSpan ? 0 : Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+
+        public bool IsSet => _at != 0;
+
+        /// <summary>The time left (at least a millisecond: a step that starts late still fails by its timer); infinite when none.</summary>
+        public TimeSpan Remaining() =>
+            _at == 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(Math.Max(1, (_at - Stopwatch.GetTimestamp()) * 1000.0 / Stopwatch.Frequency));
     }
 }

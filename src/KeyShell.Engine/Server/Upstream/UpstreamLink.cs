@@ -14,20 +14,26 @@ namespace KeyShell.Engine.Server.Upstream;
 /// <summary>
 /// One connection to the upstream server: a request out, its reply back, in the client's framing and with
 /// the client's reply reader (line framing: a reply ends with LF; the seed's: a reply is what one read
-/// returns). One exchange at a time; a cancel (the handler timeout) closes the socket under the exchange.
+/// returns). One exchange at a time; its deadline, or a cancel, closes the socket under the exchange.
 /// Opened from an event loop's thread, the connection is served on that loop: the upstream's reply completes
 /// there, where the client's connection waits for it, with no hop to another thread and back.
 /// </summary>
 internal sealed class UpstreamLink : IDisposable
 {
+    private const int Idle = 0, Exchanging = 1, TimedOut = 2;
     private readonly Stream _stream;
     private readonly ReplyReader _replies;
+    private readonly bool _lineFramed;
     private readonly byte[] _buffer = new byte[4096];
+    private byte[] _request = new byte[64];
+    private Timer? _deadline; // one per link, moved for each exchange: no timer made per request
+    private int _state;
 
     private UpstreamLink(Stream stream, Framing framing)
     {
         _stream = stream;
-        _replies = new ReplyReader(framing == Framing.Line);
+        _lineFramed = framing == Framing.Line;
+        _replies = new ReplyReader(_lineFramed);
     }
 
     /// <summary>True once the link has carried a request (a later one may find it dropped while idle).</summary>
@@ -76,35 +82,56 @@ internal sealed class UpstreamLink : IDisposable
             _ => new UpstreamFailedException(Replies.UpstreamUnreachable(e.Message), false, e),
         };
 
-    /// <summary>Sends <paramref name="request"/> (already framed) and returns the reply's text, without its line end.</summary>
-    public async Task<string> ExchangeAsync(byte[] request, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends <paramref name="request"/> (<c>&lt;client&gt; &lt;key&gt;</c>, framed here) and returns the reply as
+    /// one line, without its line end, as the upstream's bytes. A reply not in by <paramref name="timeout"/>
+    /// (<see cref="Timeout.InfiniteTimeSpan"/>: none) closes the connection under the exchange and is
+    /// <see cref="Replies.UpstreamTimedOut"/>; a cancel closes it too, and is an <see cref="OperationCanceledException"/>.
+    /// </summary>
+#if NET6_0_OR_GREATER
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+#endif
+    public async ValueTask<byte[]> ExchangeAsync(byte[] request, TimeSpan timeout, CancellationToken cancellationToken)
     {
         Used = true;
         var received = false;
+        var length = Frame(request);
+        Volatile.Write(ref _state, Exchanging);
+        if (timeout != Timeout.InfiniteTimeSpan)
+        {
+            (_deadline ??= new Timer(static s => ((UpstreamLink)s!).OnDeadline(), this, Timeout.Infinite, Timeout.Infinite)).Change(timeout, Timeout.InfiniteTimeSpan);
+        }
+
+        var cancel = cancellationToken.CanBeCanceled ? cancellationToken.Register(static s => ((IDisposable)s!).Dispose(), _stream) : default;
         try
         {
-            using (cancellationToken.Register(static s => ((IDisposable)s!).Dispose(), _stream))
+            // The transports' Memory overloads (no Task per call); a deadline or a cancel reaches them by closing the socket.
+            await TransportPlatform.WriteAsync(_stream, _request, length).ConfigureAwait(false);
+            while (true)
             {
-                // The transports' Memory overloads (no Task per call); a cancel reaches them by closing the socket.
-                await TransportPlatform.WriteAsync(_stream, request, request.Length).ConfigureAwait(false);
-                while (true)
+                var count = await TransportPlatform.ReadAsync(_stream, _buffer).ConfigureAwait(false);
+                if (count == 0)
                 {
-                    var count = await TransportPlatform.ReadAsync(_stream, _buffer).ConfigureAwait(false);
-                    if (count == 0)
+                    // A socket closed under the read by a deadline or a cancel may read as an end, too.
+                    cancellationToken.ThrowIfCancellationRequested();
+                    if (Volatile.Read(ref _state) == TimedOut)
                     {
-                        throw _replies.PendingCount > 0
-                            ? new UpstreamFailedException(Replies.UpstreamClosedMidReply(Encoding.UTF8.GetString(_replies.TakeUnfinished())), false)
-                            : new UpstreamFailedException(Replies.UpstreamClosed, true);
+                        _replies.Reset();
+                        throw new UpstreamFailedException(Replies.UpstreamTimedOut, false);
                     }
 
-                    received = true;
-                    if (_replies.Read(_buffer.AsSpan(0, count)).Next(out var reply))
-                    {
-                        // A seed-framed reply is a whole read: one that ends with LF (a server of its kind that adds one) loses it.
-                        var text = Encoding.UTF8.GetString(ReplyCheck.WithoutLineEnd(reply).ToArray());
-                        _replies.Reset(); // one reply per request: lines the upstream sent beyond it are not answers to anything
-                        return text;
-                    }
+                    throw _replies.PendingCount > 0
+                        ? new UpstreamFailedException(Replies.UpstreamClosedMidReply(Encoding.UTF8.GetString(_replies.TakeUnfinished())), false)
+                        : new UpstreamFailedException(Replies.UpstreamClosed, true);
+                }
+
+                received = true;
+                if (_replies.Read(_buffer.AsSpan(0, count)).Next(out var reply))
+                {
+                    // A seed-framed reply is a whole read: one that ends with LF (a server of its kind that adds one) loses it.
+                    var text = Replies.OneLine(ReplyCheck.WithoutLineEnd(reply));
+                    _replies.Reset(); // one reply per request: lines the upstream sent beyond it are not answers to anything
+                    return text;
                 }
             }
         }
@@ -112,6 +139,11 @@ internal sealed class UpstreamLink : IDisposable
         {
             _replies.Reset(); // only the exchange touches the reader: after one, it holds nothing
             cancellationToken.ThrowIfCancellationRequested();
+            if (Volatile.Read(ref _state) == TimedOut)
+            {
+                throw new UpstreamFailedException(Replies.UpstreamTimedOut, false, e);
+            }
+
             throw e switch
             {
                 Protocol.ProtocolViolationException => new UpstreamFailedException(Replies.UpstreamReplyTooLong, false, e),
@@ -120,9 +152,43 @@ internal sealed class UpstreamLink : IDisposable
                 _ => new UpstreamFailedException(Replies.UpstreamClosed, !received, e),
             };
         }
+        finally
+        {
+            cancel.Dispose();
+            _deadline?.Change(Timeout.Infinite, Timeout.Infinite);
+            Interlocked.CompareExchange(ref _state, Idle, Exchanging); // a deadline that came leaves TimedOut: the socket is closed
+        }
+    }
+
+    /// <summary>The request as it goes out, in the link's own buffer: its bytes, then LF in line framing.</summary>
+    private int Frame(byte[] request)
+    {
+        var length = request.Length + (_lineFramed ? 1 : 0);
+        if (_request.Length < length)
+        {
+            _request = new byte[Math.Max(length, _request.Length * 2)];
+        }
+
+        request.CopyTo(_request, 0);
+        if (_lineFramed)
+        {
+            _request[request.Length] = (byte)'\n';
+        }
+
+        return length;
+    }
+
+    /// <summary>The exchange's time is up (a timer thread): if it still runs, its socket closes under it.</summary>
+    private void OnDeadline()
+    {
+        if (Interlocked.CompareExchange(ref _state, TimedOut, Exchanging) == Exchanging)
+        {
+            _stream.Dispose();
+        }
     }
 
     /// <summary>Closes the connection; any thread. An exchange under way then fails (and leaves the reply
     /// reader empty itself: its pooled buffer is never touched from two threads).</summary>
-    public void Dispose() => _stream.Dispose();
+    public void Dispose() => _stream.Dispose(); // its deadline, at rest between exchanges, holds nothing
+
 }

@@ -165,7 +165,8 @@ internal sealed class EventLoop : IDisposable, IStreamConnector
 
     /// <summary>Runs <paramref name="action"/> on the loop's thread, between events; any thread. Once the
     /// loop's thread is done it runs on the caller's thread instead (posted work checks <see cref="HasEnded"/>),
-    /// so nothing posted is ever lost, and never beside the loop's own last work.</summary>
+    /// so nothing posted is ever lost, and never beside the loop's own last work. Posted from the loop's own
+    /// thread, it needs no wake: the loop looks at the queue before it waits again.</summary>
     public void Post(Action action)
     {
         _posted.Enqueue(action);
@@ -173,7 +174,7 @@ internal sealed class EventLoop : IDisposable, IStreamConnector
         {
             RunPosted();
         }
-        else if (Interlocked.Exchange(ref _wakeRequested, 1) == 0)
+        else if (!IsCurrentThread && Interlocked.Exchange(ref _wakeRequested, 1) == 0)
         {
             _poller.Wake();
         }

@@ -8,21 +8,36 @@ namespace KeyShell.Engine.Transport.Epoll;
 
 /// <summary>
 /// The two waits a session can ask for, during which nothing is read: its asynchronous work (a request
-/// handler, off the loop) and a sleep (a loop timer). The socket stays registered for nothing meanwhile,
-/// so a hang-up still reaches the loop.
+/// handler, off the loop) and a sleep (a loop timer). The socket keeps what it was watched for until an
+/// event comes during the wait (most waits see none, and a reply after them finds the socket watched for
+/// the next request already, with no system call either way); from that event on it is registered for
+/// nothing, so that only a hang-up still reaches the loop.
 /// </summary>
 internal sealed partial class PolledConnection
 {
     private void Handle()
     {
         _state = State.Handling;
-        Watch(Interest.None);
-        var scratch = new Scratch(); // the loop's own buffers serve its other connections meanwhile
-        _session.HandleAsync(scratch).ContinueWith(
-            done => _loop.Post(() => Resume(done, scratch)),
-            CancellationToken.None,
-            TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default);
+        var scratch = _handlerScratch ??= new Scratch(); // the loop's own buffers serve its other connections meanwhile
+        var work = _session.HandleAsync(scratch);
+        _handled = work;
+        _resume ??= ResumeHandled;
+        if (work.IsCompleted)
+        {
+            _loop.Post(_resume); // on the loop's thread, after this event, as a reply that comes later
+            return;
+        }
+
+        // The awaiter holds the one cached delegate: nothing is made per request. It runs where the work ends:
+        // on this loop's thread (an upstream's reply read here), or on the handler's, which hands it over.
+        work.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_posted ??= () => _loop.Post(_resume));
+    }
+
+    private void ResumeHandled()
+    {
+        var done = _handled!;
+        _handled = null;
+        Resume(done, _handlerScratch!);
     }
 
     private void Resume(Task<Step> done, Scratch scratch)
@@ -66,7 +81,6 @@ internal sealed partial class PolledConnection
     private void Sleep()
     {
         _state = State.Sleeping;
-        Watch(Interest.None);
         _wake ??= Wake;
         WakeOrWait();
     }

@@ -1,6 +1,7 @@
 using System;
 using System.Net.Sockets;
 using System.Threading;
+using System.Threading.Tasks;
 using KeyShell.Engine.Protocol;
 
 namespace KeyShell.Engine.Transport.Epoll;
@@ -28,6 +29,9 @@ internal sealed partial class PolledConnection : IPollable, IConnection, IDeferr
     private bool _registered;
     private State _state;
     private Interest _interest;
+    private Task<Step>? _handled; // the session's asynchronous work, while the connection waits for it
+    private Scratch? _handlerScratch; // its buffers, kept between waits (their arrays go back to the pool after each)
+    private Action? _resume, _posted;
     private ByteBuffer? _unsent;
     private Step _afterSend;
     private bool _peerEnded;
@@ -152,8 +156,16 @@ internal sealed partial class PolledConnection : IPollable, IConnection, IDeferr
                     break;
                 case State.Handling:
                 case State.Sleeping:
-                    // Registered for nothing meanwhile, so only a hang-up wakes us. Level-triggered, it would
-                    // wake us again at once: stop watching, and let the end of the wait close it.
+                    if (_interest != Interest.None)
+                    {
+                        // The peer sent more (or left) during the wait: nothing is read until it ends, so watch for
+                        // nothing, or level-triggered epoll would report the same bytes on every wait.
+                        Watch(Interest.None);
+                        break;
+                    }
+
+                    // Registered for nothing, so only a hang-up wakes us. Level-triggered, it would wake us again
+                    // at once: stop watching, and let the end of the wait close it.
                     _peerEnded = true;
                     Unwatch();
                     break;

@@ -135,6 +135,12 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket,
 
     public void OnReady()
     {
+        if (!_read.Active && !_write.Active)
+        {
+            Unwatch(); // still watched for reads from the last one, and woken for nothing: a hang-up, or bytes no one asked for
+            return;
+        }
+
         if (_read.Active)
         {
             TryRead();
@@ -339,13 +345,20 @@ internal sealed class PolledStream : System.IO.Stream, IPollable, IStreamSocket,
     }
 
     /// <summary>
-    /// Asks the loop for exactly what is pending. Level-triggered epoll reports a writable socket, and a hung-up
-    /// one whatever is asked, on every wait: with nothing pending the socket leaves the poller altogether (back
-    /// at the next read or write), and write interest lasts only while a write waits.
+    /// Asks the loop for what is pending. Level-triggered epoll reports a writable socket, and a hung-up one
+    /// whatever is asked, on every wait: write interest lasts only while a write waits, and with nothing pending
+    /// a socket watched for reads stays so until an event finds nothing to do (then it leaves the poller, back at
+    /// the next read or write). A peer that answers each request, as an upstream server does, sends nothing in
+    /// between: its socket stays in the poller from one read to the next, with no system call.
     /// </summary>
     private void WatchPending()
     {
         var interest = (_read.Active ? Interest.Read : Interest.None) | (_write.Active && !_sendQueued ? Interest.Write : Interest.None);
+        if (interest == Interest.None && _registered && _interest == Interest.Read)
+        {
+            return;
+        }
+
         if (interest == Interest.None)
         {
             Unwatch();
