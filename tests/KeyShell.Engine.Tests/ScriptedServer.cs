@@ -15,11 +15,17 @@ internal sealed class ScriptedServer : IDisposable
     public const string HttpBadRequest = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: close\r\n\r\nBad Request";
 
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-    private readonly Func<string, (string Reply, bool Close)> _script;
+    private readonly Func<string, (byte[] Reply, bool Close)> _script;
     private readonly List<Socket> _clients = new();
     private int _reads;
 
     public ScriptedServer(Func<string, (string Reply, bool Close)> script)
+        : this(read => script(read) is var (reply, close) ? (Encoding.UTF8.GetBytes(reply), close) : default)
+    {
+    }
+
+    /// <summary>With the reply's bytes as they are sent (one that is not UTF-8, say).</summary>
+    public ScriptedServer(Func<string, (byte[] Reply, bool Close)> script)
     {
         _script = script;
         _listener.Start(64);
@@ -75,7 +81,7 @@ internal sealed class ScriptedServer : IDisposable
             {
                 Interlocked.Increment(ref _reads);
                 var (reply, close) = _script(Encoding.ASCII.GetString(buffer, 0, count));
-                client.Send(Encoding.UTF8.GetBytes(reply));
+                client.Send(reply);
                 if (close)
                 {
                     // Ends its side, then reads what the client still sends until it closes: a close with unread

@@ -232,6 +232,31 @@ public class UpstreamTests : TransportTests
         Assert.Equal(Reply(3), AskFront(front, "1 3"));
     }
 
+    [Fact]
+    public void AReplysBytesPassThroughAsTheUpstreamSentThemAndTheLogEscapesThem()
+    {
+        using var upstream = new ScriptedServer(_ => (new byte[] { (byte)'R', 0xFF, 0xFE, (byte)'!', (byte)'\n' }, false));
+        string log;
+        using (var front = StartFront(upstream.Port, Framing.Line, ConnectionMode.Persistent))
+        {
+            log = front.LogPath!;
+            using var client = Connect(front.Port);
+            Send(client, "1 1\n");
+            var received = new List<byte>();
+            var buffer = new byte[64];
+            while (!received.Contains((byte)'\n'))
+            {
+                var count = client.Receive(buffer);
+                Assert.True(count > 0, "the front closed before the reply");
+                received.AddRange(buffer.Take(count));
+            }
+
+            Assert.Equal(new byte[] { (byte)'R', 0xFF, 0xFE, (byte)'!', (byte)'\n' }, received);
+        }
+
+        Assert.Contains("Server: 1 R\\xFF\\xFE!", LogLines(log));
+    }
+
     [Theory]
     [InlineData(ConnectionMode.Persistent)]
     [InlineData(ConnectionMode.PerMessage)]
