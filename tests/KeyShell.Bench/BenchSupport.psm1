@@ -171,7 +171,7 @@ function Get-CompiledTool {
     param([Parameter(Mandatory)] [string] $Root, [Parameter(Mandatory)] [string] $OutDirectory, [Parameter(Mandatory)] [string] $Name, [string] $Source)
     $source = if ($Source) { $Source } else { Join-Path $Root "../shared/tools/$Name.c" }
     $binary = Join-Path $OutDirectory $Name
-    if (Test-Path $binary) { return $binary }
+    if ((Test-Path $binary) -and (Test-Path $source) -and (Get-Item $binary).LastWriteTimeUtc -ge (Get-Item $source).LastWriteTimeUtc) { return $binary }
     $cc = Get-Command cc, gcc, clang -CommandType Application -ErrorAction Ignore | Select-Object -First 1
     if (-not (Test-Path $source) -or -not $cc) { return $null }
     & $cc.Source -O2 -o $binary $source -pthread
@@ -208,7 +208,8 @@ function Start-PortTool {
         $process = [System.Diagnostics.Process]::Start($info)
         $deadline = [DateTime]::UtcNow.AddSeconds(5)
         while (-not $process.HasExited -and -not (Test-NetConnectionQuick -Port $port) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
-        if (-not $process.HasExited) { return [pscustomobject]@{ Process = $process; Port = $port; Name = $Name } }
+        if (-not $process.HasExited -and (Test-NetConnectionQuick -Port $port)) { return [pscustomobject]@{ Process = $process; Port = $port; Name = $Name } }
+        if (-not $process.HasExited) { $process.Kill() }
     }
     $null
 }

@@ -157,7 +157,7 @@ try {
         }
         if ($socat) { $proxy = @(Compare-BenchPair -Keyload $keyload -Pair @($targets[1], $socat) -Scenarios ($scenarios | Where-Object Name -In 'Persistent x8') -Rounds $Rounds) }
     }
-    finally { Stop-BenchServer $doubleTargets[1]; Stop-BenchServer $front; if ($proxyd) { $proxyd.Process.Kill() }; if ($socat) { Stop-Socat $socat } }
+    finally { Stop-BenchServer $doubleTargets[1]; Stop-BenchServer $front; if ($proxyd -and -not $proxyd.Process.HasExited) { $proxyd.Process.Kill() }; if ($socat) { Stop-Socat $socat } }
 
     # The seed's console: the same logging server in the background and under Start-KeyServer -Wait, which
     # echoes connections and requests (its output read as a terminal would), alternating within each round.

@@ -213,6 +213,19 @@ public abstract class FaultWireTests
         AssertInOrder(Conversation(server), "Client: 1 2", "SYSTEM: Fault delay (1 2)", "Server: 1 handled 1 2", "Client: 1 3");
     }
 
+    [Fact]
+    public void AHoldOverAtOnceLeadsIntoTheHandlersNextWaitWithEveryReplyKept()
+    {
+        // A zero hold wakes at once, straight into the handler's next wait (with no log, no reply waits for the
+        // end of the pass): its replies must not be lost with the buffers of the wait before.
+        var faults = new FaultSet(new[] { new KeyFault(FaultType.Delay, delayMilliseconds: 0, key: new[] { "2" }) });
+        using var server = Start(faults, new CountingHandler(() => { }), log: false);
+        using var client = Open(server);
+        client.Send("1 1\n1 2\n" + new string('x', 2000) + "\n");
+        Assert.Equal(new[] { "handled 1 1", "handled 1 2", Replies.TooLong }, client.ReadLines(3));
+        Assert.Equal(1, server.Faults);
+    }
+
     [Theory]
     [InlineData(FaultDirection.Request)]
     [InlineData(FaultDirection.Reply)]
@@ -377,8 +390,9 @@ public abstract class FaultWireTests
 
     private KeyServer Start(KeyFault fault, IKeyRequestHandler handler) => Start(new FaultSet(new[] { fault }), handler);
 
-    private KeyServer Start(FaultSet faults, IKeyRequestHandler? handler) => StartServer(o =>
+    private KeyServer Start(FaultSet faults, IKeyRequestHandler? handler, bool log = true) => StartServer(o =>
     {
+        o.LogPath = log ? o.LogPath : null;
         o.UseEventLoops = UseEventLoops;
         o.Faults = faults;
         o.Handler = handler;

@@ -47,6 +47,7 @@ internal sealed class RecordingPoller : IPoller
 
     public void Change(int descriptor, Interest interest, ulong token)
     {
+        Calls.Enqueue(("change", descriptor));
         _inner.Change(descriptor, interest, token);
         Watched[descriptor] = interest;
     }

@@ -2,7 +2,8 @@
  * limitd is for a server). N threads share one non-blocking listener (EPOLLEXCLUSIVE); each accepted connection
  * gets its own connection to the upstream on the same thread, and every read on either side is sent to the
  * other at once with one send. No framing, no log, no timeouts: a front's rate divided by proxyd's, in the same
- * run, says how close to the kernel's cost of forwarding it is.
+ * run, says how close to the kernel's cost of forwarding it is. Made for request-reply loads (a send that the
+ * client cannot take at once drops the pair), on connections that stay open while it is measured.
  * Usage: proxyd PORT UPSTREAM_PORT [THREADS=2]   (binds and connects on 127.0.0.1 only; stop it with a signal) */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -30,8 +31,9 @@ static int connect_upstream(void) {
 
 static void close_pair(int fd) {
   int other = peer[fd];
+  peer[fd] = -1; /* a later event for either in this batch finds no pair and is skipped */
+  if (other >= 0) { peer[other] = -1; close(other); }
   close(fd);
-  if (other >= 0) close(other);
 }
 
 static void *forward(void *unused) {
@@ -58,6 +60,7 @@ static void *forward(void *unused) {
         }
         continue;
       }
+      if (peer[fd] < 0) continue;
       ssize_t r = recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
       if (r < 0 && errno == EAGAIN) continue;
       if (r <= 0 || send(peer[fd], buffer, (size_t)r, MSG_NOSIGNAL) != r) close_pair(fd);
@@ -69,6 +72,8 @@ static void *forward(void *unused) {
 int main(int argc, char **argv) {
   if (argc < 3) { fprintf(stderr, "usage: proxyd PORT UPSTREAM_PORT [THREADS]\n"); return 2; }
   int port = atoi(argv[1]), threads = argc > 3 ? atoi(argv[3]) : 2, one = 1;
+  if (threads < 1) threads = 1;
+  memset(peer, -1, sizeof peer);
   upstream_port = atoi(argv[2]);
   listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

@@ -59,10 +59,10 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IRequestForwarder
         return Encoding.UTF8.GetString(reply);
     }
 
-#if NET6_0_OR_GREATER
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
-#endif
-    public async ValueTask<(byte[] Reply, bool Failed)> ForwardAsync(long connectionId, byte[] request, TimeSpan timeout, CancellationToken cancellationToken)
+    ValueTask<(byte[] Reply, bool Failed)> IRequestForwarder.ForwardAsync(long connectionId, byte[] request, TimeSpan timeout, CancellationToken cancellationToken) =>
+        ForwardAsync(connectionId, request, timeout, cancellationToken);
+
+    private async ValueTask<(byte[] Reply, bool Failed)> ForwardAsync(long connectionId, byte[] request, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var loop = TransportPlatform.CurrentLoop; // read before any await: the loop serving the client's connection, if one is
         var deadline = new Deadline(timeout);
@@ -76,6 +76,10 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IRequestForwarder
         catch (UpstreamFailedException failure)
         {
             return (Encoding.UTF8.GetBytes(failure.Reply), true);
+        }
+        catch (Exception e) when (!(e is OperationCanceledException && cancellationToken.IsCancellationRequested))
+        {
+            return (Encoding.UTF8.GetBytes(Replies.HandlerFailed(e.Message)), true); // as the server's handler path says it
         }
     }
 
@@ -103,9 +107,6 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IRequestForwarder
         return await link.ExchangeAsync(request, deadline.Remaining(), cancellationToken).ConfigureAwait(false);
     }
 
-#if NET6_0_OR_GREATER
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
-#endif
     private async ValueTask<byte[]> AskOnConnectionAsync(long connectionId, byte[] request, IStreamConnector? loop, Deadline deadline, CancellationToken cancellationToken)
     {
         if (!_links.TryGetValue(connectionId, out var link))
@@ -214,8 +215,11 @@ public sealed class UpstreamHandler : IConnectionAwareHandler, IRequestForwarder
     {
         private readonly long _at; // Stopwatch ticks; 0: none
 
+        // Past what a timer takes (about 24 days), a timeout is none.
         public Deadline(TimeSpan timeout) =>
-            _at = timeout == Timeout.InfiniteTimeSpan ? 0 : Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+            _at = timeout == Timeout.InfiniteTimeSpan || timeout.TotalMilliseconds >= int.MaxValue
+                ? 0
+                : Stopwatch.GetTimestamp() + (long)(Math.Max(0, timeout.TotalSeconds) * Stopwatch.Frequency);
 
         public bool IsSet => _at != 0;
 

@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics;
 using System.IO;
 using System.Net;
 using System.Net.Sockets;
@@ -26,7 +27,9 @@ internal sealed class UpstreamLink : IDisposable
     private readonly bool _lineFramed;
     private readonly byte[] _buffer = new byte[4096];
     private byte[] _request = new byte[64];
+    private static readonly long TimerSlack = Stopwatch.Frequency / 50; // a timer may come a little before its time
     private Timer? _deadline; // one per link, moved for each exchange: no timer made per request
+    private long _dueAt; // the running exchange's deadline, in Stopwatch ticks
     private int _state;
 
     private UpstreamLink(Stream stream, Framing framing)
@@ -88,18 +91,26 @@ internal sealed class UpstreamLink : IDisposable
     /// (<see cref="Timeout.InfiniteTimeSpan"/>: none) closes the connection under the exchange and is
     /// <see cref="Replies.UpstreamTimedOut"/>; a cancel closes it too, and is an <see cref="OperationCanceledException"/>.
     /// </summary>
-#if NET6_0_OR_GREATER
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
-#endif
     public async ValueTask<byte[]> ExchangeAsync(byte[] request, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        if (Volatile.Read(ref _state) == TimedOut)
+        {
+            // A deadline that came as the last reply did closed the socket: nothing sent, so a new connection may ask.
+            throw new UpstreamFailedException(Replies.UpstreamClosed, true);
+        }
+
         Used = true;
         var received = false;
         var length = Frame(request);
+        if (timeout != Timeout.InfiniteTimeSpan)
+        {
+            Volatile.Write(ref _dueAt, Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency));
+        }
+
         Volatile.Write(ref _state, Exchanging);
         if (timeout != Timeout.InfiniteTimeSpan)
         {
-            (_deadline ??= new Timer(static s => ((UpstreamLink)s!).OnDeadline(), this, Timeout.Infinite, Timeout.Infinite)).Change(timeout, Timeout.InfiniteTimeSpan);
+            MoveDeadline(timeout);
         }
 
         var cancel = cancellationToken.CanBeCanceled ? cancellationToken.Register(static s => ((IDisposable)s!).Dispose(), _stream) : default;
@@ -155,8 +166,11 @@ internal sealed class UpstreamLink : IDisposable
         finally
         {
             cancel.Dispose();
-            _deadline?.Change(Timeout.Infinite, Timeout.Infinite);
             Interlocked.CompareExchange(ref _state, Idle, Exchanging); // a deadline that came leaves TimedOut: the socket is closed
+            if (timeout != Timeout.InfiniteTimeSpan)
+            {
+                MoveDeadline(Timeout.InfiniteTimeSpan);
+            }
         }
     }
 
@@ -178,9 +192,30 @@ internal sealed class UpstreamLink : IDisposable
         return length;
     }
 
-    /// <summary>The exchange's time is up (a timer thread): if it still runs, its socket closes under it.</summary>
+    /// <summary>Arms the link's one timer for the exchange, or rests it; a link closed meanwhile has none.</summary>
+    private void MoveDeadline(TimeSpan due)
+    {
+        try
+        {
+            (_deadline ??= new Timer(static s => ((UpstreamLink)s!).OnDeadline(), this, Timeout.Infinite, Timeout.Infinite)).Change(due, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed with the link: the exchange fails on its closed socket anyway.
+        }
+    }
+
+    /// <summary>
+    /// The exchange's time is up (a timer thread): if it still runs, its socket closes under it. A callback
+    /// already on its way when its exchange ended, and the next began, finds that one not yet due, and leaves it.
+    /// </summary>
     private void OnDeadline()
     {
+        if (Volatile.Read(ref _state) != Exchanging || Stopwatch.GetTimestamp() < Volatile.Read(ref _dueAt) - TimerSlack)
+        {
+            return;
+        }
+
         if (Interlocked.CompareExchange(ref _state, TimedOut, Exchanging) == Exchanging)
         {
             _stream.Dispose();
@@ -189,6 +224,9 @@ internal sealed class UpstreamLink : IDisposable
 
     /// <summary>Closes the connection; any thread. An exchange under way then fails (and leaves the reply
     /// reader empty itself: its pooled buffer is never touched from two threads).</summary>
-    public void Dispose() => _stream.Dispose(); // its deadline, at rest between exchanges, holds nothing
-
+    public void Dispose()
+    {
+        _stream.Dispose();
+        _deadline?.Dispose();
+    }
 }

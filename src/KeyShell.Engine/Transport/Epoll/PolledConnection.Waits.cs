@@ -64,7 +64,10 @@ internal sealed partial class PolledConnection
         }
         finally
         {
-            scratch.Release();
+            if (_handled is null)
+            {
+                scratch.Release(); // not when the reply led straight into the next wait, which writes into it now
+            }
         }
     }
 
