@@ -20,7 +20,11 @@ internal sealed class ScriptedServer : IDisposable
     private int _reads;
 
     public ScriptedServer(Func<string, (string Reply, bool Close)> script)
-        : this(read => script(read) is var (reply, close) ? (Encoding.UTF8.GetBytes(reply), close) : default)
+        : this(read =>
+        {
+            var (reply, close) = script(read);
+            return (Encoding.UTF8.GetBytes(reply), close);
+        })
     {
     }
 

@@ -22,12 +22,12 @@ namespace KeyShell.Engine.Server.Upstream;
 internal sealed class UpstreamLink : IDisposable
 {
     private const int Idle = 0, Exchanging = 1, TimedOut = 2;
+    private static readonly long TimerSlack = Stopwatch.Frequency / 50; // a timer may come a little before its time
     private readonly Stream _stream;
     private readonly ReplyReader _replies;
     private readonly bool _lineFramed;
     private readonly byte[] _buffer = new byte[4096];
     private byte[] _request = new byte[64];
-    private static readonly long TimerSlack = Stopwatch.Frequency / 50; // a timer may come a little before its time
     private Timer? _deadline; // one per link, moved for each exchange: no timer made per request
     private long _dueAt; // the running exchange's deadline, in Stopwatch ticks
     private int _state;
@@ -102,13 +102,14 @@ internal sealed class UpstreamLink : IDisposable
         Used = true;
         var received = false;
         var length = Frame(request);
-        if (timeout != Timeout.InfiniteTimeSpan)
+        var bounded = timeout != Timeout.InfiniteTimeSpan;
+        if (bounded)
         {
-            Volatile.Write(ref _dueAt, Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency));
+            Volatile.Write(ref _dueAt, Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency)); // before the state: OnDeadline reads it after
         }
 
         Volatile.Write(ref _state, Exchanging);
-        if (timeout != Timeout.InfiniteTimeSpan)
+        if (bounded)
         {
             MoveDeadline(timeout);
         }
@@ -123,14 +124,7 @@ internal sealed class UpstreamLink : IDisposable
                 var count = await TransportPlatform.ReadAsync(_stream, _buffer).ConfigureAwait(false);
                 if (count == 0)
                 {
-                    // A socket closed under the read by a deadline or a cancel may read as an end, too.
-                    cancellationToken.ThrowIfCancellationRequested();
-                    if (Volatile.Read(ref _state) == TimedOut)
-                    {
-                        _replies.Reset();
-                        throw new UpstreamFailedException(Replies.UpstreamTimedOut, false);
-                    }
-
+                    ThrowIfCutShort(cancellationToken, null); // a socket closed under the read may read as an end, too
                     throw _replies.PendingCount > 0
                         ? new UpstreamFailedException(Replies.UpstreamClosedMidReply(Encoding.UTF8.GetString(_replies.TakeUnfinished())), false)
                         : new UpstreamFailedException(Replies.UpstreamClosed, true);
@@ -149,12 +143,7 @@ internal sealed class UpstreamLink : IDisposable
         catch (Exception e) when (e is not UpstreamFailedException)
         {
             _replies.Reset(); // only the exchange touches the reader: after one, it holds nothing
-            cancellationToken.ThrowIfCancellationRequested();
-            if (Volatile.Read(ref _state) == TimedOut)
-            {
-                throw new UpstreamFailedException(Replies.UpstreamTimedOut, false, e);
-            }
-
+            ThrowIfCutShort(cancellationToken, e);
             throw e switch
             {
                 Protocol.ProtocolViolationException => new UpstreamFailedException(Replies.UpstreamReplyTooLong, false, e),
@@ -167,10 +156,21 @@ internal sealed class UpstreamLink : IDisposable
         {
             cancel.Dispose();
             Interlocked.CompareExchange(ref _state, Idle, Exchanging); // a deadline that came leaves TimedOut: the socket is closed
-            if (timeout != Timeout.InfiniteTimeSpan)
+            if (bounded)
             {
                 MoveDeadline(Timeout.InfiniteTimeSpan);
             }
+        }
+    }
+
+    /// <summary>An exchange whose socket its cancel or its deadline closed fails as that, whatever the socket said.</summary>
+    private void ThrowIfCutShort(CancellationToken cancellationToken, Exception? inner)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (Volatile.Read(ref _state) == TimedOut)
+        {
+            _replies.Reset();
+            throw new UpstreamFailedException(Replies.UpstreamTimedOut, false, inner);
         }
     }
 
