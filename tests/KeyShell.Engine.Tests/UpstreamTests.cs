@@ -296,6 +296,16 @@ public class UpstreamTests : TransportTests
         Assert.Equal(text, error.Target);
     }
 
+    [Theory]
+    [InlineData("http://127.0.0.1:8080")]
+    [InlineData("tcp://seed.example:8080")]
+    public void AnUpstreamGivenAsAUrlIsToldToDropTheScheme(string text)
+    {
+        var error = Assert.Throws<KeyServerException>(() => UpstreamTarget.Parse(text));
+        Assert.Equal(KeyServerErrorKind.InvalidUpstream, error.Kind);
+        Assert.Contains("with no scheme", error.Message);
+    }
+
     [Fact]
     public void TheServerNamesItsUpstream()
     {

@@ -31,6 +31,11 @@ public sealed class UpstreamTarget
     public static UpstreamTarget Parse(string text)
     {
         var value = text?.Trim() ?? string.Empty;
+        if (value.IndexOf("://", StringComparison.Ordinal) >= 0)
+        {
+            throw Invalid(text, "give it as host:port, with no scheme, for example 127.0.0.1:8080");
+        }
+
         var colon = value.LastIndexOf(':');
         if (colon <= 0 || colon == value.Length - 1)
         {
