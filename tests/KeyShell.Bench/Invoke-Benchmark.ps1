@@ -138,9 +138,12 @@ try {
     }
 
     # The test double (log off, alternating within each round): a server with faults that hit no request
-    # against one without (what defining faults costs), and upstream mode in front of the plain server against
-    # that server itself (what the front adds: its rate, and its median latency beside the direct one).
-    $doubleTargets = @($targets[1], (Start-BenchServer -ModuleManifest $ModuleManifest -Answer FaultsThatHitNothing))
+    # against one without (what defining faults costs: two fresh servers, each warmed on every scenario they are
+    # compared on, as a server that has already run the load above would have its accept path compiled and the
+    # other not), and upstream mode in front of the plain server against that server itself (what the front
+    # adds: its rate, and its median latency beside the direct one).
+    $faultScenarios = @($scenarios | Where-Object Name -In 'PerMessage x8', 'Persistent x8', 'Pipelined 16 x8')
+    $doubleTargets = @((Start-BenchServer -ModuleManifest $ModuleManifest), (Start-BenchServer -ModuleManifest $ModuleManifest -Answer FaultsThatHitNothing))
     $front = Start-BenchServer -ModuleManifest $ModuleManifest -Upstream "127.0.0.1:$($targets[1].Port)"
     $proxyd = Start-Proxyd -Root $Root -OutDirectory $OutDirectory -UpstreamPort $targets[1].Port
     if (-not $proxyd) { Write-Warning 'proxyd could not be compiled (tests/KeyShell.Bench/tools/proxyd.c and a C compiler): upstream mode is measured with no proxy limit.' }
@@ -148,8 +151,11 @@ try {
     if (-not $socat) { Write-Warning 'socat is not on PATH: upstream mode is measured with no proxy yardstick. Install the Debian package socat to compare.' }
     $proxy = @(); $proxyLimit = @(); $frontOverLimit = @()
     try {
-        foreach ($target in @($doubleTargets) + $front) { $null = Invoke-Keyload -Keyload $keyload -Port $target.Port -Wire line -Mode persist -Workers 8 -PerWorker 2000 } # warm-up
-        $faulted = @(Compare-BenchPair -Keyload $keyload -Pair $doubleTargets -Scenarios ($scenarios | Where-Object Name -In 'PerMessage x8', 'Persistent x8', 'Pipelined 16 x8') -Rounds $Rounds)
+        foreach ($target in $doubleTargets) {
+            foreach ($scenario in $faultScenarios) { $null = Invoke-Keyload -Keyload $keyload -Port $target.Port -Wire line -Mode $scenario.Mode -Workers $scenario.Workers -PerWorker ([math]::Max(200, $scenario.PerWorker / 5)) -Depth $scenario.Depth } # warm-up
+        }
+        $null = Invoke-Keyload -Keyload $keyload -Port $front.Port -Wire line -Mode persist -Workers 8 -PerWorker 2000 # warm-up
+        $faulted = @(Compare-BenchPair -Keyload $keyload -Pair $doubleTargets -Scenarios $faultScenarios -Rounds $Rounds)
         $upstream = @(Compare-BenchPair -Keyload $keyload -Pair @($targets[1], $front) -Scenarios ($scenarios | Where-Object Name -In 'Persistent x8') -Rounds $Rounds)
         if ($proxyd) {
             $proxyLimit = @(Compare-BenchPair -Keyload $keyload -Pair @($targets[1], $proxyd) -Scenarios ($scenarios | Where-Object Name -In 'Persistent x8') -Rounds $Rounds)
@@ -157,7 +163,7 @@ try {
         }
         if ($socat) { $proxy = @(Compare-BenchPair -Keyload $keyload -Pair @($targets[1], $socat) -Scenarios ($scenarios | Where-Object Name -In 'Persistent x8') -Rounds $Rounds) }
     }
-    finally { Stop-BenchServer $doubleTargets[1]; Stop-BenchServer $front; if ($proxyd -and -not $proxyd.Process.HasExited) { $proxyd.Process.Kill() }; if ($socat) { Stop-Socat $socat } }
+    finally { $doubleTargets | ForEach-Object { Stop-BenchServer $_ }; Stop-BenchServer $front; if ($proxyd -and -not $proxyd.Process.HasExited) { $proxyd.Process.Kill() }; if ($socat) { Stop-Socat $socat } }
 
     # The seed's console: the same logging server in the background and under Start-KeyServer -Wait, which
     # echoes connections and requests (its output read as a terminal would), alternating within each round.
@@ -274,11 +280,20 @@ $cpuTable | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
 Write-Host ('Memory: {0:N1} KiB per idle connection (1,000 open); working set {1:N1} MiB before 1M requests, {2:N1} MiB after, {3:N1} MiB after 2M.' -f ($memory.BytesPerIdleConnection / 1KB), ($memory.Before1MRequestsBytes / 1MB), ($memory.After1MRequestsBytes / 1MB), ($memory.After2MRequestsBytes / 1MB))
 Write-Host ('Programmable, 8 persistent connections (log off): ' + (($programmed | ForEach-Object { '{0} {1:N0}/s{2}' -f $_.Target, $_.RequestsPerSecond, $(if ($_.Errors) { " ERR $($_.Errors)" }) }) -join '; '))
 Write-BenchPair -Title "Meters: a MeterListener on KeyShell.Server attached vs none (log off; medians of $Rounds alternating rounds; the listener counted $metered requests):" -First without -Second with -Rows $meters
-Write-BenchPair -Title "Faults defined that hit no request (two faults, every client counted and tried) vs none (log off; medians of $Rounds alternating rounds):" -First none -Second faults -Rows $faulted
+Write-BenchPair -Title "Faults defined that hit no request (two faults, every client counted and tried) vs none (log off; two fresh servers warmed alike; medians of $Rounds alternating rounds):" -First none -Second faults -Rows $faulted
 Write-BenchPair -Title "Upstream mode: a front (Start-KeyServer -Upstream) before the plain server vs that server directly (log off; medians of $Rounds alternating rounds; the front's CPU only):" -First direct -Second front -Rows $upstream
 if ($proxyLimit) {
     Write-BenchPair -Title "The proxy's limit: proxyd (the least a proxy can do: one epoll thread per loop, each read sent on at once) before the same server vs that server directly (log off; medians of $Rounds alternating rounds):" -First direct -Second proxyd -Rows $proxyLimit
     Write-BenchPair -Title "Upstream mode against that limit: the front vs proxyd, alternating (log off; medians of $Rounds rounds):" -First proxyd -Second front -Rows $frontOverLimit
+}
+# The lines upstream mode is held to, read off the tables above, with the least proxy's figures beside them:
+# where the load generator, the proxy and the server share the cores, even proxyd lands near them.
+$upstreamRow = @($upstream)[0]
+if ($upstreamRow) {
+    $line = 'Upstream mode, 8 persistent connections: +{0:N0} us to the median (line: under 100), {1:0.00} of the direct rate (line: at least 0.50)' -f ($upstreamRow.SecondP50 - $upstreamRow.FirstP50), $upstreamRow.Ratio
+    $limitRow = @($proxyLimit)[0]
+    if ($limitRow) { $line += '; proxyd in the same run: +{0:N0} us, {1:0.00}' -f ($limitRow.SecondP50 - $limitRow.FirstP50), $limitRow.Ratio }
+    Write-Host "$line.`n"
 }
 if ($proxy) { Write-BenchPair -Title "The proxy's yardstick: socat (a process per connection copying bytes) before the same server vs that server directly (log off; medians of $Rounds alternating rounds):" -First direct -Second socat -Rows $proxy }
 Write-BenchPair -Title "The seed's console: Start-KeyServer -Wait (echoing every connection and request it can show) vs the same server in the background (log on; medians of $Rounds alternating rounds):" -First background -Second wait -Rows $console

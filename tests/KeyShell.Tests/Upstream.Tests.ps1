@@ -78,6 +78,14 @@ Describe 'Start-KeyServer -Upstream' {
         (Invoke-KeyClient -Sequences 'a 1' -Port $front.Port).Reply | Should -Be 'Response for the key 1 : 45'
     }
 
+    It 'warns that Set-KeyServer -KeyMap on it is not used, naming the upstream' {
+        $upstream = Start-KeyServer -Port 0 -NoLog
+        $front = Start-KeyServer -Port 0 -NoLog -Upstream "127.0.0.1:$($upstream.Port)"
+        $front | Set-KeyServer -KeyMap @{ '1' = 'the front''s own' } -WarningVariable warned -WarningAction SilentlyContinue
+        "$warned" | Should -BeLike "*answers through its upstream (127.0.0.1:$($upstream.Port))*not used*"
+        (Invoke-KeyClient -Sequences 'a 1' -Port $front.Port).Reply | Should -Be 'Response for the key 1 : 45'
+    }
+
     It 'shows its upstream in Get-KeyServer' {
         $upstream = Start-KeyServer -Port 0 -NoLog
         $front = Start-KeyServer -Port 0 -NoLog -Upstream "127.0.0.1:$($upstream.Port)" -UpstreamFraming Legacy -UpstreamConnection PerMessage -HandlerTimeoutSec 7

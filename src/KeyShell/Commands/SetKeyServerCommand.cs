@@ -4,6 +4,7 @@ using System.Security.Cryptography.X509Certificates;
 using KeyShell.Engine.Faults;
 using KeyShell.Engine.Security;
 using KeyShell.Engine.Server;
+using KeyShell.Engine.Server.Upstream;
 
 namespace KeyShell.Commands;
 
@@ -136,7 +137,11 @@ public sealed class SetKeyServerCommand : KeyServerTargetCmdlet
 
             if (_map is not null)
             {
-                if (server.Handler is not null)
+                if (server.Handler is UpstreamHandler upstream)
+                {
+                    WriteWarning($"The server on port {server.Port} answers through its upstream ({upstream.Target}); the new map is kept but not used.");
+                }
+                else if (server.Handler is not null)
                 {
                     WriteWarning($"The server on port {server.Port} answers through its -Handler; the new map is kept but not used.");
                 }
