@@ -307,6 +307,27 @@ public class UpstreamTests : TransportTests
     }
 
     [Fact]
+    public async Task ADeadlineLeftArmedByAnEarlierExchangeNeverCutsALaterUnboundedOneShort()
+    {
+        // The link's one timer stays armed after an exchange; an unbounded exchange that outlasts it must not be cut.
+        // If the first exchange itself runs out of time on a busy machine, the second gets a new link, and passes too.
+        var bounded = TimeSpan.FromMilliseconds(300);
+        using var upstream = new ScriptedServer(request =>
+        {
+            var key = int.Parse(request.Trim().Split(' ')[1]);
+            if (key == 2)
+            {
+                Thread.Sleep(bounded * 3); // past the first exchange's deadline
+            }
+
+            return (Reply(key) + "\n", false);
+        });
+        using var handler = new UpstreamHandler(new UpstreamTarget("127.0.0.1", upstream.Port), Framing.Line, ConnectionMode.Persistent);
+        _ = await ((IRequestForwarder)handler).ForwardAsync(1, System.Text.Encoding.ASCII.GetBytes("a 1"), bounded, CancellationToken.None).AsTask().WaitAsync(Bound);
+        Assert.Equal(Reply(2), await handler.HandleAsync(new KeyRequest("a", "2", 1, null), CancellationToken.None).WaitAsync(Bound));
+    }
+
+    [Fact]
     public void TheServerNamesItsUpstream()
     {
         using var front = StartFront(FreePort(), Framing.Line, ConnectionMode.Persistent);

@@ -103,11 +103,8 @@ internal sealed class UpstreamLink : IDisposable
         var received = false;
         var length = Frame(request);
         var bounded = timeout != Timeout.InfiniteTimeSpan;
-        if (bounded)
-        {
-            Volatile.Write(ref _dueAt, Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency)); // before the state: OnDeadline reads it after
-        }
-
+        // Before the state: OnDeadline reads it after. An unbounded exchange is never due, whatever an earlier one left armed.
+        Volatile.Write(ref _dueAt, bounded ? Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency) : long.MaxValue);
         Volatile.Write(ref _state, Exchanging);
         if (bounded)
         {
@@ -155,11 +152,9 @@ internal sealed class UpstreamLink : IDisposable
         finally
         {
             cancel.Dispose();
-            Interlocked.CompareExchange(ref _state, Idle, Exchanging); // a deadline that came leaves TimedOut: the socket is closed
-            if (bounded)
-            {
-                MoveDeadline(Timeout.InfiniteTimeSpan);
-            }
+            // A deadline that came leaves TimedOut: the socket is closed. The timer is left armed (one move per
+            // exchange, not two): if it comes while the link is idle, or during a later exchange not yet due, it leaves it.
+            Interlocked.CompareExchange(ref _state, Idle, Exchanging);
         }
     }
 
@@ -192,7 +187,7 @@ internal sealed class UpstreamLink : IDisposable
         return length;
     }
 
-    /// <summary>Arms the link's one timer for the exchange, or rests it; a link closed meanwhile has none.</summary>
+    /// <summary>Arms the link's one timer for the exchange; a link closed meanwhile has none.</summary>
     private void MoveDeadline(TimeSpan due)
     {
         try
@@ -207,7 +202,7 @@ internal sealed class UpstreamLink : IDisposable
 
     /// <summary>
     /// The exchange's time is up (a timer thread): if it still runs, its socket closes under it. A callback
-    /// already on its way when its exchange ended, and the next began, finds that one not yet due, and leaves it.
+    /// armed for an exchange that has ended finds the link idle, or the next exchange not yet due, and leaves it.
     /// </summary>
     private void OnDeadline()
     {
